@@ -1,0 +1,19 @@
+module github.com/cfmint/cfmint
+
+go 1.26
+
+require (
+	github.com/cloudflare/cloudflare-go/v6 v6.10.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
+	github.com/sethvargo/go-envconfig v1.4.3
+	github.com/sethvargo/go-githubactions v1.4.0
+	golang.org/x/text v0.14.0
+	gopkg.in/yaml.v3 v3.0.1
+)
+
+require (
+	github.com/tidwall/gjson v1.14.4 // indirect
+	github.com/tidwall/match v1.1.1 // indirect
+	github.com/tidwall/pretty v1.2.1 // indirect
+	github.com/tidwall/sjson v1.2.5 // indirect
+)

@@ -1,0 +1,450 @@
+// Package cftoken is the only package that talks to Cloudflare's API (through cloudflare-go): permission groups, zones, and creating, verifying, listing and deleting tokens.
+package cftoken
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/cloudflare/cloudflare-go/v6/accounts"
+	"github.com/cloudflare/cloudflare-go/v6/option"
+	"github.com/cloudflare/cloudflare-go/v6/shared"
+	"github.com/cloudflare/cloudflare-go/v6/user"
+	"github.com/cloudflare/cloudflare-go/v6/zones"
+
+	"github.com/cfmint/cfmint/internal/policy"
+)
+
+// Owner says who owns a token: "account" or "user".
+type Owner string
+
+// The two owners.
+const (
+	OwnerAccount Owner = "account"
+	OwnerUser    Owner = "user"
+)
+
+// DefaultBaseURL is Cloudflare's API.
+const DefaultBaseURL = "https://api.cloudflare.com/client/v4"
+
+// Options configure a Client.
+type Options struct {
+	BaseURL    string       // API base, e.g. https://api.cloudflare.com/client/v4
+	HTTPClient *http.Client // required
+	// Attempts bounds tries of an idempotent call (lookups, list, delete); default 4.
+	Attempts int
+	// Backoff is the first retry's delay, doubled each time and jittered; default 500ms.
+	Backoff time.Duration
+	// RequestTimeout bounds one HTTP attempt; default 20s.
+	RequestTimeout time.Duration
+}
+
+// Client calls Cloudflare with one token.
+type Client struct {
+	o     Options
+	base  []option.RequestOption
+	token []option.RequestOption
+}
+
+// New returns a client that authenticates with token. Every SDK option is explicit: the SDK's
+// NewClient would also pick up CLOUDFLARE_API_TOKEN, CLOUDFLARE_API_KEY and friends from the
+// environment, and a job's environment may hold other credentials.
+func New(token string, o Options) *Client {
+	if o.BaseURL == "" {
+		o.BaseURL = DefaultBaseURL
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 4
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 500 * time.Millisecond
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 20 * time.Second
+	}
+	base := []option.RequestOption{
+		option.WithBaseURL(strings.TrimRight(o.BaseURL, "/") + "/"),
+		option.WithHTTPClient(o.HTTPClient),
+		// The SDK retries ten times by default, POST included: a retried create can mint a second
+		// token. cfmint retries idempotent calls itself and never retries a create.
+		option.WithMaxRetries(0),
+		option.WithRequestTimeout(o.RequestTimeout),
+	}
+	return &Client{o: o, base: base, token: []option.RequestOption{option.WithAPIToken(token)}}
+}
+
+func (c *Client) opts(extra ...option.RequestOption) []option.RequestOption {
+	out := append([]option.RequestOption{}, c.base...)
+	out = append(out, c.token...)
+	return append(out, extra...)
+}
+
+// retry runs an idempotent call until it succeeds, fails for good, runs out of attempts or the
+// context ends. Only 429, 5xx and transport errors are tried again; a 429's Retry-After is honoured.
+func (c *Client) retry(ctx context.Context, call func() error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = call()
+		if err == nil || attempt >= c.o.Attempts || ctx.Err() != nil {
+			return err
+		}
+		wait := c.o.Backoff << (attempt - 1)
+		wait = wait/2 + rand.N(wait/2+1) // jitter, so concurrent jobs do not retry in step
+		switch e := err.(type) {
+		case *APIError:
+			if !e.Retryable() {
+				return err
+			}
+			if e.RetryAfter > wait {
+				wait = e.RetryAfter
+			}
+		case *TransportError:
+		default:
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// PermissionGroups lists the groups the owner's tokens may be granted. It also returns the time
+// on Cloudflare's clock when the answer was sent (its Date header), measured against the local
+// monotonic clock, so that an expiry can be set on Cloudflare's clock.
+func (c *Client) PermissionGroups(ctx context.Context, owner Owner, accountID string) ([]policy.Group, ServerClock, error) {
+	var out []policy.Group
+	var clock ServerClock
+	err := c.retry(ctx, func() error {
+		out = out[:0]
+		var raw *http.Response
+		opts := c.opts(option.WithResponseInto(&raw))
+		if owner == OwnerUser {
+			page, err := user.NewTokenPermissionGroupService().List(ctx, user.TokenPermissionGroupListParams{}, opts...)
+			if err != nil {
+				return reduce("list permission groups", err)
+			}
+			for _, g := range page.Result {
+				out = append(out, policy.Group{ID: g.ID, Name: g.Name, Scopes: scopes(g.Scopes)})
+			}
+		} else {
+			page, err := accounts.NewTokenPermissionGroupService().List(ctx, acctGroups(accountID), opts...)
+			if err != nil {
+				return reduce("list permission groups", err)
+			}
+			for _, g := range page.Result {
+				out = append(out, policy.Group{ID: g.ID, Name: g.Name, Scopes: scopes(g.Scopes)})
+			}
+		}
+		clock = newServerClock(raw)
+		return nil
+	})
+	return out, clock, err
+}
+
+func scopes[S ~string](in []S) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// ServerClock reads Cloudflare's clock: the Date of an answer plus the time elapsed since.
+type ServerClock struct {
+	date time.Time // zero when the answer had no Date
+	at   time.Time // local time (with monotonic reading) when the answer arrived
+}
+
+func newServerClock(res *http.Response) ServerClock {
+	sc := ServerClock{at: time.Now()}
+	if res != nil {
+		if d, err := http.ParseTime(res.Header.Get("Date")); err == nil {
+			sc.date = d
+		}
+	}
+	return sc
+}
+
+// Now is Cloudflare's time now, or ok=false when no Date header was seen.
+func (s ServerClock) Now() (t time.Time, ok bool) {
+	if s.date.IsZero() {
+		return time.Time{}, false
+	}
+	return s.date.Add(time.Since(s.at)).UTC(), true
+}
+
+// Zone is a zone with its account.
+type Zone struct {
+	ID, Name, AccountID string
+}
+
+// FindZone looks a zone up by name among those the token can read.
+func (c *Client) FindZone(ctx context.Context, name string) ([]Zone, error) {
+	var out []Zone
+	err := c.retry(ctx, func() error {
+		out = out[:0]
+		page, err := zones.NewZoneService().List(ctx, zoneList(name), c.opts()...)
+		if err != nil {
+			return reduce(fmt.Sprintf("look up zone %q", name), err)
+		}
+		for _, z := range page.Result {
+			if strings.EqualFold(z.Name, name) {
+				out = append(out, Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetZone reads one zone by id.
+func (c *Client) GetZone(ctx context.Context, id string) (Zone, error) {
+	var out Zone
+	err := c.retry(ctx, func() error {
+		z, err := zones.NewZoneService().Get(ctx, zoneGet(id), c.opts()...)
+		if err != nil {
+			return reduce(fmt.Sprintf("look up zone %s", id), err)
+		}
+		out = Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID}
+		return nil
+	})
+	return out, err
+}
+
+// Minted is a token as the create call answered it.
+type Minted struct {
+	ID        string
+	Secret    string // the value: shown once, never to be printed
+	Name      string
+	Status    string
+	ExpiresOn time.Time
+	IPIn      []string
+	IPNotIn   []string
+}
+
+// Create creates a token. It is never retried: if the answer is lost, the token may exist, and a
+// second POST would mint a second one. The caller cleans up by name instead.
+func (c *Client) Create(ctx context.Context, owner Owner, accountID string, req policy.Request) (*Minted, error) {
+	pols := make([]shared.TokenPolicyParam, 0, len(req.Policies))
+	for _, p := range req.Policies {
+		groups := make([]shared.TokenPolicyPermissionGroupParam, len(p.Groups))
+		for i, g := range p.Groups {
+			groups[i].ID.Value, groups[i].ID.Present = g.ID, true
+		}
+		var tp shared.TokenPolicyParam
+		tp.Effect.Value, tp.Effect.Present = shared.TokenPolicyEffectAllow, true
+		tp.PermissionGroups.Value, tp.PermissionGroups.Present = groups, true
+		tp.Resources.Value, tp.Resources.Present = resources(p.Resources), true
+		pols = append(pols, tp)
+	}
+	var cidrs []string
+	for _, p := range req.CIDRs {
+		cidrs = append(cidrs, p.String())
+	}
+	const op = "create the token"
+	if owner == OwnerUser {
+		var body user.TokenNewParams
+		body.Name.Value, body.Name.Present = req.Name, true
+		body.Policies.Value, body.Policies.Present = pols, true
+		body.ExpiresOn.Value, body.ExpiresOn.Present = req.ExpiresOn.UTC(), true
+		if len(cidrs) > 0 {
+			body.Condition.Present = true
+			body.Condition.Value.RequestIP.Present = true
+			body.Condition.Value.RequestIP.Value.In.Value, body.Condition.Value.RequestIP.Value.In.Present = cidrs, true
+		}
+		res, err := user.NewTokenService().New(ctx, body, c.opts()...)
+		if err != nil {
+			return nil, reduce(op, err)
+		}
+		return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
+	}
+	var body accounts.TokenNewParams
+	body.AccountID.Value, body.AccountID.Present = accountID, true
+	body.Name.Value, body.Name.Present = req.Name, true
+	body.Policies.Value, body.Policies.Present = pols, true
+	body.ExpiresOn.Value, body.ExpiresOn.Present = req.ExpiresOn.UTC(), true
+	if len(cidrs) > 0 {
+		body.Condition.Present = true
+		body.Condition.Value.RequestIP.Present = true
+		body.Condition.Value.RequestIP.Value.In.Value, body.Condition.Value.RequestIP.Value.In.Present = cidrs, true
+	}
+	res, err := accounts.NewTokenService().New(ctx, body, c.opts()...)
+	if err != nil {
+		return nil, reduce(op, err)
+	}
+	return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
+}
+
+// resources converts a policy's resource map to the SDK's union; policy.Build never mixes flat
+// and nested forms in one map.
+func resources(m map[string]any) shared.TokenPolicyResourcesUnionParam {
+	flat := shared.TokenPolicyResourcesIAMResourcesTypeObjectStringParam{}
+	nested := shared.TokenPolicyResourcesIAMResourcesTypeObjectNestedParam{}
+	for k, v := range m {
+		switch v := v.(type) {
+		case string:
+			flat[k] = v
+		case map[string]any:
+			inner := map[string]string{}
+			for ik, iv := range v {
+				inner[ik] = fmt.Sprint(iv)
+			}
+			nested[k] = inner
+		}
+	}
+	if len(nested) > 0 {
+		return nested
+	}
+	return flat
+}
+
+// Verify checks a token with the token itself, so it needs no permission. It answers "active"
+// (or another status) for a token Cloudflare knows.
+func (c *Client) Verify(ctx context.Context, owner Owner, accountID, secret string) (string, error) {
+	opts := c.opts(option.WithAPIToken(secret))
+	const op = "verify the new token"
+	if owner == OwnerUser {
+		res, err := user.NewTokenService().Verify(ctx, opts...)
+		if err != nil {
+			return "", reduce(op, err)
+		}
+		return string(res.Status), nil
+	}
+	res, err := accounts.NewTokenService().Verify(ctx, acctVerify(accountID), opts...)
+	if err != nil {
+		return "", reduce(op, err)
+	}
+	return string(res.Status), nil
+}
+
+// Delete deletes a token, retrying what can succeed. A token that does not exist gives
+// ErrNotFound: for a revoke that means it is already gone.
+func (c *Client) Delete(ctx context.Context, owner Owner, accountID, id string) error {
+	op := "delete token " + id
+	return c.retry(ctx, func() error {
+		var err error
+		if owner == OwnerUser {
+			_, err = user.NewTokenService().Delete(ctx, id, c.opts()...)
+		} else {
+			_, err = accounts.NewTokenService().Delete(ctx, id, acctDelete(accountID), c.opts()...)
+		}
+		err = reduce(op, err)
+		if ae, ok := err.(*APIError); ok && ae.Status == http.StatusNotFound {
+			return ErrNotFound
+		}
+		return err
+	})
+}
+
+// Listed is a token as the list call shows it (no secret).
+type Listed struct {
+	ID, Name, Status    string
+	IssuedOn, ExpiresOn time.Time
+}
+
+// List lists every token of the owner, page by page.
+func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Listed, error) {
+	var out []Listed
+	for page := 1; ; page++ {
+		var got []shared.Token
+		var more bool
+		err := c.retry(ctx, func() error {
+			var err error
+			got, more, err = c.listPage(ctx, owner, accountID, page)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range got {
+			out = append(out, Listed{ID: t.ID, Name: t.Name, Status: string(t.Status), IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn})
+		}
+		if !more || page >= 1000 {
+			return out, nil
+		}
+	}
+}
+
+// listPage reads one page; the SDK does not parse total_pages, so a full page means "look again".
+func (c *Client) listPage(ctx context.Context, owner Owner, accountID string, page int) ([]shared.Token, bool, error) {
+	const perPage = 50
+	const op = "list tokens"
+	if owner == OwnerUser {
+		res, err := user.NewTokenService().List(ctx, userList(page, perPage), c.opts()...)
+		if err != nil {
+			return nil, false, reduce(op, err)
+		}
+		return res.Result, len(res.Result) == perPage, nil
+	}
+	res, err := accounts.NewTokenService().List(ctx, acctList(accountID, page, perPage), c.opts()...)
+	if err != nil {
+		return nil, false, reduce(op, err)
+	}
+	return res.Result, len(res.Result) == perPage, nil
+}
+
+// PrefixFor returns the CIDR of one address: /32 or /128.
+func PrefixFor(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
+// The SDK's param.Field lives in an internal package, and its F helper in the root package, which
+// would link every Cloudflare product into the binary (twice its size); so fields are set by hand.
+
+func acctGroups(accountID string) accounts.TokenPermissionGroupListParams {
+	var p accounts.TokenPermissionGroupListParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	return p
+}
+
+func acctVerify(accountID string) accounts.TokenVerifyParams {
+	var p accounts.TokenVerifyParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	return p
+}
+
+func acctDelete(accountID string) accounts.TokenDeleteParams {
+	var p accounts.TokenDeleteParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	return p
+}
+
+func zoneList(name string) zones.ZoneListParams {
+	var p zones.ZoneListParams
+	p.Name.Value, p.Name.Present = name, true
+	p.PerPage.Value, p.PerPage.Present = 50, true
+	return p
+}
+
+func zoneGet(id string) zones.ZoneGetParams {
+	var p zones.ZoneGetParams
+	p.ZoneID.Value, p.ZoneID.Present = id, true
+	return p
+}
+
+func userList(page, perPage int) user.TokenListParams {
+	var p user.TokenListParams
+	p.Page.Value, p.Page.Present = float64(page), true
+	p.PerPage.Value, p.PerPage.Present = float64(perPage), true
+	return p
+}
+
+func acctList(accountID string, page, perPage int) accounts.TokenListParams {
+	var p accounts.TokenListParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	p.Page.Value, p.Page.Present = float64(page), true
+	p.PerPage.Value, p.PerPage.Present = float64(perPage), true
+	return p
+}

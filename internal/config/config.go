@@ -1,0 +1,438 @@
+// Package config turns the action's inputs into a validated Config; every error names the input as the user typed it.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Bounds of the ttl input. A token that outlives its job is the thing cfmint exists to prevent,
+// and one that dies within a minute cannot finish a deploy.
+const (
+	MinTTL     = time.Minute
+	MaxTTL     = 6 * time.Hour
+	DefaultTTL = 15 * time.Minute
+	// MaxNameLen is Cloudflare's limit on a token name.
+	MaxNameLen = 120
+)
+
+// Owner says who owns a minted token.
+type Owner string
+
+// The two kinds of token owner.
+const (
+	OwnerAccount Owner = "account"
+	OwnerUser    Owner = "user"
+)
+
+// Presets are Cloudflare's minimum-permission sets for common jobs, by API group name.
+var Presets = map[string][]string{
+	"r2-upload":      {"Workers R2 Storage Write"},
+	"dns-edit":       {"DNS Write"},
+	"workers-deploy": {"Workers Scripts Write"},
+	"cache-purge":    {"Cache Purge"},
+	"analytics-read": {"Account Analytics Read"},
+}
+
+// PresetNames lists the presets in a stable order, for errors and docs.
+func PresetNames() []string {
+	names := make([]string, 0, len(Presets))
+	for n := range Presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Inputs are the action's inputs as the runner hands them over: raw strings.
+type Inputs struct {
+	BootstrapToken string `env:"BOOTSTRAP_TOKEN"`
+	AccountID      string `env:"ACCOUNT_ID"`
+	TokenOwner     string `env:"TOKEN_OWNER"`
+	Preset         string `env:"PRESET"`
+	Permissions    string `env:"PERMISSIONS"`
+	Zones          string `env:"ZONES"`
+	TTL            string `env:"TTL"`
+	IPFilter       string `env:"IP_FILTER"`
+	Name           string `env:"NAME"`
+	ExportEnv      string `env:"EXPORT_ENV"`
+	Revoke         string `env:"REVOKE"`
+
+	// ExportEnvSet tells an export-env that is set but empty (export nothing) from one that is
+	// not set at all (a terminal run: the default applies); go-envconfig sees both as empty.
+	ExportEnvSet bool
+}
+
+// InputLookuper maps go-envconfig's keys onto the runner's INPUT_* names. go-envconfig rejects
+// '-' in a key, and the runner keeps the hyphens of kebab-case inputs (INPUT_BOOTSTRAP-TOKEN).
+func InputLookuper(getenv func(string) (string, bool)) envconfig.Lookuper {
+	return envconfig.LookuperFunc(func(key string) (string, bool) {
+		return getenv("INPUT_" + strings.ReplaceAll(key, "_", "-"))
+	})
+}
+
+// ReadInputs reads the inputs from the runner's INPUT_* variables.
+func ReadInputs(ctx context.Context, getenv func(string) (string, bool)) (*Inputs, error) {
+	var in Inputs
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &in, Lookuper: InputLookuper(getenv)}); err != nil {
+		return nil, fmt.Errorf("failed to read inputs: %w", err)
+	}
+	_, in.ExportEnvSet = getenv("INPUT_EXPORT-ENV")
+	return &in, nil
+}
+
+// IPFilter is the parsed ip-filter input.
+type IPFilter struct {
+	Runner bool           // add the runner's own address(es)
+	None   bool           // no filter at all
+	CIDRs  []netip.Prefix // fixed ranges, canonical
+}
+
+// Zones is the parsed zones input.
+type Zones struct {
+	All   bool     // "*": every zone of the account
+	Names []string // zone names, lower case
+	IDs   []string // zone ids
+}
+
+// Empty reports whether no zone was named.
+func (z Zones) Empty() bool { return !z.All && len(z.Names) == 0 && len(z.IDs) == 0 }
+
+// Config is the validated request for one mint.
+type Config struct {
+	BootstrapToken string // secret: never print, wrap or store
+	AccountID      string
+	Owner          Owner
+	Preset         string
+	Permissions    []string // permission lines as written, split on newlines; commas are split later, knowing the names
+	Zones          Zones
+	TTL            time.Duration
+	IPFilter       IPFilter
+	Name           string
+	ExportEnv      string
+	Revoke         bool
+}
+
+// Context is what the runner says about the run, used to name the token.
+type Context struct {
+	Repository, RunID, RunAttempt, Job, Action string
+}
+
+var (
+	hex32      = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	zoneName   = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$`)
+	reservedEv = []string{"GITHUB_", "RUNNER_", "ACTIONS_"}
+	blockedEv  = map[string]bool{"PATH": true, "HOME": true, "NODE_OPTIONS": true, "LD_PRELOAD": true, "LD_LIBRARY_PATH": true, "CLOUDFLARE_ACCOUNT_ID": true, "CLOUDFLARE_API_BASE_URL": true}
+)
+
+func val(s string) string { return strings.TrimSpace(s) }
+
+// inputError is one bad input: it names the input as the user writes it.
+func inputError(input, format string, args ...any) error {
+	return fmt.Errorf("input %q: %s", input, fmt.Sprintf(format, args...))
+}
+
+// Validate checks every input and reports every problem at once (errors.Join), each naming its
+// input, the bad value (never the secret) and what is allowed.
+func Validate(in *Inputs, rc Context) (*Config, error) {
+	var errs []error
+	c := &Config{}
+
+	tok := val(in.BootstrapToken)
+	switch {
+	case tok == "":
+		errs = append(errs, inputError("bootstrap-token", "is empty; set it to a secret holding a Cloudflare token that may create tokens (GitHub does not give secrets to workflows run from forks, so a pull request from a fork sees it empty)"))
+	case strings.IndexFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		// The value is secret, so the error says what is wrong without showing it.
+		errs = append(errs, inputError("bootstrap-token", "contains white space or control characters; paste the token alone, on one line"))
+	default:
+		c.BootstrapToken = tok
+	}
+
+	owner := val(in.TokenOwner)
+	switch strings.ToLower(owner) {
+	case "", "account":
+		c.Owner = OwnerAccount
+	case "user":
+		c.Owner = OwnerUser
+	default:
+		errs = append(errs, inputError("token-owner", "%q is not an owner; use account or user", owner))
+	}
+
+	acct := val(in.AccountID)
+	if acct != "" {
+		if !hex32.MatchString(strings.ToLower(acct)) {
+			errs = append(errs, inputError("account-id", "%q is not an account id; it is 32 hex characters, shown on the account's overview page in the dashboard", clip(acct)))
+		} else {
+			c.AccountID = strings.ToLower(acct)
+		}
+	} else if c.Owner == OwnerAccount {
+		errs = append(errs, inputError("account-id", "is empty; an account-owned token (token-owner: account) needs the account id (32 hex characters)"))
+	}
+
+	preset := val(in.Preset)
+	if preset != "" {
+		if _, ok := Presets[strings.ToLower(preset)]; !ok {
+			errs = append(errs, inputError("preset", "%q is not a preset; use one of %s", clip(preset), strings.Join(PresetNames(), ", ")))
+		} else {
+			c.Preset = strings.ToLower(preset)
+		}
+	}
+
+	perms := val(in.Permissions)
+	for _, line := range strings.Split(perms, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			if strings.IndexFunc(line, unicode.IsControl) >= 0 {
+				errs = append(errs, inputError("permissions", "%q contains control characters", clip(line)))
+				continue
+			}
+			c.Permissions = append(c.Permissions, line)
+		}
+	}
+	if preset == "" && perms == "" {
+		errs = append(errs, inputError("preset", "no permissions asked for; set preset (one of %s) or permissions (for example \"DNS Write\")", strings.Join(PresetNames(), ", ")))
+	}
+
+	zones := val(in.Zones)
+	z, zerrs := parseZones(zones)
+	c.Zones = z
+	errs = append(errs, zerrs...)
+
+	ttl := val(in.TTL)
+	if d, err := ParseTTL(ttl); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.TTL = d
+	}
+
+	ipf := val(in.IPFilter)
+	if f, err := ParseIPFilter(ipf); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.IPFilter = f
+	}
+
+	if ev := val(in.ExportEnv); !in.ExportEnvSet && ev == "" {
+		c.ExportEnv = "CLOUDFLARE_API_TOKEN"
+	} else if err := checkExportEnv(ev); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.ExportEnv = ev
+	}
+
+	rv := val(in.Revoke)
+	switch strings.ToLower(rv) {
+	case "", "true":
+		c.Revoke = true
+	case "false":
+		c.Revoke = false
+	default:
+		errs = append(errs, inputError("revoke", "%q is not a boolean; use true or false", clip(rv)))
+	}
+
+	name := val(in.Name)
+	if name != "" {
+		if err := CheckName(name); err != nil {
+			errs = append(errs, err)
+		} else {
+			c.Name = name
+		}
+	} else {
+		c.Name = DefaultName(rc, purpose(c))
+	}
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func purpose(c *Config) string {
+	switch {
+	case c.Preset != "" && len(c.Permissions) > 0:
+		return c.Preset + "+custom"
+	case c.Preset != "":
+		return c.Preset
+	default:
+		return "custom"
+	}
+}
+
+// ParseTTL parses the ttl input: a Go duration from MinTTL to MaxTTL; empty means DefaultTTL.
+func ParseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return DefaultTTL, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		if isDigits(s) {
+			return 0, inputError("ttl", "%q has no unit; write a duration such as 15m (allowed: 1m to 6h)", clip(s))
+		}
+		return 0, inputError("ttl", "%q is not a duration; write one such as 15m, 90s or 1h30m (allowed: 1m to 6h)", clip(s))
+	}
+	if d < MinTTL || d > MaxTTL {
+		return 0, inputError("ttl", "%q is outside the allowed range 1m to 6h", clip(s))
+	}
+	return d.Truncate(time.Second), nil
+}
+
+func isDigits(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && r != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// splitList splits a list input on commas, newlines and white space.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+}
+
+// ParseIPFilter parses the ip-filter input: runner, none, or CIDRs (bare addresses become /32 or
+// /128); runner may be combined with CIDRs. Empty means runner: the safe default.
+func ParseIPFilter(s string) (IPFilter, error) {
+	var f IPFilter
+	items := splitList(s)
+	if len(items) == 0 {
+		return IPFilter{Runner: true}, nil
+	}
+	var bad []string
+	seen := map[netip.Prefix]bool{}
+	for _, it := range items {
+		switch strings.ToLower(it) {
+		case "runner":
+			f.Runner = true
+			continue
+		case "none":
+			f.None = true
+			continue
+		}
+		p, err := ParseCIDR(it)
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		if !seen[p] {
+			seen[p] = true
+			f.CIDRs = append(f.CIDRs, p)
+		}
+	}
+	if len(bad) > 0 {
+		return IPFilter{}, inputError("ip-filter", "%s; allowed: runner, none, or CIDRs such as 198.51.100.0/24 or 2001:db8::/48", strings.Join(bad, "; "))
+	}
+	if f.None && (f.Runner || len(f.CIDRs) > 0) {
+		return IPFilter{}, inputError("ip-filter", "none cannot be combined with runner or CIDRs; write none alone for an unfiltered token")
+	}
+	return f, nil
+}
+
+// ParseCIDR parses one CIDR or bare address strictly: host bits must be zero, so that what the
+// user wrote is exactly the range Cloudflare will apply.
+func ParseCIDR(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", clip(s))
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", clip(s))
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 range; write the IPv4 form", clip(s))
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set; write %s", clip(s), m)
+	}
+	return p, nil
+}
+
+func parseZones(s string) (Zones, []error) {
+	var z Zones
+	var errs []error
+	for _, it := range splitList(s) {
+		lit := strings.ToLower(strings.TrimSuffix(it, "."))
+		switch {
+		case lit == "*":
+			z.All = true
+		case hex32.MatchString(lit):
+			z.IDs = append(z.IDs, lit)
+		case zoneName.MatchString(lit):
+			z.Names = append(z.Names, lit)
+		default:
+			errs = append(errs, inputError("zones", "%q is neither a zone name (example.com) nor a zone id (32 hex characters)", clip(it)))
+		}
+	}
+	if z.All && (len(z.Names) > 0 || len(z.IDs) > 0) {
+		errs = append(errs, inputError("zones", "* (every zone of the account) cannot be combined with named zones"))
+	}
+	return z, errs
+}
+
+func checkExportEnv(ev string) error {
+	if ev == "" {
+		return nil // outputs only
+	}
+	if !envName.MatchString(ev) {
+		return inputError("export-env", "%q is not a valid environment variable name; use letters, digits and _, not starting with a digit (or leave it empty to export nothing)", clip(ev))
+	}
+	up := strings.ToUpper(ev)
+	for _, p := range reservedEv {
+		if strings.HasPrefix(up, p) {
+			return inputError("export-env", "%q is reserved by GitHub Actions (names starting %s); use another name such as CLOUDFLARE_API_TOKEN", ev, p)
+		}
+	}
+	if blockedEv[up] {
+		return inputError("export-env", "%q would override a variable the job or cfmint relies on; use another name such as CLOUDFLARE_API_TOKEN", ev)
+	}
+	return nil
+}
+
+// fileCommandDelimiter is the heredoc delimiter go-githubactions writes outputs with.
+const fileCommandDelimiter = "_GitHubActionsFileCommandDelimeter_"
+
+// CheckName checks a token name given by the user.
+func CheckName(name string) error {
+	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return inputError("name", "%q contains control characters; use printable characters only", clip(strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return '?'
+			}
+			return r
+		}, name)))
+	}
+	if strings.Contains(name, fileCommandDelimiter) {
+		return inputError("name", "contains the runner's file-command delimiter %s, which could inject outputs; choose another name", fileCommandDelimiter)
+	}
+	if n := len([]rune(name)); n > MaxNameLen {
+		return inputError("name", "is %d characters long; Cloudflare allows at most %d", n, MaxNameLen)
+	}
+	return nil
+}
+
+// clip shortens a value quoted back in an error so one bad input cannot flood the log.
+func clip(s string) string {
+	if r := []rune(s); len(r) > 80 {
+		return string(r[:77]) + "..."
+	}
+	return s
+}

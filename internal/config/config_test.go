@@ -1,0 +1,243 @@
+package config
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ptr(s string) string { return s }
+
+// valid is a minimal good set of inputs; cases change one thing.
+func valid() *Inputs {
+	return &Inputs{
+		BootstrapToken: ptr("cfat_secretsecretsecret"),
+		AccountID:      ptr("0123456789abcdef0123456789abcdef"),
+		Preset:         ptr("workers-deploy"),
+	}
+}
+
+func TestReadInputsUsesRunnerNames(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"INPUT_BOOTSTRAP-TOKEN": "tok",
+		"INPUT_IP-FILTER":       "none",
+		"INPUT_EXPORT-ENV":      "",
+	}
+	in, err := ReadInputs(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.BootstrapToken != "tok" || in.IPFilter != "none" || in.TTL != "" {
+		t.Errorf("inputs = %+v", in)
+	}
+	if !in.ExportEnvSet || in.ExportEnv != "" {
+		t.Errorf("export-env = %q (set %v), want set and empty", in.ExportEnv, in.ExportEnvSet)
+	}
+}
+
+func TestValidateDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Validate(valid(), Context{Repository: "octo/site", RunID: "7", RunAttempt: "2", Job: "deploy", Action: "cf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Owner != OwnerAccount || c.TTL != 15*time.Minute || !c.IPFilter.Runner || c.IPFilter.None || !c.Revoke || c.ExportEnv != "CLOUDFLARE_API_TOKEN" {
+		t.Errorf("defaults wrong: %+v", c)
+	}
+	if want := "cfmint:octo/site:workers-deploy:7.2:deploy:cf"; c.Name != want {
+		t.Errorf("name = %q, want %q", c.Name, want)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		edit  func(*Inputs)
+		input string // the input the error must name
+		want  string // and a phrase it must hold
+	}{
+		{"empty bootstrap", func(in *Inputs) { in.BootstrapToken = ptr("") }, "bootstrap-token", "forks"},
+		{"whitespace bootstrap", func(in *Inputs) { in.BootstrapToken = ptr("  \t ") }, "bootstrap-token", "is empty"},
+		{"bootstrap with newline", func(in *Inputs) { in.BootstrapToken = ptr("abc\ndef") }, "bootstrap-token", "white space"},
+		{"owner", func(in *Inputs) { in.TokenOwner = ptr("team") }, "token-owner", `"team" is not an owner; use account or user`},
+		{"account id short", func(in *Inputs) { in.AccountID = ptr("1234") }, "account-id", "32 hex"},
+		{"account id missing for account owner", func(in *Inputs) { in.AccountID = ptr("") }, "account-id", "is empty"},
+		{"preset", func(in *Inputs) { in.Preset = ptr("deploy-all") }, "preset", "analytics-read, cache-purge, dns-edit, r2-upload, workers-deploy"},
+		{"nothing asked", func(in *Inputs) { in.Preset = ptr("") }, "preset", "no permissions asked for"},
+		{"ttl no unit", func(in *Inputs) { in.TTL = ptr("90") }, "ttl", "has no unit"},
+		{"ttl negative", func(in *Inputs) { in.TTL = ptr("-5m") }, "ttl", "1m to 6h"},
+		{"ttl zero", func(in *Inputs) { in.TTL = ptr("0s") }, "ttl", "1m to 6h"},
+		{"ttl too long", func(in *Inputs) { in.TTL = ptr("7h") }, "ttl", "1m to 6h"},
+		{"ttl overflow", func(in *Inputs) { in.TTL = ptr("1e9h") }, "ttl", "not a duration"},
+		{"ttl too short", func(in *Inputs) { in.TTL = ptr("30s") }, "ttl", "1m to 6h"},
+		{"cidr", func(in *Inputs) { in.IPFilter = ptr("10.0.0.0/33") }, "ip-filter", `"10.0.0.0/33" is not a CIDR`},
+		{"cidr host bits", func(in *Inputs) { in.IPFilter = ptr("198.51.100.7/24") }, "ip-filter", "write 198.51.100.0/24"},
+		{"ipv6 zone", func(in *Inputs) { in.IPFilter = ptr("fe80::1%eth0") }, "ip-filter", "not an IP address"},
+		{"ipv4-mapped", func(in *Inputs) { in.IPFilter = ptr("::ffff:10.0.0.0/104") }, "ip-filter", "IPv4-mapped"},
+		{"none with runner", func(in *Inputs) { in.IPFilter = ptr("none, runner") }, "ip-filter", "cannot be combined"},
+		{"word", func(in *Inputs) { in.IPFilter = ptr("everywhere") }, "ip-filter", `"everywhere" is not an IP address or CIDR`},
+		{"zone", func(in *Inputs) { in.Zones = ptr("not a zone!") }, "zones", "neither a zone name"},
+		{"zone star mixed", func(in *Inputs) { in.Zones = ptr("*, example.com") }, "zones", "cannot be combined"},
+		{"export-env bad", func(in *Inputs) { in.ExportEnv = ptr("1TOKEN") }, "export-env", "not a valid environment variable name"},
+		{"export-env equals", func(in *Inputs) { in.ExportEnv = ptr("A=B") }, "export-env", "not a valid environment variable name"},
+		{"export-env newline", func(in *Inputs) { in.ExportEnv = ptr("A\nB") }, "export-env", "not a valid environment variable name"},
+		{"export-env reserved", func(in *Inputs) { in.ExportEnv = ptr("GITHUB_TOKEN") }, "export-env", "reserved"},
+		{"export-env path", func(in *Inputs) { in.ExportEnv = ptr("PATH") }, "export-env", "override"},
+		{"name long", func(in *Inputs) { in.Name = ptr(strings.Repeat("n", 121)) }, "name", "at most 120"},
+		{"name control", func(in *Inputs) { in.Name = ptr("a\x1bb") }, "name", "control characters"},
+		{"name delimiter", func(in *Inputs) { in.Name = ptr("x_GitHubActionsFileCommandDelimeter_y") }, "name", "delimiter"},
+		{"revoke", func(in *Inputs) { in.Revoke = ptr("yes") }, "revoke", "use true or false"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := valid()
+			tc.edit(in)
+			_, err := Validate(in, Context{})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, `input "`+tc.input+`"`) || !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not name input %q with %q", msg, tc.input, tc.want)
+			}
+			if strings.Contains(msg, "cfat_secretsecretsecret") {
+				t.Errorf("error shows the bootstrap token: %q", msg)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	in := valid()
+	in.TTL = ptr("90")
+	in.IPFilter = ptr("nowhere")
+	in.TokenOwner = ptr("me")
+	_, err := Validate(in, Context{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, input := range []string{"ttl", "ip-filter", "token-owner"} {
+		if !strings.Contains(err.Error(), `input "`+input+`"`) {
+			t.Errorf("error %q does not mention %s", err, input)
+		}
+	}
+}
+
+func TestParseIPFilter(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in     string
+		runner bool
+		none   bool
+		cidrs  []string
+	}{
+		{"", true, false, nil},
+		{"runner", true, false, nil},
+		{"none", false, true, nil},
+		{"NONE", false, true, nil},
+		{"runner, 198.51.100.0/24", true, false, []string{"198.51.100.0/24"}},
+		{"203.0.113.7\n2001:db8::/48", false, false, []string{"203.0.113.7/32", "2001:db8::/48"}},
+		{"2001:db8::1", false, false, []string{"2001:db8::1/128"}},
+		{"10.0.0.0/8,10.0.0.0/8", false, false, []string{"10.0.0.0/8"}},
+	}
+	for _, tc := range cases {
+		f, err := ParseIPFilter(tc.in)
+		if err != nil {
+			t.Errorf("ParseIPFilter(%q): %v", tc.in, err)
+			continue
+		}
+		var got []string
+		for _, p := range f.CIDRs {
+			got = append(got, p.String())
+		}
+		if f.Runner != tc.runner || f.None != tc.none || strings.Join(got, " ") != strings.Join(tc.cidrs, " ") {
+			t.Errorf("ParseIPFilter(%q) = %+v, want runner=%v none=%v cidrs=%v", tc.in, f, tc.runner, tc.none, tc.cidrs)
+		}
+	}
+}
+
+func TestParseZones(t *testing.T) {
+	t.Parallel()
+	z, errs := parseZones("Example.COM., 0123456789abcdef0123456789abcdef\nsub.example.net")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if strings.Join(z.Names, " ") != "example.com sub.example.net" || len(z.IDs) != 1 || z.All {
+		t.Errorf("got %+v", z)
+	}
+	z, errs = parseZones("*")
+	if len(errs) > 0 || !z.All {
+		t.Errorf("* gave %+v %v", z, errs)
+	}
+}
+
+func TestDefaultName(t *testing.T) {
+	t.Parallel()
+	// Attacker-influenced parts (job and step names) cannot add separators or control characters.
+	n := DefaultName(Context{Repository: "octo/site", RunID: "1", RunAttempt: "1", Job: "de:ploy\n::add-mask::x", Action: "cf"}, "dns-edit")
+	if strings.Count(n, ":") != 5 || strings.ContainsAny(n, "\n\r") {
+		t.Errorf("name %q is not sanitised", n)
+	}
+	long := DefaultName(Context{Repository: "octo/" + strings.Repeat("r", 100), RunID: "123456789", RunAttempt: "3", Job: strings.Repeat("j", 60), Action: "a1"}, "workers-deploy")
+	long2 := DefaultName(Context{Repository: "octo/" + strings.Repeat("r", 100), RunID: "123456789", RunAttempt: "3", Job: strings.Repeat("j", 60), Action: "a2"}, "workers-deploy")
+	if len(long) > MaxNameLen || long == long2 {
+		t.Errorf("long names %q and %q: want <= %d and distinct", long, long2, MaxNameLen)
+	}
+	if !strings.HasPrefix(long, RepoNamePrefix("octo/"+strings.Repeat("r", 100))) {
+		t.Errorf("long name %q lost its repository prefix", long)
+	}
+}
+
+func FuzzParseIPFilter(f *testing.F) {
+	for _, s := range []string{"runner", "none", "runner, 198.51.100.0/24", "2001:db8::/48", "1.2.3.4/33", "::ffff:1.2.3.4", "fe80::1%eth0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fl, err := ParseIPFilter(s)
+		if err != nil {
+			return
+		}
+		if fl.None && (fl.Runner || len(fl.CIDRs) > 0) {
+			t.Fatalf("%q: none combined with others", s)
+		}
+		for _, p := range fl.CIDRs {
+			if p != p.Masked() || !p.IsValid() {
+				t.Fatalf("%q: non-canonical %v", s, p)
+			}
+			if _, err := netip.ParsePrefix(p.String()); err != nil {
+				t.Fatalf("%q: %v does not round-trip", s, p)
+			}
+		}
+	})
+}
+
+func FuzzParseTTL(f *testing.F) {
+	for _, s := range []string{"15m", "90", "-5m", "0s", "7h", "1e9h", "1h30m", "59.9s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseTTL(s)
+		if err == nil && (d < MinTTL || d > MaxTTL) {
+			t.Fatalf("%q accepted as %v", s, d)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), `input "ttl"`) {
+			t.Fatalf("%q: error %q does not name the input", s, err)
+		}
+	})
+}
+
+func FuzzDefaultName(f *testing.F) {
+	f.Add("octo/site", "1", "1", "deploy", "cf", "dns-edit")
+	f.Fuzz(func(t *testing.T, repo, run, attempt, job, step, purpose string) {
+		n := DefaultName(Context{repo, run, attempt, job, step}, purpose)
+		if len(n) > MaxNameLen || CheckName(n) != nil || !strings.HasPrefix(n, NamePrefix) {
+			t.Fatalf("bad name %q", n)
+		}
+	})
+}

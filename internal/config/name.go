@@ -1,0 +1,71 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// NamePrefix starts every name cfmint gives a token, so that cfmint's tokens can be told apart
+// from everyone else's in the dashboard, the audit log and a sweep.
+const NamePrefix = "cfmint:"
+
+// DefaultName names a token after Cloudflare's {project}-{purpose}-{environment} advice, with the
+// run's coordinates as the environment so that the audit log points back at the run:
+//
+//	cfmint:<owner/repo>:<purpose>:<run id>.<attempt>:<job>:<step>
+//
+// Each part is sanitised (branch, job and step names can be chosen by whoever opens a pull
+// request), so ':' only ever separates parts. A name over MaxNameLen keeps its head and ends in a
+// hash of the whole, so it stays unique per run, attempt, job and step.
+func DefaultName(rc Context, purpose string) string {
+	repo := sanitize(rc.Repository, true)
+	if repo == "" {
+		repo = "local"
+	}
+	run := sanitize(rc.RunID, false)
+	if run == "" {
+		run = "0"
+	}
+	attempt := sanitize(rc.RunAttempt, false)
+	if attempt == "" {
+		attempt = "1"
+	}
+	parts := []string{repo, sanitize(purpose, false), run + "." + attempt, sanitize(rc.Job, false), sanitize(rc.Action, false)}
+	name := NamePrefix + strings.Join(parts, ":")
+	if len(name) <= MaxNameLen {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	tail := "~" + hex.EncodeToString(sum[:])[:10]
+	return name[:MaxNameLen-len(tail)] + tail
+}
+
+// RepoNamePrefix is how every default name of repo's tokens starts.
+func RepoNamePrefix(repo string) string {
+	r := sanitize(repo, true)
+	if r == "" {
+		r = "local"
+	}
+	return NamePrefix + r + ":"
+}
+
+// sanitize keeps ASCII letters, digits, '.', '_' and '-' (and '/' where allowed), turning anything
+// else into '_' and capping the part at 64 bytes.
+func sanitize(s string, slash bool) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		case r == '/' && slash:
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() >= 64 {
+			break
+		}
+	}
+	return b.String()
+}
