@@ -1,0 +1,58 @@
+package cfapitest
+
+import "net/http"
+
+// endpointGroups names, per endpoint, the permission group that allows it.
+// Read endpoints name only the Read group: a Write group implies its Read
+// twin (see groupCatalog.implied). Endpoints absent here need no group (the
+// verify endpoints and the trace).
+var endpointGroups = map[string]groupKey{
+	"POST /user/tokens":                                   {"API Tokens Write", scopeUser},
+	"GET /user/tokens":                                    {"API Tokens Read", scopeUser},
+	"GET /user/tokens/{token_id}":                         {"API Tokens Read", scopeUser},
+	"DELETE /user/tokens/{token_id}":                      {"API Tokens Write", scopeUser},
+	"GET /user/tokens/permission_groups":                  {"API Tokens Read", scopeUser},
+	"POST /accounts/{account_id}/tokens":                  {"Account API Tokens Write", scopeAccount},
+	"GET /accounts/{account_id}/tokens":                   {"Account API Tokens Read", scopeAccount},
+	"GET /accounts/{account_id}/tokens/{token_id}":        {"Account API Tokens Read", scopeAccount},
+	"DELETE /accounts/{account_id}/tokens/{token_id}":     {"Account API Tokens Write", scopeAccount},
+	"GET /accounts/{account_id}/tokens/permission_groups": {"Account API Tokens Read", scopeAccount},
+	"GET /zones":                                               {"Zone Read", scopeZone},
+	"GET /zones/{zone_id}":                                     {"Zone Read", scopeZone},
+	"GET /zones/{zone_id}/dns_records":                         {"DNS Read", scopeZone},
+	"POST /zones/{zone_id}/dns_records":                        {"DNS Write", scopeZone},
+	"POST /zones/{zone_id}/purge_cache":                        {"Cache Purge", scopeZone},
+	"GET /accounts/{account_id}/workers/scripts":               {"Workers Scripts Read", scopeAccount},
+	"PUT /accounts/{account_id}/workers/scripts/{script_name}": {"Workers Scripts Write", scopeAccount},
+	"GET /accounts/{account_id}/r2/buckets":                    {"Workers R2 Storage Read", scopeAccount},
+}
+
+// routeTable lists every endpoint the fake serves.
+func (s *Server) routeTable() []route {
+	return []route{
+		{http.MethodPost, "/user/tokens", guarded, func(c *call) { c.userTokens(c.createToken) }},
+		{http.MethodGet, "/user/tokens", guarded, func(c *call) { c.userTokens(c.listTokens) }},
+		{http.MethodGet, "/user/tokens/verify", verify, (*call).verifyUserToken},
+		{http.MethodGet, "/user/tokens/permission_groups", guarded, func(c *call) { c.userTokens(c.listGroups) }},
+		{http.MethodGet, "/user/tokens/{token_id}", guarded, func(c *call) { c.userTokens(c.getToken) }},
+		{http.MethodDelete, "/user/tokens/{token_id}", guarded, func(c *call) { c.userTokens(c.deleteToken) }},
+
+		{http.MethodPost, "/accounts/{account_id}/tokens", guarded, func(c *call) { c.accountTokens(c.createToken) }},
+		{http.MethodGet, "/accounts/{account_id}/tokens", guarded, func(c *call) { c.accountTokens(c.listTokens) }},
+		{http.MethodGet, "/accounts/{account_id}/tokens/verify", verify, (*call).verifyAccountToken},
+		{http.MethodGet, "/accounts/{account_id}/tokens/permission_groups", guarded, func(c *call) { c.accountTokens(c.listGroups) }},
+		{http.MethodGet, "/accounts/{account_id}/tokens/{token_id}", guarded, func(c *call) { c.accountTokens(c.getToken) }},
+		{http.MethodDelete, "/accounts/{account_id}/tokens/{token_id}", guarded, func(c *call) { c.accountTokens(c.deleteToken) }},
+
+		{http.MethodGet, "/zones", guarded, (*call).listZones},
+		{http.MethodGet, "/zones/{zone_id}", guarded, (*call).getZone},
+		{http.MethodGet, "/zones/{zone_id}/dns_records", guarded, (*call).listDNSRecords},
+		{http.MethodPost, "/zones/{zone_id}/dns_records", guarded, (*call).createDNSRecord},
+		{http.MethodPost, "/zones/{zone_id}/purge_cache", guarded, (*call).purgeCache},
+		{http.MethodGet, "/accounts/{account_id}/workers/scripts", guarded, (*call).listScripts},
+		{http.MethodPut, "/accounts/{account_id}/workers/scripts/{script_name}", guarded, (*call).putScript},
+		{http.MethodGet, "/accounts/{account_id}/r2/buckets", guarded, (*call).listBuckets},
+
+		{http.MethodGet, "/cdn-cgi/trace", public, (*call).trace},
+	}
+}

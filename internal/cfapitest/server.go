@@ -1,0 +1,589 @@
+// Package cfapitest is an in-memory Cloudflare API for tests and the demo:
+// API tokens, permission groups, zones and the resource endpoints a minted
+// token is used on, served over plain HTTP in the real API's shape.
+//
+// It enforces what cfmint depends on: bearer authentication, IP filters,
+// expiry, permission groups on resources, owner quotas and rate limits. The
+// behaviour follows the project's Cloudflare reference; where Cloudflare's
+// answer is not known, the choice is marked "unverified" where it is made.
+package cfapitest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// apiPrefix is where the API lives on the host, as on api.cloudflare.com.
+const apiPrefix = "/client/v4"
+
+// maxBody bounds request bodies; every real request is far smaller.
+const maxBody = 1 << 20
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithClock sets the fake's clock: the Date header, issued_on, expiry,
+// activation and rate-limit windows all read it. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) { s.now = now }
+}
+
+// WithQuotas sets how many tokens a user and an account may own (default 50
+// and 500, Cloudflare's documented limits). Expired tokens count until they
+// are deleted.
+func WithQuotas(userTokens, accountTokens int) Option {
+	return func(s *Server) { s.userQuota, s.accountQuota = userTokens, accountTokens }
+}
+
+// WithRateLimit allows n authenticated requests per token owner (user or
+// account) per window, Cloudflare's documented 1200 per 5 minutes by default.
+// Past it every request of that owner gets 429 with Retry-After until the
+// window ends. n = 0 disables the limit.
+func WithRateLimit(n int, window time.Duration) Option {
+	return func(s *Server) { s.rateN, s.rateWindow = n, window }
+}
+
+// WithAddr sets the listen address for Start; the default "127.0.0.1:0"
+// picks a free loopback port.
+func WithAddr(addr string) Option {
+	return func(s *Server) { s.addr = addr }
+}
+
+// WithActivationDelay makes a token created through the API valid only d
+// after its creation (by the fake's clock). Until then it answers like an
+// unknown token, which is how a propagation delay would look to cfmint.
+func WithActivationDelay(d time.Duration) Option {
+	return func(s *Server) { s.activationDelay = d }
+}
+
+// Server is the fake API. All its API state sits behind one mutex, and
+// every request is handled while holding it, so concurrent clients see the
+// same consistent world the real API would show them one call at a time.
+type Server struct {
+	// Settings, fixed after New.
+	now             func() time.Time
+	addr            string
+	userQuota       int
+	accountQuota    int
+	rateN           int
+	rateWindow      time.Duration
+	activationDelay time.Duration
+	handler         http.Handler
+	mux             *http.ServeMux
+	routes          []route
+	closed          chan struct{}
+	closeOnce       sync.Once
+
+	lifecycle sync.Mutex // guards srv and ln
+	srv       *http.Server
+	ln        net.Listener
+
+	mu           sync.Mutex
+	accounts     map[string]*account
+	accountOrder []string
+	users        map[string]*userRec
+	zones        map[string]*zone
+	zoneOrder    []string
+	buckets      []*bucket
+	tokens       map[string]*token // live tokens by id
+	tokenOrder   []string          // live token ids in creation order
+	secrets      map[string]string // every secret ever issued -> token id
+	deleted      []*token
+	rate         map[string]*rateWindow
+	faults       []*faultState
+	latency      time.Duration
+	log          []Request
+}
+
+// rateWindow counts one owner's requests in the current window.
+type rateWindow struct {
+	start time.Time
+	count int
+}
+
+// New returns a Server with an empty world; call Seed for the usual one and
+// Start to serve it on loopback.
+func New(opts ...Option) *Server {
+	s := &Server{
+		now:          time.Now,
+		addr:         "127.0.0.1:0",
+		userQuota:    50,
+		accountQuota: 500,
+		rateN:        1200,
+		rateWindow:   5 * time.Minute,
+		closed:       make(chan struct{}),
+		accounts:     map[string]*account{},
+		users:        map[string]*userRec{},
+		zones:        map[string]*zone{},
+		tokens:       map[string]*token{},
+		secrets:      map[string]string{},
+		rate:         map[string]*rateWindow{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.mux = http.NewServeMux()
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.HandleFunc(rt.method+" "+rt.fullPath(), s.wrap(rt))
+	}
+	s.mux.HandleFunc("/", s.noRoute)
+	s.handler = http.HandlerFunc(s.serve)
+	return s
+}
+
+// Start listens on the configured address and serves in the background.
+func (s *Server) Start() error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if s.srv != nil {
+		return errors.New("failed to start: already started")
+	}
+	select {
+	case <-s.closed:
+		return errors.New("failed to start: server is closed")
+	default:
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", s.addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		// Serve returns ErrServerClosed after Close; nothing else is expected
+		// on a loopback listener, and there is no caller left to tell.
+		_ = s.srv.Serve(ln)
+	}()
+	return nil
+}
+
+// URL is the API base URL, e.g. "http://127.0.0.1:41234/client/v4"; empty
+// before Start.
+func (s *Server) URL() string {
+	if h := s.Host(); h != "" {
+		return "http://" + h + apiPrefix
+	}
+	return ""
+}
+
+// Host is the listen address, e.g. "127.0.0.1:41234"; empty before Start.
+func (s *Server) Host() string {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Handler serves /client/v4/... and /cdn-cgi/trace; usable without Start,
+// e.g. under httptest.NewServer.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close stops serving and releases every request held by a fault.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closed) })
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if s.srv != nil {
+		// Close, not Shutdown: hanging requests are meant never to finish.
+		_ = s.srv.Close()
+	}
+}
+
+// Request is one logged request.
+type Request struct {
+	Method, Path, RawQuery string
+	Status                 int // 0 when no answer was sent (a hang, or a client that left)
+	ClientIP               string
+	// TokenID names the token whose secret was in the Authorization header,
+	// when it was one the fake issued. The secret itself is never logged.
+	TokenID string
+	// Body and Response are the request and response bodies. They are for
+	// tests only: a create answer holds the new secret.
+	Body, Response []byte
+	Header         http.Header // request headers, credentials removed
+	Fault          string      // the injected fault that shaped the answer: "status", "malformed", "hang", "lose-answer", "latency" or ""
+}
+
+// Requests returns a copy of the request log, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Request, len(s.log))
+	for i, r := range s.log {
+		r.Body = bytes.Clone(r.Body)
+		r.Response = bytes.Clone(r.Response)
+		r.Header = r.Header.Clone()
+		out[i] = r
+	}
+	return out
+}
+
+// credentialHeaders never reach the log.
+var credentialHeaders = []string{"Authorization", "X-Auth-Key", "X-Auth-Email", "X-Auth-User-Service-Key", "Cookie"}
+
+// serve is the outer handler: it applies latency and faults, dispatches,
+// and logs.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
+	s.mu.Lock()
+	tokenID := s.secrets[bearer(r)]
+	f := s.takeFault(r, tokenID)
+	delay := s.latency
+	s.mu.Unlock()
+
+	entry := Request{
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		RawQuery: r.URL.RawQuery,
+		ClientIP: clientIP(r.RemoteAddr).String(),
+		TokenID:  tokenID,
+		Body:     body,
+		Header:   r.Header.Clone(),
+		Fault:    f.kind(),
+	}
+	for _, h := range credentialHeaders {
+		entry.Header.Del(h)
+	}
+
+	if f != nil {
+		delay += f.Latency
+	}
+	if !s.wait(r.Context(), delay) {
+		s.record(entry)
+		abort(w)
+		return
+	}
+
+	rec := &recorder{header: http.Header{}}
+	switch {
+	case f != nil && f.Hang:
+		s.wait(r.Context(), -1)
+		s.record(entry)
+		abort(w)
+		return
+	case f != nil && f.Status != 0:
+		s.setDate(rec)
+		f.answer(rec)
+	case f != nil && f.Malformed:
+		s.setDate(rec)
+		rec.Header().Set("Content-Type", "application/json")
+		rec.WriteHeader(http.StatusOK)
+		// A truncated envelope: what a proxy cutting the answer short leaves.
+		_, _ = rec.Write([]byte(`{"success":true,"errors":[],"messages":[],"result":{"id":`))
+	case readErr != nil:
+		s.setDate(rec)
+		// Unverified: Cloudflare's answer to an oversized body is not known.
+		writeErr(rec, http.StatusRequestEntityTooLarge, codeInvalidRequest, "Request body too large")
+	default:
+		s.dispatch(rec, r)
+	}
+
+	entry.Status = rec.statusCode()
+	entry.Response = bytes.Clone(rec.body.Bytes())
+	s.record(entry)
+	if f != nil && f.LoseAnswer {
+		// The request took effect; only the answer is lost, as when a
+		// connection drops after the server committed.
+		abort(w)
+		return
+	}
+	rec.copyTo(w)
+}
+
+// dispatch routes a request to its endpoint. Endpoints run under s.mu, so
+// each sees and changes the world atomically.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setDate(w)
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) record(e Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, e)
+}
+
+func (s *Server) setDate(w http.ResponseWriter) {
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
+}
+
+// wait sleeps for d (forever when d < 0) unless the client leaves or the
+// server closes first; it reports whether the full time passed.
+func (s *Server) wait(ctx context.Context, d time.Duration) bool {
+	if d == 0 {
+		return true
+	}
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.closed:
+		return false
+	}
+}
+
+// abort closes the client's connection without an answer.
+func abort(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// Not hijackable (HTTP/2, or a test calling the handler directly):
+		// the server then resets the stream instead.
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}
+
+// recorder buffers an answer so it can be logged, and dropped for LoseAnswer.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
+}
+
+func (r *recorder) statusCode() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+func (r *recorder) copyTo(w http.ResponseWriter) {
+	for k, v := range r.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(r.statusCode())
+	_, _ = w.Write(r.body.Bytes())
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header, or "".
+func bearer(r *http.Request) string {
+	scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" || strings.ContainsAny(secret, " \t") {
+		return ""
+	}
+	return secret
+}
+
+// clientIP is the TCP peer's address as Cloudflare would see it: no IPv6
+// zone, and IPv4-mapped IPv6 addresses as IPv4.
+func clientIP(remoteAddr string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// access says what a route checks before its handler runs.
+type access int
+
+const (
+	public  access = iota // no authentication (the trace)
+	verify                // a valid token, IP filter not applied
+	guarded               // a valid token used from an address its filter allows
+)
+
+// route is one endpoint of the fake.
+type route struct {
+	method string
+	path   string // below /client/v4, or /cdn-cgi/... at the host root
+	access access
+	handle func(*call)
+}
+
+func (rt route) fullPath() string {
+	if strings.HasPrefix(rt.path, "/cdn-cgi/") {
+		return rt.path
+	}
+	return apiPrefix + rt.path
+}
+
+// call is one request on its way through a route; it runs under s.mu.
+type call struct {
+	s    *Server
+	w    http.ResponseWriter
+	r    *http.Request
+	now  time.Time
+	tok  *token
+	ip   netip.Addr
+	need groupKey // from endpointGroups; zero for routes without one
+}
+
+// wrap runs the checks every endpoint shares, in Cloudflare's order:
+// routing (malformed ids), authentication, rate limit, IP filter.
+func (s *Server) wrap(rt route) http.HandlerFunc {
+	need := endpointGroups[rt.method+" "+rt.path]
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{s: s, w: w, r: r, now: s.now(), ip: clientIP(r.RemoteAddr), need: need}
+		for _, name := range []string{"account_id", "zone_id", "token_id"} {
+			if v := r.PathValue(name); v != "" && !isID(v) {
+				c.notFound()
+				return
+			}
+		}
+		if rt.access != public {
+			if !c.authenticate() || !c.throttle() {
+				return
+			}
+			if rt.access == guarded && !c.tok.ipAllowed(c.ip) {
+				writeErr(w, http.StatusForbidden, codeForbidden, "Cannot use the access token from location: "+c.ip.String())
+				return
+			}
+		}
+		rt.handle(c)
+	}
+}
+
+// authenticate accepts only "Authorization: Bearer <token>". API keys
+// (X-Auth-Key / X-Auth-Email) are not supported and count as no header.
+func (c *call) authenticate() bool {
+	secret := bearer(c.r)
+	if secret == "" {
+		writeError(c.w, http.StatusBadRequest, apiError{
+			Code:       codeBadHeaders,
+			Message:    "Invalid request headers",
+			ErrorChain: []apiError{{Code: codeBadAuthFormat, Message: "Invalid format for Authorization header"}},
+		})
+		return false
+	}
+	t := c.s.tokens[c.s.secrets[secret]]
+	if t == nil || !t.usable(c.now) {
+		writeErr(c.w, http.StatusUnauthorized, codeInvalidToken, msgInvalidToken)
+		return false
+	}
+	t.lastUsed = c.now.UTC().Truncate(time.Second)
+	c.tok = t
+	return true
+}
+
+// throttle counts the request against the token owner's window.
+func (c *call) throttle() bool {
+	s := c.s
+	if s.rateN <= 0 {
+		return true
+	}
+	key := string(c.tok.ownerKind) + ":" + c.tok.owner
+	rw := s.rate[key]
+	if rw == nil || !c.now.Before(rw.start.Add(s.rateWindow)) {
+		rw = &rateWindow{start: c.now}
+		s.rate[key] = rw
+	}
+	rw.count++
+	if rw.count <= s.rateN {
+		return true
+	}
+	wait := rw.start.Add(s.rateWindow).Sub(c.now)
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	c.w.Header().Set("Retry-After", fmt.Sprint(secs))
+	writeErr(c.w, http.StatusTooManyRequests, codeRateLimited, msgRateLimited)
+	return false
+}
+
+// notFound is Cloudflare's answer to a path it cannot route, including one
+// whose identifier is malformed.
+func (c *call) notFound() {
+	writeErr(c.w, http.StatusNotFound, codeNoRoute, noRouteMessage(c.r.URL.Path))
+}
+
+func noRouteMessage(path string) string {
+	return fmt.Sprintf("Could not route to %s, perhaps your object identifier is invalid?", strings.TrimPrefix(path, apiPrefix))
+}
+
+// noRoute answers every request no route matched: 405 when the path exists
+// with another method (unverified code), else 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, rt := range s.routes {
+		if matchPattern(rt.fullPath(), r.URL.Path) && !slices.Contains(allow, rt.method) {
+			allow = append(allow, rt.method)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeErr(w, http.StatusMethodNotAllowed, codeBadMethod, "Method not allowed")
+		return
+	}
+	writeErr(w, http.StatusNotFound, codeNoRoute, noRouteMessage(r.URL.Path))
+}
+
+// matchPattern matches a path against a ServeMux-style path pattern:
+// literal segments, {name} for one segment, {name...} for the rest, and a
+// trailing slash for "this prefix".
+func matchPattern(pattern, path string) bool {
+	if pattern == "/" {
+		return true
+	}
+	if !strings.HasPrefix(path, "/") {
+		return false
+	}
+	prefix := strings.HasSuffix(pattern, "/")
+	ps := strings.Split(strings.TrimSuffix(pattern[1:], "/"), "/")
+	xs := strings.Split(path[1:], "/")
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "...}") {
+			return true
+		}
+		if i >= len(xs) {
+			return false
+		}
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if xs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if p != xs[i] {
+			return false
+		}
+	}
+	if prefix {
+		return len(xs) > len(ps)
+	}
+	return len(xs) == len(ps)
+}

@@ -1,0 +1,200 @@
+package cfapitest
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Account is a Cloudflare account known to the fake.
+type Account struct{ ID, Name string }
+
+// User is a Cloudflare user; ID is the user tag (32 hex characters).
+type User struct{ ID, Email string }
+
+// Zone is a zone (domain) in an account.
+type Zone struct{ ID, Name, AccountID string }
+
+// Bucket is an R2 bucket; Jurisdiction is "default", "eu" or "fedramp".
+type Bucket struct{ AccountID, Jurisdiction, Name string }
+
+// resourceName is the bucket's part of its resource key,
+// com.cloudflare.edge.r2.bucket.<ACCOUNT>_<JURISDICTION>_<NAME>.
+func (b Bucket) resourceName() string {
+	return b.AccountID + "_" + b.Jurisdiction + "_" + b.Name
+}
+
+type account struct {
+	Account
+	createdOn time.Time
+	scripts   map[string]*script
+}
+
+type userRec struct {
+	User
+	memberOf []string
+}
+
+type zone struct {
+	Zone
+	createdOn time.Time
+	records   []*dnsRecord
+}
+
+type bucket struct {
+	Bucket
+	createdOn time.Time
+}
+
+type script struct {
+	name       string
+	etag       string
+	size       int
+	createdOn  time.Time
+	modifiedOn time.Time
+}
+
+type dnsRecord struct {
+	id, typ, name, content string
+	ttl                    int
+	proxied                bool
+	createdOn, modifiedOn  time.Time
+}
+
+// jurisdictions are the values R2 accepts in a bucket's resource key.
+var jurisdictions = []string{"default", "eu", "fedramp"}
+
+// AddAccount creates an account with a fresh id. It starts with one Worker
+// script, "hello", so that listing scripts has something to show.
+func (s *Server) AddAccount(name string) Account {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC()
+	a := &account{
+		Account:   Account{ID: newID(), Name: name},
+		createdOn: now,
+		scripts:   map[string]*script{},
+	}
+	a.scripts["hello"] = &script{name: "hello", etag: newID(), size: 120, createdOn: now, modifiedOn: now}
+	s.accounts[a.ID] = a
+	s.accountOrder = append(s.accountOrder, a.ID)
+	return a.Account
+}
+
+// AddUser creates a user who is a member of the given accounts. It panics
+// when an account does not exist: that is a mistake in the test's setup.
+func (s *Server) AddUser(email string, memberOf ...string) User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range memberOf {
+		s.mustAccount(id, "AddUser")
+	}
+	u := &userRec{User: User{ID: newID(), Email: email}, memberOf: slices.Clone(memberOf)}
+	s.users[u.ID] = u
+	return u.User
+}
+
+// AddZone creates an active zone in an account. It panics when the account
+// does not exist.
+func (s *Server) AddZone(accountID, name string) Zone {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustAccount(accountID, "AddZone")
+	z := &zone{Zone: Zone{ID: newID(), Name: name, AccountID: accountID}, createdOn: s.now().UTC()}
+	s.zones[z.ID] = z
+	s.zoneOrder = append(s.zoneOrder, z.ID)
+	return z.Zone
+}
+
+// AddBucket creates an R2 bucket. An empty jurisdiction means "default". It
+// panics when the account does not exist or the jurisdiction is unknown.
+func (s *Server) AddBucket(accountID, jurisdiction, name string) Bucket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustAccount(accountID, "AddBucket")
+	if jurisdiction == "" {
+		jurisdiction = "default"
+	}
+	if !slices.Contains(jurisdictions, jurisdiction) {
+		panic(fmt.Sprintf("cfapitest: AddBucket: jurisdiction %q is not one of %v", jurisdiction, jurisdictions))
+	}
+	b := &bucket{Bucket: Bucket{AccountID: accountID, Jurisdiction: jurisdiction, Name: name}, createdOn: s.now().UTC()}
+	s.buckets = append(s.buckets, b)
+	return b.Bucket
+}
+
+func (s *Server) mustAccount(id, caller string) {
+	if _, ok := s.accounts[id]; !ok {
+		panic(fmt.Sprintf("cfapitest: %s: account %q does not exist", caller, id))
+	}
+}
+
+func (s *Server) findBucket(resourceName string) *bucket {
+	for _, b := range s.buckets {
+		if b.resourceName() == resourceName {
+			return b
+		}
+	}
+	return nil
+}
+
+// Fixture is a ready world: two accounts, a user, zones, a bucket and two
+// bootstrap tokens. The demo and most tests start from it.
+type Fixture struct {
+	Account, OtherAccount Account
+	User                  User // member of Account only
+	Zone, Zone2           Zone // "example.com" and "example.net" in Account
+	OtherZone             Zone // "other.example" in OtherAccount
+	Bucket                Bucket
+	// AccountBootstrap is owned by Account: "Account API Tokens Write" on
+	// Account and "Zone Read" on all zones of Account.
+	AccountBootstrap Bootstrap
+	// UserBootstrap is owned by User: "API Tokens Write" on User and "Zone
+	// Read" on all zones of Account.
+	UserBootstrap Bootstrap
+}
+
+// Bootstrap is a token a test hands to cfmint as its bootstrap token.
+type Bootstrap struct{ ID, Secret string }
+
+// Seed builds the Fixture world. Neither bootstrap token has an IP filter or
+// an expiry, so they work from any loopback address for the whole test.
+func (s *Server) Seed() Fixture {
+	var f Fixture
+	f.Account = s.AddAccount("Example Account")
+	f.OtherAccount = s.AddAccount("Other Account")
+	f.User = s.AddUser("ci@example.com", f.Account.ID)
+	f.Zone = s.AddZone(f.Account.ID, "example.com")
+	f.Zone2 = s.AddZone(f.Account.ID, "example.net")
+	f.OtherZone = s.AddZone(f.OtherAccount.ID, "other.example")
+	f.Bucket = s.AddBucket(f.Account.ID, "default", "assets")
+
+	allZones := map[string]any{
+		"com.cloudflare.api.account." + f.Account.ID: map[string]any{"com.cloudflare.api.account.zone.*": "*"},
+	}
+	f.AccountBootstrap = s.mustIssue(TokenSpec{
+		Name:         "cfmint bootstrap (account)",
+		OwnerAccount: f.Account.ID,
+		Policies: []Policy{
+			{Groups: []string{"Account API Tokens Write"}, Resources: map[string]any{"com.cloudflare.api.account." + f.Account.ID: "*"}},
+			{Groups: []string{"Zone Read"}, Resources: allZones},
+		},
+	})
+	f.UserBootstrap = s.mustIssue(TokenSpec{
+		Name:        "cfmint bootstrap (user)",
+		OwnerUserID: f.User.ID,
+		Policies: []Policy{
+			{Groups: []string{"API Tokens Write"}, Resources: map[string]any{"com.cloudflare.api.user." + f.User.ID: "*"}},
+			{Groups: []string{"Zone Read"}, Resources: allZones},
+		},
+	})
+	return f
+}
+
+func (s *Server) mustIssue(spec TokenSpec) Bootstrap {
+	id, secret, err := s.IssueToken(spec)
+	if err != nil {
+		panic(fmt.Sprintf("cfapitest: Seed: %v", err))
+	}
+	return Bootstrap{ID: id, Secret: secret}
+}
