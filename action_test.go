@@ -1,0 +1,496 @@
+package main
+
+import (
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/runner"
+)
+
+// use is an API call a token is (or is not) allowed to make.
+type use struct{ method, path string }
+
+func (a *api) scripts() use {
+	return use{http.MethodGet, "/accounts/" + a.fx.Account.ID + "/workers/scripts"}
+}
+func (a *api) dns(z cfapitest.Zone) use {
+	return use{http.MethodGet, "/zones/" + z.ID + "/dns_records"}
+}
+func (a *api) purge(z cfapitest.Zone) use {
+	return use{http.MethodPost, "/zones/" + z.ID + "/purge_cache"}
+}
+func (a *api) buckets() use {
+	return use{http.MethodGet, "/accounts/" + a.fx.Account.ID + "/r2/buckets"}
+}
+
+// groupsOf lists "group@resource" for each grant of a stored token, sorted.
+func groupsOf(tk cfapitest.TokenInfo) []string {
+	var out []string
+	for _, p := range tk.Policies {
+		var keys []string
+		for k, v := range p.Resources {
+			if m, ok := v.(map[string]any); ok {
+				for ik := range m {
+					k += ">" + ik
+				}
+			}
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, g := range p.Groups {
+			out = append(out, g.Name+"@"+strings.Join(keys, "+"))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestMintUseRevoke runs the whole life of a token per preset and per owner: main mints exactly
+// the asked permissions, pinned to the runner's address; the token works where granted, gets
+// 9109 from another address and 10000 where not granted; post revokes it and then it gets 1000.
+func TestMintUseRevoke(t *testing.T) {
+	t.Parallel()
+	type tc struct {
+		name    string
+		with    func(a *api) map[string]string
+		owner   string
+		grants  func(a *api) []string
+		allowed func(a *api) use
+		denied  func(a *api) use
+	}
+	acctKey := func(a *api) string { return "com.cloudflare.api.account." + a.fx.Account.ID }
+	zoneKey := func(z cfapitest.Zone) string { return "com.cloudflare.api.account.zone." + z.ID }
+	cases := []tc{
+		{
+			name:    "workers-deploy",
+			with:    func(a *api) map[string]string { return map[string]string{"preset": "workers-deploy"} },
+			owner:   "account",
+			grants:  func(a *api) []string { return []string{"Workers Scripts Write@" + acctKey(a)} },
+			allowed: func(a *api) use { return a.scripts() },
+			denied:  func(a *api) use { return a.dns(a.fx.Zone) },
+		},
+		{
+			name:    "r2-upload",
+			with:    func(a *api) map[string]string { return map[string]string{"preset": "r2-upload"} },
+			owner:   "account",
+			grants:  func(a *api) []string { return []string{"Workers R2 Storage Write@" + acctKey(a)} },
+			allowed: func(a *api) use { return a.buckets() },
+			denied:  func(a *api) use { return a.scripts() },
+		},
+		{
+			name:    "dns-edit",
+			with:    func(a *api) map[string]string { return map[string]string{"preset": "dns-edit", "zones": "example.com"} },
+			owner:   "account",
+			grants:  func(a *api) []string { return []string{"DNS Write@" + zoneKey(a.fx.Zone)} },
+			allowed: func(a *api) use { return use{http.MethodPost, "/zones/" + a.fx.Zone.ID + "/dns_records"} },
+			denied:  func(a *api) use { return a.dns(a.fx.Zone2) },
+		},
+		{
+			name: "cache-purge",
+			with: func(a *api) map[string]string {
+				return map[string]string{"preset": "cache-purge", "zones": a.fx.Zone2.ID}
+			},
+			owner:   "account",
+			grants:  func(a *api) []string { return []string{"Cache Purge@" + zoneKey(a.fx.Zone2)} },
+			allowed: func(a *api) use { return a.purge(a.fx.Zone2) },
+			denied:  func(a *api) use { return a.purge(a.fx.Zone) },
+		},
+		{
+			name:    "analytics-read",
+			with:    func(a *api) map[string]string { return map[string]string{"preset": "analytics-read"} },
+			owner:   "account",
+			grants:  func(a *api) []string { return []string{"Account Analytics Read@" + acctKey(a)} },
+			denied:  func(a *api) use { return a.scripts() },
+			allowed: nil,
+		},
+		{
+			name: "explicit permissions on two zones, mixed with a preset",
+			with: func(a *api) map[string]string {
+				return map[string]string{"preset": "workers-deploy", "permissions": "dns write\nZone Read", "zones": "example.com, " + a.fx.Zone2.ID}
+			},
+			owner: "account",
+			grants: func(a *api) []string {
+				both := []string{zoneKey(a.fx.Zone), zoneKey(a.fx.Zone2)}
+				sort.Strings(both)
+				return []string{
+					"DNS Write@" + strings.Join(both, "+"),
+					"Workers Scripts Write@" + acctKey(a),
+					"Zone Read@" + strings.Join(both, "+"),
+				}
+			},
+			allowed: func(a *api) use { return a.dns(a.fx.Zone2) },
+			denied:  func(a *api) use { return a.purge(a.fx.Zone) },
+		},
+		{
+			name:  "every zone of the account",
+			with:  func(a *api) map[string]string { return map[string]string{"permissions": "DNS Read", "zones": "*"} },
+			owner: "account",
+			grants: func(a *api) []string {
+				return []string{"DNS Read@" + acctKey(a) + ">com.cloudflare.api.account.zone.*"}
+			},
+			allowed: func(a *api) use {
+				return a.dns(a.fx.Zone2)
+			},
+			denied: func(a *api) use { return a.scripts() },
+		},
+		{
+			name: "user-owned",
+			with: func(a *api) map[string]string {
+				return map[string]string{"token-owner": "user", "bootstrap-token": a.fx.UserBootstrap.Secret, "preset": "dns-edit", "zones": "example.net"}
+			},
+			owner:   "user",
+			grants:  func(a *api) []string { return []string{"DNS Write@" + zoneKey(a.fx.Zone2)} },
+			allowed: func(a *api) use { return a.dns(a.fx.Zone2) },
+			denied:  func(a *api) use { return a.dns(a.fx.Zone) },
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			a := startAPI(t)
+			j := a.job(t, nil)
+			s := a.step("cf", c.with(a))
+			m := runMain(t, j, s)
+			mustSucceed(t, m)
+
+			token, id, name := m.Outputs["token"], m.Outputs["token-id"], m.Outputs["name"]
+			if token == "" || id == "" || name == "" {
+				t.Fatalf("outputs missing: %v", keys(m.Outputs))
+			}
+			if m.Env["CLOUDFLARE_API_TOKEN"] != token || m.Env["CLOUDFLARE_ACCOUNT_ID"] != a.fx.Account.ID {
+				t.Errorf("env = %v, want the token and the account id", keys(m.Env))
+			}
+			if m.Outputs["ip-filter"] != "127.0.0.1/32" {
+				t.Errorf("ip-filter output = %q, want 127.0.0.1/32", m.Outputs["ip-filter"])
+			}
+			tk, ok := a.Token(id)
+			if !ok {
+				t.Fatalf("token %s not in the API", id)
+			}
+			if tk.OwnerKind != c.owner || tk.Name != name || tk.Status != "active" {
+				t.Errorf("stored token: owner %s name %q status %s", tk.OwnerKind, tk.Name, tk.Status)
+			}
+			if got, want := groupsOf(tk), c.grants(a); !slices.Equal(got, want) {
+				t.Errorf("grants = %v, want %v", got, want)
+			}
+			if !slices.Equal(tk.IPIn, []string{"127.0.0.1/32"}) || len(tk.IPNotIn) > 0 {
+				t.Errorf("IP condition in=%v not_in=%v, want in=[127.0.0.1/32]", tk.IPIn, tk.IPNotIn)
+			}
+			if d := time.Until(tk.ExpiresOn); d < 14*time.Minute || d > 15*time.Minute+2*time.Second {
+				t.Errorf("expires in %v, want 15m", d)
+			}
+			if m.Outputs["expires-on"] != tk.ExpiresOn.UTC().Format(time.RFC3339) {
+				t.Errorf("expires-on output %q, token expires %s", m.Outputs["expires-on"], tk.ExpiresOn)
+			}
+			if !strings.Contains(m.Summary, id) || !strings.Contains(m.Summary, "127.0.0.1/32") {
+				t.Errorf("summary lacks id or filter:\n%s", m.Summary)
+			}
+
+			if c.allowed != nil {
+				u := c.allowed(a)
+				if got := a.call(t, token, u.method, u.path, "127.0.0.1"); got.Status != 200 {
+					t.Errorf("granted %s %s from the runner: %+v, want 200", u.method, u.path, got)
+				}
+				if got := a.call(t, token, u.method, u.path, "127.0.0.2"); got.Status != 403 || !got.has(9109) {
+					t.Errorf("granted call from 127.0.0.2: %+v, want 403 9109", got)
+				}
+			}
+			u := c.denied(a)
+			if got := a.call(t, token, u.method, u.path, "127.0.0.1"); got.Status != 403 || !got.has(10000) {
+				t.Errorf("ungranted %s %s: %+v, want 403 10000", u.method, u.path, got)
+			}
+
+			p := runPost(t, j, s, m)
+			mustSucceed(t, p)
+			if !strings.Contains(p.Summary, "revoked") {
+				t.Errorf("post summary %q does not say revoked", p.Summary)
+			}
+			use := a.scripts()
+			if c.allowed != nil {
+				use = c.allowed(a)
+			}
+			if got := a.call(t, token, use.method, use.path, "127.0.0.1"); got.Status != 401 || !got.has(1000) {
+				t.Errorf("after post: %+v, want 401 1000", got)
+			}
+			if left := a.tokensNamed(name); len(left) > 0 {
+				t.Errorf("tokens left after post: %v", left)
+			}
+			checkSecrets(t, a, token, m, p)
+		})
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestTTL checks the bounds, and that the expiry is set on Cloudflare's clock, not the runner's.
+func TestTTL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ttl  string
+		want time.Duration
+		skew time.Duration // how far Cloudflare's clock is ahead of the runner's
+	}{
+		{"1m", time.Minute, 0},
+		{"6h", 6 * time.Hour, 0},
+		{"20m", 20 * time.Minute, 3 * time.Hour},
+		{"20m", 20 * time.Minute, -47 * time.Minute},
+	} {
+		t.Run(tc.ttl+"/skew"+tc.skew.String(), func(t *testing.T) {
+			t.Parallel()
+			now := func() time.Time { return time.Now().Add(tc.skew) }
+			a := startAPI(t, cfapitest.WithClock(now))
+			j := a.job(t, nil)
+			s := a.step("cf", map[string]string{"preset": "workers-deploy", "ttl": tc.ttl})
+			m := runMain(t, j, s)
+			mustSucceed(t, m)
+			tk, _ := a.Token(m.Outputs["token-id"])
+			if d := tk.ExpiresOn.Sub(now()); d > tc.want || d < tc.want-5*time.Second {
+				t.Errorf("token lives %v on Cloudflare's clock, want %v", d, tc.want)
+			}
+			mustSucceed(t, runPost(t, j, s, m))
+		})
+	}
+}
+
+// TestIPFilterForms covers runner, none, CIDRs alone and runner with CIDRs.
+func TestIPFilterForms(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		filter  string
+		in      []string
+		works   bool // from 127.0.0.1
+		warning string
+	}{
+		{"runner", []string{"127.0.0.1/32"}, true, ""},
+		{"none", nil, true, "ip-filter is none"},
+		{"198.51.100.0/24", []string{"198.51.100.0/24"}, false, ""},
+		{"runner, 198.51.100.0/24, 2001:db8::/48", []string{"127.0.0.1/32", "198.51.100.0/24", "2001:db8::/48"}, true, ""},
+	} {
+		t.Run(tc.filter, func(t *testing.T) {
+			t.Parallel()
+			a := startAPI(t)
+			j := a.job(t, nil)
+			s := a.step("cf", map[string]string{"preset": "workers-deploy", "ip-filter": tc.filter})
+			m := runMain(t, j, s)
+			mustSucceed(t, m)
+			tk, _ := a.Token(m.Outputs["token-id"])
+			got := slices.Clone(tk.IPIn)
+			slices.Sort(got)
+			want := slices.Clone(tc.in)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("IP condition %v, want %v", tk.IPIn, tc.in)
+			}
+			if m.Outputs["ip-filter"] != strings.Join(tc.in, ",") {
+				t.Errorf("ip-filter output %q, want %q", m.Outputs["ip-filter"], strings.Join(tc.in, ","))
+			}
+			res := a.call(t, m.Outputs["token"], http.MethodGet, a.scripts().path, "127.0.0.1")
+			if tc.works != (res.Status == 200) {
+				t.Errorf("call from the runner: %+v, want works=%v", res, tc.works)
+			}
+			if !tc.works && !res.has(9109) {
+				t.Errorf("refused call %+v lacks 9109", res)
+			}
+			if tc.warning != "" && !hasAnnotation(m, "warning", tc.warning) {
+				t.Errorf("no warning %q in %+v", tc.warning, m.Annotations)
+			}
+			mustSucceed(t, runPost(t, j, s, m))
+		})
+	}
+}
+
+func hasAnnotation(p *runner.Phase, level, text string) bool {
+	for _, an := range p.Annotations {
+		if an.Level == level && strings.Contains(an.Message, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRevokeFalse leaves the token to its expiry.
+func TestRevokeFalse(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	j := a.job(t, nil)
+	s := a.step("cf", map[string]string{"preset": "workers-deploy", "revoke": "false"})
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if tk, ok := a.Token(m.Outputs["token-id"]); !ok || tk.Status != "active" {
+		t.Errorf("token should be left active, got %+v (present %v)", tk, ok)
+	}
+	if !strings.Contains(p.Log, "left to expire") {
+		t.Errorf("post log does not say the token is left:\n%s", p.Log)
+	}
+	if len(a.Deleted()) != 0 {
+		t.Errorf("post deleted %d tokens", len(a.Deleted()))
+	}
+}
+
+// TestTwoStepsInOneJob mints two tokens in one job; names differ by step and both are revoked
+// by their own post phase (which the runner runs in reverse order at the end of the job).
+func TestTwoStepsInOneJob(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	j := a.job(t, nil)
+	s1 := a.step("deploy-token", map[string]string{"preset": "workers-deploy"})
+	s2 := a.step("dns-token", map[string]string{"preset": "dns-edit", "zones": "example.com", "export-env": "DNS_TOKEN"})
+	m1 := runMain(t, j, s1)
+	mustSucceed(t, m1)
+	m2 := runMain(t, j, s2)
+	mustSucceed(t, m2)
+	if m1.Outputs["name"] == m2.Outputs["name"] || m1.Outputs["token-id"] == m2.Outputs["token-id"] {
+		t.Fatalf("both steps minted %q", m1.Outputs["name"])
+	}
+	env := j.Env()
+	if env["CLOUDFLARE_API_TOKEN"] != m1.Outputs["token"] || env["DNS_TOKEN"] != m2.Outputs["token"] {
+		t.Errorf("job env does not hold both tokens under their names")
+	}
+	mustSucceed(t, runPost(t, j, s2, m2))
+	mustSucceed(t, runPost(t, j, s1, m1))
+	for _, m := range []*runner.Phase{m1, m2} {
+		if left := a.tokensNamed(m.Outputs["name"]); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	}
+}
+
+// TestPostNeverMints runs only the post entrypoint, as the runner does when main died before
+// saving state: it must not create anything, whatever the inputs say.
+func TestPostNeverMints(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	j := a.job(t, nil)
+	s := a.step("cf", map[string]string{"preset": "workers-deploy"})
+	// A main phase that saved nothing: what the runner hands post when main failed early.
+	p := runPost(t, j, s, &runner.Phase{Name: "main", ExitCode: 1, State: map[string]string{}})
+	mustSucceed(t, p)
+	if n := a.creates(); n != 0 {
+		t.Errorf("post made %d create calls", n)
+	}
+	if len(a.Requests()) != 0 {
+		t.Errorf("post made %d API calls with no state", len(a.Requests()))
+	}
+	if !strings.Contains(p.Log, "Nothing to revoke") {
+		t.Errorf("post log does not say there was nothing to revoke:\n%s", p.Log)
+	}
+}
+
+// TestPostAlreadyGone succeeds when the token was deleted elsewhere.
+func TestPostAlreadyGone(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	j := a.job(t, nil)
+	s := a.step("cf", map[string]string{"preset": "workers-deploy"})
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	id := m.Outputs["token-id"]
+	if got := a.call(t, a.fx.AccountBootstrap.Secret, http.MethodDelete, "/accounts/"+a.fx.Account.ID+"/tokens/"+id, ""); got.Status != 200 {
+		t.Fatalf("deleting behind cfmint's back: %+v", got)
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if !strings.Contains(p.Log, "already gone") {
+		t.Errorf("post log:\n%s", p.Log)
+	}
+}
+
+// TestSecretsWithDebug runs a full cycle with RUNNER_DEBUG=1 and scans everything for secrets.
+func TestSecretsWithDebug(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	j := a.job(t, map[string]string{"RUNNER_DEBUG": "1"})
+	s := a.step("cf", map[string]string{"preset": "dns-edit", "zones": "example.com"})
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	if !strings.Contains(m.Stdout, "::debug::") {
+		t.Errorf("no debug output with RUNNER_DEBUG=1")
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	checkSecrets(t, a, m.Outputs["token"], m, p)
+}
+
+// TestBadInputCreatesNothing: each bad input fails main with an error naming the input, exit
+// code 1, and no token created.
+func TestBadInputCreatesNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		with  func(a *api) map[string]string
+		input string
+		want  string
+	}{
+		{"empty bootstrap", func(a *api) map[string]string {
+			return map[string]string{"bootstrap-token": "", "preset": "workers-deploy"}
+		}, "bootstrap-token", "forks"},
+		{"unknown preset", func(a *api) map[string]string { return map[string]string{"preset": "deploy-everything"} }, "preset", "workers-deploy"},
+		{"ttl without unit", func(a *api) map[string]string { return map[string]string{"preset": "workers-deploy", "ttl": "90"} }, "ttl", "has no unit"},
+		{"ttl too long", func(a *api) map[string]string { return map[string]string{"preset": "workers-deploy", "ttl": "7h"} }, "ttl", "1m to 6h"},
+		{"unknown permission", func(a *api) map[string]string {
+			return map[string]string{"permissions": "DNS Wirte", "zones": "example.com"}
+		}, "permissions", `did you mean "DNS Write"`},
+		{"zone permission without zones", func(a *api) map[string]string { return map[string]string{"preset": "dns-edit"} }, "zones", "is empty"},
+		{"unknown zone", func(a *api) map[string]string {
+			return map[string]string{"preset": "dns-edit", "zones": "nope.example"}
+		}, "zones", `"nope.example" was not found`},
+		{"zone of another account", func(a *api) map[string]string {
+			return map[string]string{"preset": "dns-edit", "zones": a.fx.OtherZone.ID}
+		}, "zones", "Zone Read"},
+		{"bootstrap without the create permission", func(a *api) map[string]string {
+			return map[string]string{"preset": "workers-deploy", "account-id": a.fx.OtherAccount.ID}
+		}, "bootstrap-token", "Account API Tokens Write"},
+		{"bad export-env", func(a *api) map[string]string {
+			return map[string]string{"preset": "workers-deploy", "export-env": "X=1\nGITHUB_PATH"}
+		}, "export-env", "not a valid environment variable name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := startAPI(t)
+			j := a.job(t, nil)
+			m := runMain(t, j, a.step("cf", tc.with(a)))
+			if m.ExitCode != 1 {
+				t.Fatalf("exit code %d, want 1; log:\n%s", m.ExitCode, m.Log)
+			}
+			if !hasAnnotation(m, "error", `input "`+tc.input+`"`) || !hasAnnotation(m, "error", tc.want) {
+				t.Errorf("errors %+v do not name input %q with %q", m.Annotations, tc.input, tc.want)
+			}
+			if n := a.creates(); n != 0 {
+				t.Errorf("%d create calls for bad input", n)
+			}
+			if len(m.Outputs) != 0 || len(m.Env) != 0 || m.State["token-id"] != "" {
+				t.Errorf("bad input left outputs %v env %v state %v", m.Outputs, keys(m.Env), m.State)
+			}
+			checkSecrets(t, a, "", m)
+		})
+	}
+}
+
+// TestRunnerAddressUnknown: when the trace endpoint fails, nothing is minted.
+func TestRunnerAddressUnknown(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	a.InjectFault(cfapitest.Fault{Path: "/cdn-cgi/trace", Status: 503})
+	j := a.job(t, nil)
+	m := runMain(t, j, a.step("cf", map[string]string{"preset": "workers-deploy"}))
+	if m.ExitCode != 1 || !hasAnnotation(m, "error", "never falls back to an unfiltered token") {
+		t.Errorf("exit %d, annotations %+v", m.ExitCode, m.Annotations)
+	}
+	if n := a.creates(); n != 0 {
+		t.Errorf("%d create calls without the runner's address", n)
+	}
+}

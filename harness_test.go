@@ -1,0 +1,285 @@
+package main
+
+// The runner-contract harness: the real binary, built once, run the way the GitHub runner runs
+// a container action (internal/runner), against the in-memory Cloudflare API (internal/cfapitest)
+// with every request and answer checked against Cloudflare's OpenAPI schemas (internal/apispec).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/apispec"
+	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/runner"
+)
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cfmint-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "cfmint")
+	cmd := exec.Command("go", "build", "-o", binPath, ".")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "failed to build cfmint:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// api is the built-in Cloudflare API behind the OpenAPI checker.
+type api struct {
+	*cfapitest.Server
+	fx  cfapitest.Fixture
+	url string // API base URL, .../client/v4
+	mu  sync.Mutex
+	bad []apispec.Violation
+}
+
+func startAPI(t *testing.T, opts ...cfapitest.Option) *api {
+	t.Helper()
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &api{Server: cfapitest.New(opts...)}
+	a.fx = a.Seed()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: spec.Middleware("/client/v4", a.Handler(), func(v apispec.Violation) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.bad = append(a.bad, v)
+	})}
+	go hs.Serve(ln)
+	a.url = "http://" + ln.Addr().String() + "/client/v4"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, v := range a.bad {
+			// The spec documents no 5xx answers; those come from injected faults.
+			if v.Status >= 500 {
+				continue
+			}
+			t.Errorf("OpenAPI violation: %s", v)
+		}
+	})
+	return a
+}
+
+// job is one job on one runner, running the real binary.
+func (a *api) job(t *testing.T, env map[string]string) *runner.Job {
+	t.Helper()
+	act, err := runner.LoadAction("action.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{
+		"GITHUB_ACTIONS":          "true",
+		"GITHUB_REPOSITORY":       "octo-org/site",
+		"GITHUB_RUN_ID":           "1001",
+		"GITHUB_RUN_ATTEMPT":      "1",
+		"GITHUB_JOB":              "deploy",
+		"GITHUB_WORKFLOW":         "ci",
+		"CLOUDFLARE_API_BASE_URL": a.url,
+		"PATH":                    "/usr/bin:/bin",
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	return runner.NewJob(runner.JobOptions{
+		Dir:     t.TempDir(),
+		Env:     base,
+		Exec:    runner.ExecBinary(binPath),
+		Action:  act,
+		Secrets: []string{a.fx.AccountBootstrap.Secret, a.fx.UserBootstrap.Secret},
+	})
+}
+
+// step is a workers-deploy step with the account bootstrap token; edit adds or changes inputs.
+func (a *api) step(id string, with map[string]string) runner.Step {
+	w := map[string]string{
+		"bootstrap-token": a.fx.AccountBootstrap.Secret,
+		"account-id":      a.fx.Account.ID,
+	}
+	for k, v := range with {
+		w[k] = v
+	}
+	return runner.Step{ID: id, With: w}
+}
+
+func runMain(t *testing.T, j *runner.Job, s runner.Step) *runner.Phase {
+	t.Helper()
+	p, err := j.RunMain(context.Background(), s)
+	if err != nil {
+		t.Fatalf("main phase: %v", err)
+	}
+	return p
+}
+
+func runPost(t *testing.T, j *runner.Job, s runner.Step, main *runner.Phase) *runner.Phase {
+	t.Helper()
+	p, err := j.RunPost(context.Background(), s, main)
+	if err != nil {
+		t.Fatalf("post phase: %v", err)
+	}
+	if p == nil {
+		t.Fatal("post phase did not run")
+	}
+	return p
+}
+
+// mustSucceed fails the test with the phase's log when it did not succeed.
+func mustSucceed(t *testing.T, p *runner.Phase) {
+	t.Helper()
+	if p.Failed() {
+		t.Fatalf("%s phase failed (exit %d, errors %v):\n%s\nstderr:\n%s", p.Name, p.ExitCode, p.Errors, p.Log, p.Stderr)
+	}
+}
+
+// answer is what Cloudflare said to a call.
+type answer struct {
+	Status int
+	Codes  []int
+}
+
+func (a answer) has(code int) bool {
+	for _, c := range a.Codes {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// call uses a token the way a later step would, from the given loopback address.
+func (a *api) call(t *testing.T, token, method, path, from string) answer {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(`{"purge_everything":true,"type":"A","name":"x","content":"192.0.2.1","ttl":1}`)
+	}
+	req, err := http.NewRequest(method, a.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	var env struct {
+		Errors []struct {
+			Code int `json:"code"`
+		} `json:"errors"`
+	}
+	b, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(b, &env)
+	out := answer{Status: res.StatusCode}
+	for _, e := range env.Errors {
+		out.Codes = append(out.Codes, e.Code)
+	}
+	return out
+}
+
+// tokensNamed lists the live tokens of the fake with that name.
+func (a *api) tokensNamed(name string) []cfapitest.TokenInfo {
+	var out []cfapitest.TokenInfo
+	for _, tk := range a.Tokens() {
+		if tk.Name == name {
+			out = append(out, tk)
+		}
+	}
+	return out
+}
+
+// creates counts the token-create requests the fake received.
+func (a *api) creates() int {
+	n := 0
+	for _, r := range a.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/tokens") {
+			n++
+		}
+	}
+	return n
+}
+
+// checkSecrets asserts that the minted secret shows up in the container's streams only inside
+// its ::add-mask:: line, which comes before any other use, and that no bootstrap token shows up
+// anywhere: streams, outputs, env, state, summary.
+func checkSecrets(t *testing.T, a *api, secret string, phases ...*runner.Phase) {
+	t.Helper()
+	for _, boot := range []string{a.fx.AccountBootstrap.Secret, a.fx.UserBootstrap.Secret} {
+		for _, p := range phases {
+			for what, s := range map[string]string{"stdout": p.Stdout, "stderr": p.Stderr, "summary": p.Summary, "log": p.Log} {
+				if strings.Contains(s, boot) {
+					t.Errorf("%s phase %s holds a bootstrap token", p.Name, what)
+				}
+			}
+			for name, b := range p.Files {
+				if strings.Contains(string(b), boot) {
+					t.Errorf("%s phase file %s holds a bootstrap token", p.Name, name)
+				}
+			}
+		}
+	}
+	if secret == "" {
+		return
+	}
+	masked := false
+	for _, p := range phases {
+		for _, line := range strings.Split(p.Stdout, "\n") {
+			if line == "::add-mask::"+secret {
+				masked = true
+			}
+		}
+		for _, v := range p.State {
+			if strings.Contains(v, secret) {
+				t.Errorf("%s phase state holds the minted secret", p.Name)
+			}
+		}
+		if strings.Contains(p.Summary, secret) || strings.Contains(p.Log, secret) || strings.Contains(p.Stderr, secret) {
+			t.Errorf("%s phase summary, log or stderr holds the minted secret", p.Name)
+		}
+		for i, line := range strings.Split(p.Stdout, "\n") {
+			if !strings.Contains(line, secret) {
+				continue
+			}
+			if line != "::add-mask::"+secret {
+				t.Errorf("%s phase stdout line %d uses the secret outside its mask line: %q", p.Name, i+1, strings.ReplaceAll(line, secret, "<SECRET>"))
+			}
+		}
+	}
+	if !masked {
+		t.Errorf("the minted secret was never masked")
+	}
+}

@@ -1,0 +1,162 @@
+// Package action runs the action's two phases: main mints, masks, saves state, sets outputs, env and summary; post revokes.
+package action
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/config"
+)
+
+// Deps is everything a phase takes from the outside world; main hands it down.
+type Deps struct {
+	Lookup     func(string) (string, bool) // the process environment
+	Stdout     io.Writer                   // the runner reads commands from stdout
+	HTTPClient *http.Client
+	// Backoff is the first retry delay of idempotent calls (tests shorten it); 0 means the default.
+	Backoff time.Duration
+}
+
+func (d Deps) getenv(k string) string {
+	v, _ := d.Lookup(k)
+	return v
+}
+
+// State names shared by the phases. None holds a secret: the runner debug-logs state.
+const (
+	stateTokenID   = "token-id"
+	stateOwner     = "owner"
+	stateAccountID = "account-id"
+	stateName      = "name"
+	stateExpiresOn = "expires-on"
+	stateRevoke    = "revoke"
+)
+
+// PhaseTimeout bounds a phase, so that a hung API cannot hold a job until its own timeout.
+const PhaseTimeout = 2 * time.Minute
+
+// ErrReported means the phase failed and has already said why through ::error:: commands.
+var ErrReported = errors.New("failed; see the errors above")
+
+func newActions(d Deps) *githubactions.Action {
+	return githubactions.New(githubactions.WithWriter(d.Stdout), githubactions.WithGetenv(d.getenv))
+}
+
+// report prints each joined error as its own annotation and returns ErrReported.
+func report(a *githubactions.Action, err error) error {
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		a.Errorf("%s", e.Error())
+	}
+	return ErrReported
+}
+
+// requireFiles checks the runner's file commands are there, so that a run outside GitHub Actions
+// fails with a sentence instead of a panic halfway through a mint.
+func requireFiles(d Deps, names ...string) error {
+	var missing []string
+	for _, n := range names {
+		if d.getenv(n) == "" {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("not running as a GitHub Actions step: %s not set; in a terminal use `cfmint mint`", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// runContext is what the runner says about this run.
+func runContext(d Deps) config.Context {
+	return config.Context{
+		Repository: d.getenv("GITHUB_REPOSITORY"),
+		RunID:      d.getenv("GITHUB_RUN_ID"),
+		RunAttempt: d.getenv("GITHUB_RUN_ATTEMPT"),
+		Job:        d.getenv("GITHUB_JOB"),
+		Action:     d.getenv("GITHUB_ACTION"),
+	}
+}
+
+// apiBase is CLOUDFLARE_API_BASE_URL (the variable wrangler honours) or Cloudflare's API.
+func apiBase(d Deps) string {
+	if v := strings.TrimSpace(d.getenv("CLOUDFLARE_API_BASE_URL")); v != "" {
+		return v
+	}
+	return cftoken.DefaultBaseURL
+}
+
+func newClient(d Deps, token string) *cftoken.Client {
+	return cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff})
+}
+
+// fileDelimiter is the heredoc delimiter go-githubactions writes file commands with. A value
+// holding it, or a newline, could end the value early and inject variables.
+const fileDelimiter = "_GitHubActionsFileCommandDelimeter_"
+
+func fileSafe(what, v string) error {
+	if strings.ContainsAny(v, "\r\n") || strings.Contains(v, fileDelimiter) {
+		return fmt.Errorf("refusing to write %s: its value contains a line break or the file-command delimiter", what)
+	}
+	return nil
+}
+
+// mdEscape keeps a value from breaking out of a markdown table cell or code span.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "`", "'", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// Phase names: the image holds the binary under these names and action.yml names them as the
+// entrypoints.
+const (
+	MainName = "cfmint-main"
+	PostName = "cfmint-post"
+)
+
+// RunPhase runs the phase the binary was started as (by the base name of argv0) and returns its
+// exit code; ok is false when argv0 names no phase.
+func RunPhase(ctx context.Context, argv0 string, d Deps) (code int, ok bool) {
+	var err error
+	switch filepath.Base(argv0) {
+	case MainName:
+		err = Main(ctx, d)
+	case PostName:
+		err = Post(ctx, d)
+	default:
+		return 0, false
+	}
+	if err == nil {
+		return 0, true
+	}
+	if err != ErrReported {
+		// Errors are reported as annotations; anything unreported still gets one.
+		newActions(d).Errorf("%s", err.Error())
+	}
+	return 1, true
+}
+
+// human prints a duration the way a user writes it: 15m, 1h30m, 90s.
+func human(d time.Duration) string {
+	s := d.String()
+	s = strings.Replace(s, "m0s", "m", 1)
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

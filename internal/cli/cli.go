@@ -1,0 +1,65 @@
+// Package cli is cfmint's terminal interface: its subcommands, flags, help and exit codes.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Env is everything the CLI takes from the process; main hands it down.
+type Env struct {
+	Args           []string // without the program name
+	Lookup         func(string) (string, bool)
+	Stdout, Stderr io.Writer
+	HTTPClient     *http.Client
+	ActionYML      []byte // the action's contract, embedded in the binary
+	Self           string // path of this binary
+}
+
+// Exit codes.
+const (
+	ExitOK    = 0 // success
+	ExitFail  = 1 // the operation failed (Cloudflare refused, a check failed)
+	ExitUsage = 2 // the command line was wrong
+)
+
+// Version is set at build time (-ldflags "-X github.com/cfmint/cfmint/internal/cli.Version=v1.2.3").
+var Version = "dev"
+
+const usage = `cfmint mints a least-privilege, IP-pinned, short-lived Cloudflare API token
+for one CI job, and revokes it when the job ends.
+
+As a GitHub Action it runs as /cfmint-main (main phase) and /cfmint-post (post
+phase); see action.yml. From a terminal:
+
+  cfmint demo       run the action's main and post phases against a built-in,
+                    in-memory Cloudflare API, and show what a workflow sees
+  cfmint version    print the version
+  cfmint help       this text
+
+Exit codes: 0 success, 1 failure, 2 bad command line.
+`
+
+// Run runs one command and returns the process exit code.
+func Run(ctx context.Context, e Env) int {
+	if len(e.Args) == 0 {
+		fmt.Fprint(e.Stderr, usage)
+		return ExitUsage
+	}
+	switch cmd, rest := e.Args[0], e.Args[1:]; cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(e.Stdout, usage)
+		return ExitOK
+	case "version", "--version":
+		fmt.Fprintln(e.Stdout, "cfmint", Version)
+		return ExitOK
+	case "demo":
+		return demo(ctx, e, rest)
+	default:
+		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"demo", "version", "help"}, ", "))
+		return ExitUsage
+	}
+}

@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/action"
+	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/runner"
+)
+
+// InProcess is a runner.Executor that runs a phase inside this process instead of a container:
+// the same code, the environment the container would get, and its stdout.
+func InProcess(hc *http.Client) runner.Executor {
+	return func(ctx context.Context, argv0 string, _ []string, env []string, stdout, _ io.Writer) (int, error) {
+		vars := map[string]string{}
+		for _, kv := range env {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				vars[k] = v
+			}
+		}
+		lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+		code, ok := action.RunPhase(ctx, argv0, action.Deps{Lookup: lookup, Stdout: stdout, HTTPClient: hc})
+		if !ok {
+			return 0, fmt.Errorf("%s is not a phase of cfmint", argv0)
+		}
+		return code, nil
+	}
+}
+
+// demo runs a workflow step the way the runner would, against the built-in Cloudflare API, and
+// shows what a user would see; then uses the token before and after the post phase.
+func demo(ctx context.Context, e Env, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(e.Stderr, "cfmint demo takes no arguments\n")
+		return ExitUsage
+	}
+	out := e.Stdout
+	srv := cfapitest.New()
+	if err := srv.Start(); err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint demo: failed to start the built-in Cloudflare API: %v\n", err)
+		return ExitFail
+	}
+	defer srv.Close()
+	fx := srv.Seed()
+
+	act, err := runner.ParseAction(e.ActionYML)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint demo: %v\n", err)
+		return ExitFail
+	}
+	dir, err := os.MkdirTemp("", "cfmint-demo-")
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint demo: %v\n", err)
+		return ExitFail
+	}
+	defer os.RemoveAll(dir)
+
+	// The demo talks to the loopback API only, whatever proxy the terminal has set.
+	hc := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	job := runner.NewJob(runner.JobOptions{
+		Dir: dir,
+		Env: map[string]string{
+			"GITHUB_ACTIONS":          "true",
+			"GITHUB_REPOSITORY":       "octo-org/website",
+			"GITHUB_RUN_ID":           "4242",
+			"GITHUB_RUN_ATTEMPT":      "1",
+			"GITHUB_JOB":              "deploy",
+			"GITHUB_ACTION":           "cf",
+			"GITHUB_WORKFLOW":         "deploy",
+			"CLOUDFLARE_API_BASE_URL": srv.URL(),
+		},
+		Exec:   InProcess(hc),
+		Action: act,
+		// The runner masks every value of the secrets context from the start.
+		Secrets: []string{fx.AccountBootstrap.Secret},
+	})
+	step := runner.Step{ID: "cf", With: map[string]string{
+		"bootstrap-token": fx.AccountBootstrap.Secret,
+		"account-id":      fx.Account.ID,
+		"preset":          "workers-deploy",
+		"ttl":             "15m",
+	}}
+
+	fmt.Fprintf(out, "cfmint demo: a built-in Cloudflare API is listening on %s\n", srv.URL())
+	fmt.Fprintf(out, "It holds account %s with zones %s and %s, and an account-owned bootstrap token\nthat may only create tokens.\n\n", fx.Account.ID, fx.Zone.Name, fx.Zone2.Name)
+	fmt.Fprintf(out, "The workflow step:\n\n  - uses: cfmint/cfmint@v1\n    id: cf\n    with:\n      bootstrap-token: ${{ secrets.CLOUDFLARE_BOOTSTRAP_TOKEN }}\n      account-id: %s\n      preset: workers-deploy\n      ttl: 15m\n\n", fx.Account.ID)
+
+	mainPhase, err := job.RunMain(ctx, step)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint demo: main phase: %v\n", err)
+		return ExitFail
+	}
+	mask := func(s string) string {
+		for _, m := range job.Masks() {
+			if m != "" {
+				s = strings.ReplaceAll(s, m, "***")
+			}
+		}
+		return s
+	}
+	section(out, "Main phase log (as the runner shows it)")
+	fmt.Fprint(out, indent(mainPhase.Log))
+	fmt.Fprintf(out, "exit code %d\n", mainPhase.ExitCode)
+	section(out, "Step outputs")
+	printMap(out, mainPhase.Outputs, mask)
+	section(out, "Environment for later steps")
+	printMap(out, mainPhase.Env, mask)
+	section(out, "Step summary")
+	fmt.Fprint(out, indent(mask(mainPhase.Summary)))
+	if mainPhase.ExitCode != 0 {
+		return ExitFail
+	}
+
+	token := mainPhase.Outputs["token"]
+	ok := true
+	section(out, "Using the token, as a later step would")
+	scripts := srv.URL() + "/accounts/" + fx.Account.ID + "/workers/scripts"
+	ok = try(out, hc, "list Workers scripts (granted)", scripts, token, 200) && ok
+	ok = try(out, hc, "list DNS records (not granted)", srv.URL()+"/zones/"+fx.Zone.ID+"/dns_records", token, 403) && ok
+	other := &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}).DialContext}}
+	ok = try(out, other, "list Workers scripts from another address (127.0.0.2)", scripts, token, 403) && ok
+
+	postPhase, err := job.RunPost(ctx, step, mainPhase)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint demo: post phase: %v\n", err)
+		return ExitFail
+	}
+	section(out, "Post phase log")
+	fmt.Fprint(out, indent(postPhase.Log))
+	fmt.Fprintf(out, "exit code %d\n", postPhase.ExitCode)
+	section(out, "Post phase summary")
+	fmt.Fprint(out, indent(mask(postPhase.Summary)))
+
+	section(out, "Using the token after the post phase")
+	ok = try(out, hc, "list Workers scripts", scripts, token, 401) && ok
+
+	left := 0
+	for _, t := range srv.Tokens() {
+		if t.Name == mainPhase.Outputs["name"] {
+			left++
+		}
+	}
+	section(out, "Result")
+	fmt.Fprintf(out, "Tokens named %s left in the API: %d\n", mainPhase.Outputs["name"], left)
+	if !ok || left != 0 || postPhase.ExitCode != 0 {
+		fmt.Fprintln(out, "The demo did NOT go as expected.")
+		return ExitFail
+	}
+	fmt.Fprintln(out, "The token worked only where it was meant to, and is gone.")
+	return ExitOK
+}
+
+// try calls url with the token and says what Cloudflare answered; it reports whether the status
+// was the one expected.
+func try(out io.Writer, hc *http.Client, what, url, token string, want int) bool {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintf(out, "  %s: %v\n", what, err)
+		return false
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := hc.Do(req)
+	if err != nil {
+		fmt.Fprintf(out, "  %s: %v\n", what, err)
+		return false
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	detail := string(body)
+	if i := strings.Index(detail, `"errors":[`); i >= 0 && res.StatusCode != 200 {
+		detail = detail[i:]
+		if j := strings.Index(detail, "]"); j >= 0 {
+			detail = detail[:j+1]
+		}
+	} else if res.StatusCode == 200 {
+		detail = "ok"
+	}
+	mark := "as expected"
+	if res.StatusCode != want {
+		mark = fmt.Sprintf("UNEXPECTED, wanted %d", want)
+	}
+	fmt.Fprintf(out, "  %s: %d %s (%s)\n", what, res.StatusCode, detail, mark)
+	return res.StatusCode == want
+}
+
+func section(out io.Writer, title string) {
+	fmt.Fprintf(out, "\n== %s ==\n", title)
+}
+
+func indent(s string) string {
+	if s == "" {
+		return "  (empty)\n"
+	}
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return "  " + strings.Join(lines, "\n  ") + "\n"
+}
+
+func printMap(out io.Writer, m map[string]string, mask func(string) string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if len(keys) == 0 {
+		fmt.Fprintln(out, "  (none)")
+	}
+	for _, k := range keys {
+		fmt.Fprintf(out, "  %s=%s\n", k, mask(m[k]))
+	}
+}
