@@ -3,6 +3,7 @@ package cftoken
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -236,6 +237,33 @@ type Minted struct {
 // Create creates a token. It is never retried: if the answer is lost, the token may exist, and a
 // second POST would mint a second one. The caller cleans up by name instead.
 func (c *Client) Create(ctx context.Context, owner Owner, accountID string, req policy.Request) (*Minted, error) {
+	const op = "create the token"
+	if owner == OwnerUser {
+		res, err := user.NewTokenService().New(ctx, userCreate(req), c.opts()...)
+		if err != nil {
+			return nil, reduce(op, err)
+		}
+		return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
+	}
+	res, err := accounts.NewTokenService().New(ctx, accountCreate(accountID, req), c.opts()...)
+	if err != nil {
+		return nil, reduce(op, err)
+	}
+	return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
+}
+
+// CreateRequest is the path (below the API base) and JSON body that Create sends, for a dry run:
+// the same SDK types marshal it, so what is shown is what would be sent.
+func CreateRequest(owner Owner, accountID string, req policy.Request) (string, []byte, error) {
+	if owner == OwnerUser {
+		b, err := json.Marshal(userCreate(req))
+		return "user/tokens", b, err
+	}
+	b, err := json.Marshal(accountCreate(accountID, req))
+	return "accounts/" + accountID + "/tokens", b, err
+}
+
+func policyParams(req policy.Request) []shared.TokenPolicyParam {
 	pols := make([]shared.TokenPolicyParam, 0, len(req.Policies))
 	for _, p := range req.Policies {
 		groups := make([]shared.TokenPolicyPermissionGroupParam, len(p.Groups))
@@ -248,42 +276,45 @@ func (c *Client) Create(ctx context.Context, owner Owner, accountID string, req 
 		tp.Resources.Value, tp.Resources.Present = resources(p.Resources), true
 		pols = append(pols, tp)
 	}
+	return pols
+}
+
+func cidrStrings(req policy.Request) []string {
 	var cidrs []string
 	for _, p := range req.CIDRs {
 		cidrs = append(cidrs, p.String())
 	}
-	const op = "create the token"
-	if owner == OwnerUser {
-		var body user.TokenNewParams
-		body.Name.Value, body.Name.Present = req.Name, true
-		body.Policies.Value, body.Policies.Present = pols, true
-		body.ExpiresOn.Value, body.ExpiresOn.Present = req.ExpiresOn.UTC(), true
-		if len(cidrs) > 0 {
-			body.Condition.Present = true
-			body.Condition.Value.RequestIP.Present = true
-			body.Condition.Value.RequestIP.Value.In.Value, body.Condition.Value.RequestIP.Value.In.Present = cidrs, true
-		}
-		res, err := user.NewTokenService().New(ctx, body, c.opts()...)
-		if err != nil {
-			return nil, reduce(op, err)
-		}
-		return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
-	}
-	var body accounts.TokenNewParams
-	body.AccountID.Value, body.AccountID.Present = accountID, true
+	return cidrs
+}
+
+// userCreate and accountCreate fill the SDK's create params. The condition is left out when there
+// are no CIDRs (ip-filter: none), and not_before always: a runner clock ahead of Cloudflare's
+// would make the token not yet valid.
+func userCreate(req policy.Request) user.TokenNewParams {
+	var body user.TokenNewParams
 	body.Name.Value, body.Name.Present = req.Name, true
-	body.Policies.Value, body.Policies.Present = pols, true
+	body.Policies.Value, body.Policies.Present = policyParams(req), true
 	body.ExpiresOn.Value, body.ExpiresOn.Present = req.ExpiresOn.UTC(), true
-	if len(cidrs) > 0 {
+	if cidrs := cidrStrings(req); len(cidrs) > 0 {
 		body.Condition.Present = true
 		body.Condition.Value.RequestIP.Present = true
 		body.Condition.Value.RequestIP.Value.In.Value, body.Condition.Value.RequestIP.Value.In.Present = cidrs, true
 	}
-	res, err := accounts.NewTokenService().New(ctx, body, c.opts()...)
-	if err != nil {
-		return nil, reduce(op, err)
+	return body
+}
+
+func accountCreate(accountID string, req policy.Request) accounts.TokenNewParams {
+	var body accounts.TokenNewParams
+	body.AccountID.Value, body.AccountID.Present = accountID, true
+	body.Name.Value, body.Name.Present = req.Name, true
+	body.Policies.Value, body.Policies.Present = policyParams(req), true
+	body.ExpiresOn.Value, body.ExpiresOn.Present = req.ExpiresOn.UTC(), true
+	if cidrs := cidrStrings(req); len(cidrs) > 0 {
+		body.Condition.Present = true
+		body.Condition.Value.RequestIP.Present = true
+		body.Condition.Value.RequestIP.Value.In.Value, body.Condition.Value.RequestIP.Value.In.Present = cidrs, true
 	}
-	return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
+	return body
 }
 
 // resources converts a policy's resource map to the SDK's union; policy.Build never mixes flat

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/cfmint/cfmint/internal/policy"
 )
 
 // Bounds of the ttl input. A token that outlives its job is the thing cfmint exists to prevent,
@@ -34,25 +36,6 @@ const (
 	OwnerUser    Owner = "user"
 )
 
-// Presets are Cloudflare's minimum-permission sets for common jobs, by API group name.
-var Presets = map[string][]string{
-	"r2-upload":      {"Workers R2 Storage Write"},
-	"dns-edit":       {"DNS Write"},
-	"workers-deploy": {"Workers Scripts Write"},
-	"cache-purge":    {"Cache Purge"},
-	"analytics-read": {"Account Analytics Read"},
-}
-
-// PresetNames lists the presets in a stable order, for errors and docs.
-func PresetNames() []string {
-	names := make([]string, 0, len(Presets))
-	for n := range Presets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // Inputs are the action's inputs as the runner hands them over: raw strings.
 type Inputs struct {
 	BootstrapToken string `env:"BOOTSTRAP_TOKEN"`
@@ -66,6 +49,14 @@ type Inputs struct {
 	Name           string `env:"NAME"`
 	ExportEnv      string `env:"EXPORT_ENV"`
 	Revoke         string `env:"REVOKE"`
+	R2Buckets      string `env:"R2_BUCKETS"`
+	ExportR2       string `env:"EXPORT_R2"`
+	DryRun         string `env:"DRY_RUN"`
+	TokenID        string `env:"TOKEN_ID"`
+	Sweep          string `env:"SWEEP"`
+	SweepOlderThan string `env:"SWEEP_OLDER_THAN"`
+	SweepRepo      string `env:"SWEEP_REPOSITORY"`
+	Timeout        string `env:"TIMEOUT"`
 
 	// ExportEnvSet tells an export-env that is set but empty (export nothing) from one that is
 	// not set at all (a terminal run: the default applies); go-envconfig sees both as empty.
@@ -107,8 +98,25 @@ type Zones struct {
 // Empty reports whether no zone was named.
 func (z Zones) Empty() bool { return !z.All && len(z.Names) == 0 && len(z.IDs) == 0 }
 
-// Config is the validated request for one mint.
+// Mode is what a run does.
+type Mode int
+
+// The modes: mint a token (the default), revoke one by id (token-id), or sweep leftovers (sweep).
+const (
+	ModeMint Mode = iota
+	ModeRevoke
+	ModeSweep
+)
+
+// Bucket is one R2 bucket of the r2-buckets input.
+type Bucket struct {
+	Jurisdiction string // default, eu or fedramp
+	Name         string
+}
+
+// Config is the validated request of one run.
 type Config struct {
+	Mode           Mode
 	BootstrapToken string // secret: never print, wrap or store
 	AccountID      string
 	Owner          Owner
@@ -120,6 +128,14 @@ type Config struct {
 	Name           string
 	ExportEnv      string
 	Revoke         bool
+	Buckets        []Bucket
+	ExportR2       bool
+	DryRun         bool
+	Timeout        time.Duration
+
+	TokenID        string        // revoke mode: the token to revoke
+	SweepOlderThan time.Duration // sweep mode: also delete live tokens older than this (0: only expired ones)
+	SweepRepo      string        // sweep mode: whose tokens ("*": every repository's)
 }
 
 // Context is what the runner says about the run, used to name the token.
@@ -129,6 +145,8 @@ type Context struct {
 
 var (
 	hex32      = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
+	repoName   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	zoneName   = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$`)
 	reservedEv = []string{"GITHUB_", "RUNNER_", "ACTIONS_"}
@@ -142,12 +160,18 @@ func inputError(input, format string, args ...any) error {
 	return fmt.Errorf("input %q: %s", input, fmt.Sprintf(format, args...))
 }
 
-// Validate checks every input and reports every problem at once (errors.Join), each naming its
-// input, the bad value (never the secret) and what is allowed.
-func Validate(in *Inputs, rc Context) (*Config, error) {
-	var errs []error
+// ValidateAccess checks only what calling Cloudflare needs (bootstrap-token, token-owner,
+// account-id, timeout): for commands that mint nothing, such as listing permission groups.
+func ValidateAccess(in *Inputs) (*Config, error) {
 	c := &Config{}
+	if errs := validateAccess(in, c); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
 
+func validateAccess(in *Inputs, c *Config) []error {
+	var errs []error
 	tok := val(in.BootstrapToken)
 	switch {
 	case tok == "":
@@ -179,11 +203,26 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	} else if c.Owner == OwnerAccount {
 		errs = append(errs, inputError("account-id", "is empty; an account-owned token (token-owner: account) needs the account id (32 hex characters)"))
 	}
+	if to := val(in.Timeout); to == "" {
+		c.Timeout = DefaultTimeout
+	} else if d, err := time.ParseDuration(to); err != nil || d < 10*time.Second || d > 30*time.Minute {
+		errs = append(errs, inputError("timeout", "%q is not a duration from 10s to 30m; write one such as 2m", clip(to)))
+	} else {
+		c.Timeout = d
+	}
+	return errs
+}
+
+// Validate checks every input and reports every problem at once (errors.Join), each naming its
+// input, the bad value (never the secret) and what is allowed.
+func Validate(in *Inputs, rc Context) (*Config, error) {
+	c := &Config{}
+	errs := validateAccess(in, c)
 
 	preset := val(in.Preset)
 	if preset != "" {
-		if _, ok := Presets[strings.ToLower(preset)]; !ok {
-			errs = append(errs, inputError("preset", "%q is not a preset; use one of %s", clip(preset), strings.Join(PresetNames(), ", ")))
+		if _, ok := policy.Presets[strings.ToLower(preset)]; !ok {
+			errs = append(errs, inputError("preset", "%q is not a preset; use one of %s", clip(preset), strings.Join(policy.PresetNames(), ", ")))
 		} else {
 			c.Preset = strings.ToLower(preset)
 		}
@@ -199,9 +238,53 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 			c.Permissions = append(c.Permissions, line)
 		}
 	}
-	if preset == "" && perms == "" {
-		errs = append(errs, inputError("preset", "no permissions asked for; set preset (one of %s) or permissions (for example \"DNS Write\")", strings.Join(PresetNames(), ", ")))
+	c.TokenID = strings.ToLower(val(in.TokenID))
+	if c.TokenID != "" && !hex32.MatchString(c.TokenID) {
+		errs = append(errs, inputError("token-id", "%q is not a token id; it is 32 hex characters (the token-id output of the step that minted it)", clip(val(in.TokenID))))
 	}
+	sweep, err := parseBool("sweep", in.Sweep, false)
+	errs = appendErr(errs, err)
+	switch {
+	case c.TokenID != "" && sweep:
+		errs = append(errs, inputError("token-id", "cannot be combined with sweep: true; use one step to revoke a token and another to sweep"))
+	case c.TokenID != "":
+		c.Mode = ModeRevoke
+	case sweep:
+		c.Mode = ModeSweep
+	}
+	if c.Mode != ModeMint && (preset != "" || perms != "") {
+		what := "token-id"
+		if c.Mode == ModeSweep {
+			what = "sweep"
+		}
+		errs = append(errs, inputError(what, "revokes or sweeps and mints nothing, so it cannot be combined with preset or permissions; mint in another step"))
+	}
+	if c.Mode == ModeMint && preset == "" && perms == "" {
+		errs = append(errs, inputError("preset", "no permissions asked for; set preset (one of %s) or permissions (for example \"DNS Write\")", strings.Join(policy.PresetNames(), ", ")))
+	}
+
+	if older := val(in.SweepOlderThan); older != "" {
+		d, err := time.ParseDuration(older)
+		if err != nil || d < time.Minute {
+			errs = append(errs, inputError("sweep-older-than", "%q is not a duration of at least 1m; write one such as 6h or 24h (empty: only expired tokens)", clip(older)))
+		}
+		c.SweepOlderThan = d
+	}
+	c.SweepRepo = rc.Repository
+	if r := val(in.SweepRepo); r != "" {
+		if r != "*" && !repoName.MatchString(r) {
+			errs = append(errs, inputError("sweep-repository", "%q is not owner/repo or *", clip(r)))
+		}
+		c.SweepRepo = r
+	}
+
+	buckets, berrs := parseBuckets(val(in.R2Buckets))
+	c.Buckets = buckets
+	errs = append(errs, berrs...)
+	c.ExportR2, err = parseBool("export-r2", in.ExportR2, false)
+	errs = appendErr(errs, err)
+	c.DryRun, err = parseBool("dry-run", in.DryRun, false)
+	errs = appendErr(errs, err)
 
 	zones := val(in.Zones)
 	z, zerrs := parseZones(zones)
@@ -230,15 +313,8 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 		c.ExportEnv = ev
 	}
 
-	rv := val(in.Revoke)
-	switch strings.ToLower(rv) {
-	case "", "true":
-		c.Revoke = true
-	case "false":
-		c.Revoke = false
-	default:
-		errs = append(errs, inputError("revoke", "%q is not a boolean; use true or false", clip(rv)))
-	}
+	c.Revoke, err = parseBool("revoke", in.Revoke, true)
+	errs = appendErr(errs, err)
 
 	name := val(in.Name)
 	if name != "" {
@@ -266,6 +342,59 @@ func purpose(c *Config) string {
 	default:
 		return "custom"
 	}
+}
+
+// DefaultTimeout bounds a phase when the timeout input is empty.
+const DefaultTimeout = 2 * time.Minute
+
+func appendErr(errs []error, err error) []error {
+	if err != nil {
+		return append(errs, err)
+	}
+	return errs
+}
+
+// parseBool reads a true/false input; empty gives def.
+func parseBool(input, s string, def bool) (bool, error) {
+	switch strings.ToLower(val(s)) {
+	case "":
+		return def, nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return def, inputError(input, "%q is not a boolean; use true or false", clip(val(s)))
+}
+
+// Jurisdictions of R2 buckets.
+var Jurisdictions = []string{"default", "eu", "fedramp"}
+
+// parseBuckets parses r2-buckets: bucket names, each optionally prefixed by a jurisdiction
+// (eu:assets).
+func parseBuckets(s string) ([]Bucket, []error) {
+	var out []Bucket
+	var errs []error
+	seen := map[Bucket]bool{}
+	for _, it := range splitList(s) {
+		b := Bucket{Jurisdiction: "default", Name: it}
+		if j, n, ok := strings.Cut(it, ":"); ok {
+			b = Bucket{Jurisdiction: strings.ToLower(j), Name: n}
+			if !slices.Contains(Jurisdictions, b.Jurisdiction) {
+				errs = append(errs, inputError("r2-buckets", "%q has jurisdiction %q; use %s, or no prefix for the default", clip(it), clip(j), strings.Join(Jurisdictions, ", ")))
+				continue
+			}
+		}
+		if !bucketName.MatchString(b.Name) {
+			errs = append(errs, inputError("r2-buckets", "%q is not a bucket name: 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit", clip(b.Name)))
+			continue
+		}
+		if !seen[b] {
+			seen[b] = true
+			out = append(out, b)
+		}
+	}
+	return out, errs
 }
 
 // ParseTTL parses the ttl input: a Go duration from MinTTL to MaxTTL; empty means DefaultTTL.

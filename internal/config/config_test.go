@@ -66,7 +66,7 @@ func TestValidateRejects(t *testing.T) {
 		{"owner", func(in *Inputs) { in.TokenOwner = ptr("team") }, "token-owner", `"team" is not an owner; use account or user`},
 		{"account id short", func(in *Inputs) { in.AccountID = ptr("1234") }, "account-id", "32 hex"},
 		{"account id missing for account owner", func(in *Inputs) { in.AccountID = ptr("") }, "account-id", "is empty"},
-		{"preset", func(in *Inputs) { in.Preset = ptr("deploy-all") }, "preset", "analytics-read, cache-purge, dns-edit, r2-upload, workers-deploy"},
+		{"preset", func(in *Inputs) { in.Preset = ptr("deploy-all") }, "preset", "analytics-read, cache-purge, d1-write, dns-edit"},
 		{"nothing asked", func(in *Inputs) { in.Preset = ptr("") }, "preset", "no permissions asked for"},
 		{"ttl no unit", func(in *Inputs) { in.TTL = ptr("90") }, "ttl", "has no unit"},
 		{"ttl negative", func(in *Inputs) { in.TTL = ptr("-5m") }, "ttl", "1m to 6h"},
@@ -91,6 +91,21 @@ func TestValidateRejects(t *testing.T) {
 		{"name control", func(in *Inputs) { in.Name = ptr("a\x1bb") }, "name", "control characters"},
 		{"name delimiter", func(in *Inputs) { in.Name = ptr("x_GitHubActionsFileCommandDelimeter_y") }, "name", "delimiter"},
 		{"revoke", func(in *Inputs) { in.Revoke = ptr("yes") }, "revoke", "use true or false"},
+		{"bucket name", func(in *Inputs) { in.R2Buckets = ptr("Assets_1") }, "r2-buckets", "not a bucket name"},
+		{"bucket jurisdiction", func(in *Inputs) { in.R2Buckets = ptr("mars:assets") }, "r2-buckets", "use default, eu, fedramp"},
+		{"export-r2", func(in *Inputs) { in.ExportR2 = ptr("1") }, "export-r2", "use true or false"},
+		{"dry-run", func(in *Inputs) { in.DryRun = ptr("maybe") }, "dry-run", "use true or false"},
+		{"token-id", func(in *Inputs) { in.TokenID = ptr("abc"); in.Preset = "" }, "token-id", "32 hex"},
+		{"token-id with preset", func(in *Inputs) { in.TokenID = ptr("0123456789abcdef0123456789abcdef") }, "token-id", "cannot be combined with preset"},
+		{"token-id with sweep", func(in *Inputs) {
+			in.TokenID = ptr("0123456789abcdef0123456789abcdef")
+			in.Sweep = "true"
+			in.Preset = ""
+		}, "token-id", "cannot be combined with sweep"},
+		{"sweep with preset", func(in *Inputs) { in.Sweep = ptr("true") }, "sweep", "cannot be combined with preset"},
+		{"sweep older", func(in *Inputs) { in.Sweep = "true"; in.Preset = ""; in.SweepOlderThan = "30s" }, "sweep-older-than", "at least 1m"},
+		{"sweep repo", func(in *Inputs) { in.Sweep = "true"; in.Preset = ""; in.SweepRepo = "not a repo" }, "sweep-repository", "owner/repo"},
+		{"timeout", func(in *Inputs) { in.Timeout = ptr("1h") }, "timeout", "10s to 30m"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,6 +253,52 @@ func FuzzDefaultName(f *testing.F) {
 		n := DefaultName(Context{repo, run, attempt, job, step}, purpose)
 		if len(n) > MaxNameLen || CheckName(n) != nil || !strings.HasPrefix(n, NamePrefix) {
 			t.Fatalf("bad name %q", n)
+		}
+	})
+}
+
+func TestValidateModes(t *testing.T) {
+	t.Parallel()
+	in := valid()
+	in.Preset = ""
+	in.TokenID = "0123456789ABCDEF0123456789abcdef"
+	c, err := Validate(in, Context{})
+	if err != nil || c.Mode != ModeRevoke || c.TokenID != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("revoke mode: %+v, %v", c, err)
+	}
+	in = valid()
+	in.Preset = ""
+	in.Sweep = "TRUE"
+	in.SweepOlderThan = "24h"
+	c, err = Validate(in, Context{Repository: "octo/site"})
+	if err != nil || c.Mode != ModeSweep || c.SweepRepo != "octo/site" || c.SweepOlderThan != 24*time.Hour {
+		t.Errorf("sweep mode: %+v, %v", c, err)
+	}
+	in = valid()
+	in.R2Buckets = "assets, eu:logs\nassets"
+	in.ExportR2 = "true"
+	in.DryRun = "true"
+	c, err = Validate(in, Context{})
+	if err != nil || len(c.Buckets) != 2 || c.Buckets[1] != (Bucket{"eu", "logs"}) || !c.ExportR2 || !c.DryRun || c.Timeout != DefaultTimeout {
+		t.Errorf("r2/dry-run: %+v, %v", c, err)
+	}
+}
+
+func FuzzParseBuckets(f *testing.F) {
+	for _, s := range []string{"assets", "eu:assets, fedramp:x-y", "mars:a", "A_B", ":", "eu:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		bs, errs := parseBuckets(s)
+		for _, e := range errs {
+			if !strings.HasPrefix(e.Error(), `input "r2-buckets"`) {
+				t.Fatalf("%q: error %q does not name the input", s, e)
+			}
+		}
+		for _, b := range bs {
+			if !bucketName.MatchString(b.Name) || strings.Contains(b.Name, "_") {
+				t.Fatalf("%q: bad bucket %+v accepted", s, b)
+			}
 		}
 	})
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // TraceURL is the /cdn-cgi/trace address on the API's own host: asking the host that will check
@@ -70,4 +72,121 @@ func clip(s string) string {
 		return s[:64] + "..."
 	}
 	return s
+}
+
+// Options tune Runner.
+type Options struct {
+	// Fallback is a second trace URL, asked only when the API host's trace gives no address.
+	// Empty: https://www.cloudflare.com/cdn-cgi/trace (the same edge network, so the same view
+	// of the runner).
+	Fallback string
+	// Grace is how long to wait for the second address family once the first has answered;
+	// default 1s.
+	Grace time.Duration
+}
+
+// DefaultFallback is the trace asked when the API host's own trace fails.
+const DefaultFallback = "https://www.cloudflare.com/cdn-cgi/trace"
+
+// Runner finds the runner's public addresses as the API host sees them. It asks the trace over
+// IPv4 and over IPv6 separately, because a dual-stack runner may reach the API over either and
+// the token must work both ways. When the API host's trace gives nothing, it asks the fallback.
+func Runner(ctx context.Context, hc *http.Client, apiBase string, o Options) ([]netip.Addr, error) {
+	primary, err := TraceURL(apiBase)
+	if err != nil {
+		return nil, err
+	}
+	if o.Grace <= 0 {
+		o.Grace = time.Second
+	}
+	addrs, perr := bothFamilies(ctx, hc, primary, o.Grace)
+	if len(addrs) > 0 {
+		return addrs, nil
+	}
+	fb := o.Fallback
+	if fb == "" {
+		fb = DefaultFallback
+	}
+	addrs, ferr := bothFamilies(ctx, hc, fb, o.Grace)
+	if len(addrs) > 0 {
+		return addrs, nil
+	}
+	return nil, fmt.Errorf("%v; fallback: %v", perr, ferr)
+}
+
+// bothFamilies asks one trace URL over IPv4 and IPv6 at once. Once one family has answered, the
+// other gets grace more time: on a runner without IPv6 its dial fails at once, but a network
+// that drops IPv6 silently must not hold up the job.
+func bothFamilies(ctx context.Context, hc *http.Client, url string, grace time.Duration) ([]netip.Addr, error) {
+	t, ok := hc.Transport.(*http.Transport)
+	if !ok || t == nil {
+		a, err := Lookup(ctx, hc, url)
+		if err != nil {
+			return nil, err
+		}
+		return []netip.Addr{a}, nil
+	}
+	type result struct {
+		a   netip.Addr
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, 2)
+	for _, network := range []string{"tcp4", "tcp6"} {
+		c := &http.Client{Transport: familyTransport(t, network), Timeout: hc.Timeout}
+		go func() {
+			a, err := Lookup(ctx, c, url)
+			results <- result{a, err}
+		}()
+	}
+	var out []netip.Addr
+	var errs []error
+	var timer <-chan time.Time
+	for n := 0; n < 2; n++ {
+		select {
+		case r := <-results:
+			if r.err != nil {
+				errs = append(errs, r.err)
+				continue
+			}
+			if !containsAddr(out, r.a) {
+				out = append(out, r.a)
+			}
+			if timer == nil {
+				timer = time.After(grace)
+			}
+		case <-timer:
+			n = 2
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func containsAddr(as []netip.Addr, a netip.Addr) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// familyTransport is t limited to one address family. A proxy, when set, is still used: then
+// Cloudflare sees the proxy's address, which is what the token's filter must allow.
+func familyTransport(t *http.Transport, network string) *http.Transport {
+	c := t.Clone()
+	dial := c.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	}
+	c.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return dial(ctx, network, addr)
+	}
+	// Each family needs its own connection; a pooled one could be of the other family.
+	c.DisableKeepAlives = true
+	return c
 }

@@ -55,22 +55,28 @@ type Request struct {
 	ExpiresOn time.Time      // UTC, whole seconds
 }
 
+// Bucket is an R2 bucket a request applies to.
+type Bucket struct{ Jurisdiction, Name string }
+
 // Wanted is what the user asked for, in the user's words, with the zones already resolved.
 type Wanted struct {
 	Lines     []string // preset group names and permission lines
 	AccountID string
 	Zones     []Zone
 	AllZones  bool
+	Buckets   []Bucket
+	// Owner is "account" or "user": it decides which groups can be granted at all.
+	Owner string
 }
 
 // Build resolves every line against the groups the owner may grant and returns one policy per
 // scope. Every problem is reported at once.
 func Build(w Wanted, available []Group) ([]Policy, error) {
-	groups, err := Resolve(w.Lines, available, w.AllZones || len(w.Zones) > 0)
+	groups, err := Resolve(w.Lines, available, Hints{ZonesGiven: w.AllZones || len(w.Zones) > 0, Owner: w.Owner})
 	if err != nil {
 		return nil, err
 	}
-	var acct, zone []Group
+	var acct, zone, bucket []Group
 	var errs []error
 	for _, g := range groups {
 		switch {
@@ -81,7 +87,7 @@ func Build(w Wanted, available []Group) ([]Policy, error) {
 		case g.Has(ScopeUser):
 			errs = append(errs, fmt.Errorf("input \"permissions\": %q applies to a user, which cfmint does not grant; a CI token should not manage a user", g.Name))
 		case g.Has(ScopeBucket):
-			errs = append(errs, fmt.Errorf("input \"permissions\": %q applies to R2 buckets, which cfmint does not grant yet; use \"Workers R2 Storage Write\" (preset r2-upload)", g.Name))
+			bucket = append(bucket, g)
 		default:
 			errs = append(errs, fmt.Errorf("input \"permissions\": %q has scopes %v that cfmint does not know", g.Name, g.Scopes))
 		}
@@ -94,6 +100,15 @@ func Build(w Wanted, available []Group) ([]Policy, error) {
 	}
 	if w.AllZones && w.AccountID == "" && len(zone) > 0 {
 		errs = append(errs, errors.New("input \"account-id\": is empty, but zones: * means every zone of an account; set account-id"))
+	}
+	if len(bucket) > 0 && len(w.Buckets) == 0 {
+		errs = append(errs, fmt.Errorf("input \"r2-buckets\": is empty, but %s apply to R2 buckets; name the buckets (assets, or eu:assets for a jurisdiction)", names(bucket)))
+	}
+	if len(bucket) > 0 && w.AccountID == "" {
+		errs = append(errs, fmt.Errorf("input \"account-id\": is empty, but %s apply to R2 buckets of an account; set account-id", names(bucket)))
+	}
+	if len(bucket) == 0 && len(w.Buckets) > 0 {
+		errs = append(errs, errors.New("input \"r2-buckets\": buckets are given but no permission applies to buckets; add \"Workers R2 Storage Bucket Item Write\" (or Read), or use preset r2-upload"))
 	}
 	if len(zone) == 0 && (w.AllZones || len(w.Zones) > 0) {
 		errs = append(errs, errors.New("input \"zones\": zones are given but no permission applies to zones; remove zones or add a zone permission such as \"DNS Write\""))
@@ -117,7 +132,33 @@ func Build(w Wanted, available []Group) ([]Policy, error) {
 		}
 		out = append(out, Policy{Groups: zone, Resources: res})
 	}
+	if len(bucket) > 0 {
+		res := map[string]any{}
+		for _, b := range w.Buckets {
+			res[BucketKey(w.AccountID, b)] = "*"
+		}
+		out = append(out, Policy{Groups: bucket, Resources: res})
+	}
 	return out, nil
+}
+
+// BucketKey is the resource key of one R2 bucket.
+func BucketKey(accountID string, b Bucket) string {
+	j := b.Jurisdiction
+	if j == "" {
+		j = "default"
+	}
+	return ScopeBucket + "." + accountID + "_" + j + "_" + b.Name
+}
+
+// ExpandPreset returns the group names of a preset: its bucket-level groups when buckets are
+// named and it has them (the narrower grant), else its groups.
+func ExpandPreset(name string, bucketsGiven bool) []string {
+	p := Presets[name]
+	if bucketsGiven && len(p.BucketGroups) > 0 {
+		return p.BucketGroups
+	}
+	return p.Groups
 }
 
 // AccountKey is the resource key of one account.
@@ -134,12 +175,20 @@ func names(gs []Group) string {
 	return strings.Join(q, ", ")
 }
 
+// Hints are what, besides the names, decides which group a name means.
+type Hints struct {
+	ZonesGiven bool   // zones are named: a name that exists at two scopes means the zone one
+	Owner      string // "account" or "user"
+}
+
 // Resolve finds the group for each line. A line may hold several comma-separated names; since
 // some real names contain commas ("Access: Organizations, Identity Providers, and Groups Write"),
-// pieces are joined back whenever the joined text is a known name. Names are matched
-// case-insensitively; a name that exists at account and zone scope is taken at zone scope when
-// zones are given, else at account scope.
-func Resolve(lines []string, available []Group, zonesGiven bool) ([]Group, error) {
+// pieces are joined back whenever the joined text is a known name. Each name may be written as
+// the API names it ("DNS Write"), as the dashboard does ("DNS Edit"), or as the dashboard's three
+// dropdowns, Scope / Resource / Level ("Zone / DNS / Edit", "Account | Workers R2 Storage | Edit"),
+// case-insensitively. A name that exists at two scopes is taken at the scope written, else at zone
+// scope when zones are given; otherwise the error names both.
+func Resolve(lines []string, available []Group, h Hints) ([]Group, error) {
 	byName := map[string][]Group{}
 	for _, g := range available {
 		k := strings.ToLower(g.Name)
@@ -150,12 +199,11 @@ func Resolve(lines []string, available []Group, zonesGiven bool) ([]Group, error
 	seen := map[string]bool{}
 	for _, line := range lines {
 		for _, name := range splitNames(line, byName) {
-			cands := byName[strings.ToLower(name)]
-			if len(cands) == 0 {
-				errs = append(errs, unknown(name, available))
+			g, err := resolveOne(name, byName, available, h)
+			if err != nil {
+				errs = append(errs, err)
 				continue
 			}
-			g := pick(cands, zonesGiven)
 			if !seen[g.ID] {
 				seen[g.ID] = true
 				out = append(out, g)
@@ -168,20 +216,139 @@ func Resolve(lines []string, available []Group, zonesGiven bool) ([]Group, error
 	return out, nil
 }
 
-func pick(cands []Group, zonesGiven bool) Group {
+// scopeWords are the dashboard's words for the first dropdown.
+var scopeWords = map[string]string{"account": ScopeAccount, "zone": ScopeZone, "user": ScopeUser}
+
+// userOnly are the groups that only a user can hold (scope com.cloudflare.api.user); an
+// account-owned token's permission-group list leaves them out, so they are named here only to
+// explain their absence.
+var userOnly = map[string]bool{"api tokens read": true, "api tokens write": true, "memberships read": true, "memberships write": true, "user details read": true, "user details write": true}
+
+func resolveOne(name string, byName map[string][]Group, available []Group, h Hints) (Group, error) {
+	cands := lookupName(name, byName)
+	if parts := splitDropdowns(name); parts != nil {
+		scope, ok := scopeWords[strings.ToLower(parts[0])]
+		if !ok {
+			return Group{}, fmt.Errorf("input \"permissions\": %q: the first part, %q, is not a scope; write Account, Zone or User, as in \"Zone / DNS / Edit\"", name, parts[0])
+		}
+		level := parts[2]
+		if strings.EqualFold(level, "edit") {
+			level = "Write"
+		}
+		cands = byName[strings.ToLower(parts[1]+" "+level)]
+		if len(cands) == 0 && strings.HasSuffix(strings.ToLower(parts[1]), strings.ToLower(" "+level)) {
+			cands = byName[strings.ToLower(parts[1])] // "Zone / Cache Purge / Purge" is "Cache Purge"
+		}
+		var at []Group
+		for _, g := range cands {
+			if g.Has(scope) {
+				at = append(at, g)
+			}
+		}
+		if len(cands) > 0 && len(at) == 0 {
+			return Group{}, fmt.Errorf("input \"permissions\": %q: %q exists, but not at %s scope; it applies to %s", name, cands[0].Name, strings.ToLower(parts[0]), scopeNames(cands))
+		}
+		if len(cands) == 0 {
+			return Group{}, unknown(parts[1]+" "+level, available)
+		}
+		cands = at
+	}
+	if len(cands) == 0 {
+		if h.Owner == "account" && userOnly[strings.ToLower(name)] {
+			return Group{}, fmt.Errorf("input \"permissions\": %q is a user-level permission, which an account-owned token cannot hold; use token-owner: user, or leave it out", name)
+		}
+		return Group{}, unknown(name, available)
+	}
 	if len(cands) == 1 {
-		return cands[0]
+		return cands[0], nil
 	}
-	want := ScopeAccount
-	if zonesGiven {
-		want = ScopeZone
-	}
-	for _, g := range cands {
-		if g.Has(want) {
-			return g
+	if h.ZonesGiven {
+		for _, g := range cands {
+			if g.Has(ScopeZone) {
+				return g, nil
+			}
 		}
 	}
-	return cands[0]
+	var forms []string
+	for _, g := range cands {
+		forms = append(forms, fmt.Sprintf("%q", dropdown(g)))
+	}
+	sort.Strings(forms)
+	return Group{}, fmt.Errorf("input \"permissions\": %q exists at %s scope; say which: write %s (naming zones also picks the zone one)", name, scopeNames(cands), strings.Join(forms, " or "))
+}
+
+// lookupName finds a name as the API writes it, or as the dashboard does (Edit for Write).
+func lookupName(name string, byName map[string][]Group) []Group {
+	low := strings.ToLower(strings.Join(strings.Fields(name), " "))
+	if c := byName[low]; len(c) > 0 {
+		return c
+	}
+	if strings.HasSuffix(low, " edit") {
+		return byName[strings.TrimSuffix(low, " edit")+" write"]
+	}
+	return nil
+}
+
+// splitDropdowns splits "Zone / DNS / Edit" or "Account | Workers R2 Storage | Edit" into its
+// three parts; nil when the name is not in that form.
+func splitDropdowns(name string) []string {
+	for _, sep := range []string{"|", "/"} {
+		parts := strings.Split(name, sep)
+		if len(parts) != 3 {
+			continue
+		}
+		for i := range parts {
+			parts[i] = strings.Join(strings.Fields(parts[i]), " ")
+			if parts[i] == "" {
+				return nil
+			}
+		}
+		return parts
+	}
+	return nil
+}
+
+func scopeNames(gs []Group) string {
+	var out []string
+	for _, g := range gs {
+		for _, sc := range g.Scopes {
+			out = append(out, scopeWord(sc))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " and ")
+}
+
+func scopeWord(scope string) string {
+	switch scope {
+	case ScopeAccount:
+		return "account"
+	case ScopeZone:
+		return "zone"
+	case ScopeUser:
+		return "user"
+	case ScopeBucket:
+		return "R2 bucket"
+	}
+	return scope
+}
+
+// dropdown writes a group the way the dashboard's three dropdowns show it.
+func dropdown(g Group) string {
+	sc := "Account"
+	if g.Has(ScopeZone) {
+		sc = "Zone"
+	} else if g.Has(ScopeUser) {
+		sc = "User"
+	}
+	res, level := g.Name, ""
+	if i := strings.LastIndex(g.Name, " "); i > 0 {
+		res, level = g.Name[:i], g.Name[i+1:]
+	}
+	if level == "Write" {
+		level = "Edit"
+	}
+	return sc + " / " + res + " / " + level
 }
 
 // splitNames splits a line on commas, joining pieces back where the joined text is a known name

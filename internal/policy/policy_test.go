@@ -80,7 +80,7 @@ func TestBuild(t *testing.T) {
 
 func TestResolveNamesWithCommasAndColons(t *testing.T) {
 	t.Parallel()
-	got, err := Resolve([]string{"Access: Organizations, Identity Providers, and Groups Write, DNS Read", "Access: Apps Read"}, groups(t), true)
+	got, err := Resolve([]string{"Access: Organizations, Identity Providers, and Groups Write, DNS Read", "Access: Apps Read"}, groups(t), Hints{ZonesGiven: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,10 @@ func TestResolveNamesWithCommasAndColons(t *testing.T) {
 func TestResolveTwoScopes(t *testing.T) {
 	t.Parallel()
 	for _, zones := range []bool{false, true} {
-		got, err := Resolve([]string{"Logs Write"}, groups(t), zones)
+		if !zones {
+			continue // covered by TestResolveForms: ambiguous without zones
+		}
+		got, err := Resolve([]string{"Logs Write"}, groups(t), Hints{ZonesGiven: zones})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +164,7 @@ func FuzzResolve(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		got, err := Resolve([]string{line}, all, false)
+		got, err := Resolve([]string{line}, all, Hints{Owner: "account"})
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), `input "permissions"`) {
 				t.Fatalf("%q: error %q does not name the input", line, err)
@@ -174,4 +177,89 @@ func FuzzResolve(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResolveForms covers every way users write a permission, and the failures.
+func TestResolveForms(t *testing.T) {
+	t.Parallel()
+	all := groups(t)
+	cases := []struct {
+		line string
+		h    Hints
+		want string // "name@scope", or "error: <phrase>"
+	}{
+		{"DNS Write", Hints{}, "DNS Write@zone"},
+		{"dns edit", Hints{}, "DNS Write@zone"},
+		{"Zone / DNS / Edit", Hints{}, "DNS Write@zone"},
+		{"zone/dns/read", Hints{}, "DNS Read@zone"},
+		{"Account | Workers R2 Storage | Edit", Hints{}, "Workers R2 Storage Write@account"},
+		{"Zone / Cache Purge / Purge", Hints{}, "Cache Purge@zone"},
+		{"Zone / Zone / Read", Hints{}, "Zone Read@zone"},
+		{"Access: Apps and Policies Write", Hints{ZonesGiven: true}, "Access: Apps and Policies Write@zone"},
+		{"Account / Access: Apps and Policies / Edit", Hints{ZonesGiven: true}, "Access: Apps and Policies Write@account"},
+		{"Logs Write", Hints{ZonesGiven: true}, "Logs Write@zone"},
+		{"Account / Logs / Edit", Hints{ZonesGiven: true}, "Logs Write@account"},
+		{"Zone / Logs / Edit", Hints{}, "Logs Write@zone"},
+		{"Logs Write", Hints{}, `error: "Account / Logs / Edit" or "Zone / Logs / Edit"`},
+		{"Account / DNS / Edit", Hints{}, "error: not at account scope"},
+		{"Team / DNS / Edit", Hints{}, "error: is not a scope"},
+		{"Zone / DNZ / Edit", Hints{}, `error: did you mean "DNS Write"`},
+		{"API Tokens Write", Hints{Owner: "account"}, "error: user-level permission"},
+		{"Workers R2 Storage Bucket Item Write", Hints{}, "Workers R2 Storage Bucket Item Write@R2 bucket"},
+	}
+	var acctGroups []Group // what the account endpoint lists: no user-only groups
+	for _, g := range all {
+		if !(len(g.Scopes) == 1 && g.Scopes[0] == ScopeUser) {
+			acctGroups = append(acctGroups, g)
+		}
+	}
+	for _, tc := range cases {
+		avail := all
+		if tc.h.Owner == "account" {
+			avail = acctGroups
+		}
+		got, err := Resolve([]string{tc.line}, avail, tc.h)
+		if strings.HasPrefix(tc.want, "error: ") {
+			if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(tc.want, "error: ")) {
+				t.Errorf("Resolve(%q) error = %v, want %q", tc.line, err, tc.want)
+			}
+			continue
+		}
+		if err != nil || len(got) != 1 || got[0].Name+"@"+scopeNames(got) != tc.want {
+			t.Errorf("Resolve(%q) = %+v, %v; want %s", tc.line, got, err, tc.want)
+		}
+	}
+}
+
+func TestBuildBuckets(t *testing.T) {
+	t.Parallel()
+	got, err := Build(Wanted{Lines: ExpandPreset("r2-upload", true), AccountID: acct, Buckets: []Bucket{{"default", "assets"}, {"eu", "logs"}}}, groups(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{ScopeBucket + "." + acct + "_default_assets": "*", ScopeBucket + "." + acct + "_eu_logs": "*"}
+	if len(got) != 1 || got[0].Groups[0].Name != "Workers R2 Storage Bucket Item Write" || !reflect.DeepEqual(got[0].Resources, want) {
+		t.Errorf("Build = %+v", got)
+	}
+	if g := ExpandPreset("r2-upload", false); len(g) != 1 || g[0] != "Workers R2 Storage Write" {
+		t.Errorf("r2-upload without buckets = %v", g)
+	}
+	if _, err := Build(Wanted{Lines: []string{"Workers R2 Storage Bucket Item Read"}, AccountID: acct}, groups(t)); err == nil || !strings.Contains(err.Error(), `input "r2-buckets": is empty`) {
+		t.Errorf("bucket group without buckets: %v", err)
+	}
+	if _, err := Build(Wanted{Lines: []string{"DNS Read"}, AccountID: acct, Zones: []Zone{{ID: "z"}}, Buckets: []Bucket{{"default", "assets"}}}, groups(t)); err == nil || !strings.Contains(err.Error(), "no permission applies to buckets") {
+		t.Errorf("buckets without bucket group: %v", err)
+	}
+}
+
+// TestPresetsResolve checks every preset names real groups.
+func TestPresetsResolve(t *testing.T) {
+	t.Parallel()
+	for _, name := range PresetNames() {
+		for _, buckets := range []bool{false, true} {
+			if _, err := Resolve(ExpandPreset(name, buckets), groups(t), Hints{ZonesGiven: true, Owner: "account"}); err != nil {
+				t.Errorf("preset %s (buckets %v): %v", name, buckets, err)
+			}
+		}
+	}
 }
