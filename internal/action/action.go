@@ -39,10 +39,10 @@ const (
 	stateName      = "name"
 	stateExpiresOn = "expires-on"
 	stateRevoke    = "revoke"
+	// statePending is "true" while a create is in flight: if main dies then, post looks for the
+	// token by name, since its id never arrived.
+	statePending = "create-pending"
 )
-
-// PhaseTimeout bounds a phase, so that a hung API cannot hold a job until its own timeout.
-const PhaseTimeout = 2 * time.Minute
 
 // ErrReported means the phase failed and has already said why through ::error:: commands.
 var ErrReported = errors.New("failed; see the errors above")

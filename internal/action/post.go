@@ -14,42 +14,67 @@ import (
 // no permission inputs, only the state main left and the bootstrap token.
 func Post(ctx context.Context, d Deps) error {
 	a := newActions(d)
-	ctx, cancel := context.WithTimeout(ctx, PhaseTimeout)
-	defer cancel()
-
-	id := d.getenv("STATE_" + stateTokenID)
-	name := d.getenv("STATE_" + stateName)
-	if id == "" {
+	state := func(k string) string { return d.getenv("STATE_" + k) }
+	id, name, expires := state(stateTokenID), state(stateName), state(stateExpiresOn)
+	pending := state(statePending) == "true" && name != ""
+	if id == "" && !pending {
 		a.Infof("Nothing to revoke: the main phase did not leave a token.")
 		return nil
 	}
-	if d.getenv("STATE_"+stateRevoke) == "false" {
-		a.Infof("revoke is false: token %s (id %s) is left to expire at %s.", name, id, d.getenv("STATE_"+stateExpiresOn))
-		summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was left to expire at %s (revoke: false).", mdEscape(name), id, d.getenv("STATE_"+stateExpiresOn)))
+	if state(stateRevoke) == "false" {
+		a.Infof("revoke is false: token %s (id %s) is left to expire at %s.", name, id, expires)
+		summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was left to expire at %s (revoke: false).", mdEscape(name), id, expires))
 		return nil
 	}
 	in, err := config.ReadInputs(ctx, d.Lookup)
 	if err != nil {
 		return report(a, err)
 	}
-	token := strings.TrimSpace(in.BootstrapToken)
-	if token == "" {
-		return report(a, fmt.Errorf("input \"bootstrap-token\": is empty in the post phase, so token %s cannot be revoked; it expires at %s", id, d.getenv("STATE_"+stateExpiresOn)))
+	timeout := config.DefaultTimeout
+	if t, err := config.Validate(in, runContext(d)); err == nil {
+		timeout = t.Timeout
 	}
-	owner := cftoken.Owner(d.getenv("STATE_" + stateOwner))
-	acct := d.getenv("STATE_" + stateAccountID)
-	err = newClient(d, token).Delete(ctx, owner, acct, id)
-	switch {
-	case err == nil:
-		a.Infof("Revoked token %s (id %s).", name, id)
-		summaryLine(d, a, fmt.Sprintf("cfmint: revoked token `%s` (`%s`).", mdEscape(name), id))
-	case errors.Is(err, cftoken.ErrNotFound):
-		// Already gone (deleted elsewhere, or by main after a failure): the goal is met.
-		a.Infof("Token %s (id %s) was already gone.", name, id)
-		summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was already gone.", mdEscape(name), id))
-	default:
-		summaryLine(d, a, fmt.Sprintf("cfmint: **failed to revoke** token `%s` (`%s`); it expires at %s.", mdEscape(name), id, d.getenv("STATE_"+stateExpiresOn)))
-		return report(a, fmt.Errorf("%w; token %s is still live until %s: delete it in the dashboard or with `cfmint revoke %s`", err, id, d.getenv("STATE_"+stateExpiresOn), id))
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	token := strings.TrimSpace(in.BootstrapToken)
+	what := "token " + id
+	if id == "" {
+		what = fmt.Sprintf("tokens named %q", name)
+	}
+	if token == "" {
+		return report(a, fmt.Errorf("input \"bootstrap-token\": is empty in the post phase, so %s cannot be revoked; it expires at %s", what, expires))
+	}
+	owner := cftoken.Owner(state(stateOwner))
+	acct := state(stateAccountID)
+	c := newClient(d, token)
+
+	var errs []error
+	if id != "" {
+		switch err := c.Delete(ctx, owner, acct, id); {
+		case err == nil:
+			a.Infof("Revoked token %s (id %s).", name, id)
+			summaryLine(d, a, fmt.Sprintf("cfmint: revoked token `%s` (`%s`).", mdEscape(name), id))
+		case errors.Is(err, cftoken.ErrNotFound):
+			// Already gone (deleted elsewhere, or by main after a failure): the goal is met.
+			a.Infof("Token %s (id %s) was already gone.", name, id)
+			summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was already gone.", mdEscape(name), id))
+		default:
+			errs = append(errs, err)
+		}
+	}
+	if pending {
+		// Main was interrupted with a create in flight: whatever carries this run's name is ours.
+		n, err := DeleteByName(ctx, c, owner, acct, name)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			a.Infof("The main phase was interrupted while creating a token; %d token(s) named %s were found and deleted.", n, name)
+			summaryLine(d, a, fmt.Sprintf("cfmint: the main phase was interrupted while creating; %d token(s) named `%s` were deleted.", n, mdEscape(name)))
+		}
+	}
+	if len(errs) > 0 {
+		summaryLine(d, a, fmt.Sprintf("cfmint: **failed to revoke** %s; it expires at %s.", mdEscape(what), expires))
+		return report(a, fmt.Errorf("%w; %s is still live until %s: delete it in the dashboard, or run `cfmint revoke %s`", errors.Join(errs...), what, expires, id))
 	}
 	return nil
 }

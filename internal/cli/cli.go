@@ -35,12 +35,21 @@ for one CI job, and revokes it when the job ends.
 As a GitHub Action it runs as /cfmint-main (main phase) and /cfmint-post (post
 phase); see action.yml. From a terminal:
 
-  cfmint demo       run the action's main and post phases against a built-in,
-                    in-memory Cloudflare API, and show what a workflow sees
-  cfmint version    print the version
-  cfmint help       this text
+  cfmint mint         mint a token and print it on stdout
+  cfmint revoke ID    revoke a token by id
+  cfmint permissions  list the permission groups a token may be granted
+  cfmint sweep        delete tokens cfmint minted that were left behind
+  cfmint demo         run the action's main and post phases against a built-in,
+                      in-memory Cloudflare API, and show what a workflow sees
+  cfmint version      print the version
+  cfmint help         this text
 
-Exit codes: 0 success, 1 failure, 2 bad command line.
+'cfmint COMMAND --help' describes each command and its flags. The bootstrap token
+comes from --bootstrap-token or $CLOUDFLARE_BOOTSTRAP_TOKEN, the account from
+--account-id or $CLOUDFLARE_ACCOUNT_ID, and $CLOUDFLARE_API_BASE_URL points cfmint
+at another API host.
+
+Exit codes: 0 success, 1 Cloudflare refused or a check failed, 2 bad command line.
 `
 
 // Run runs one command and returns the process exit code.
@@ -58,8 +67,16 @@ func Run(ctx context.Context, e Env) int {
 		return ExitOK
 	case "demo":
 		return demo(ctx, e, rest)
+	case "mint":
+		return mintCmd(ctx, e, rest)
+	case "revoke":
+		return revokeCmd(ctx, e, rest)
+	case "permissions":
+		return permissionsCmd(ctx, e, rest)
+	case "sweep":
+		return sweepCmd(ctx, e, rest)
 	default:
-		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"demo", "version", "help"}, ", "))
+		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"mint", "revoke", "permissions", "sweep", "demo", "version", "help"}, ", "))
 		return ExitUsage
 	}
 }

@@ -1,0 +1,36 @@
+package action
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/config"
+)
+
+// Revoke deletes one token by id. A token that is already gone is success: gone is the goal.
+func Revoke(ctx context.Context, d Deps, cfg *config.Config) (alreadyGone bool, err error) {
+	err = newClient(d, cfg.BootstrapToken).Delete(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
+	if errors.Is(err, cftoken.ErrNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
+// revokeStep is the action's revoke mode (token-id): revoke and exit; post has nothing to do.
+func revokeStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config.Config) error {
+	gone, err := Revoke(ctx, d, cfg)
+	if err != nil {
+		return fmt.Errorf("%w; check token-id, token-owner and account-id", err)
+	}
+	msg := fmt.Sprintf("Revoked token %s.", cfg.TokenID)
+	if gone {
+		msg = fmt.Sprintf("Token %s was already gone.", cfg.TokenID)
+	}
+	a.Infof("%s", msg)
+	summaryLine(d, a, "cfmint: "+msg)
+	return nil
+}

@@ -1,0 +1,389 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/action"
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/policy"
+)
+
+// stderrUI prints a mint's messages for a person at a terminal.
+type stderrUI struct {
+	w       io.Writer
+	verbose bool
+}
+
+func (u stderrUI) Infof(f string, a ...any)    { fmt.Fprintf(u.w, f+"\n", a...) }
+func (u stderrUI) Noticef(f string, a ...any)  { fmt.Fprintf(u.w, "notice: "+f+"\n", a...) }
+func (u stderrUI) Warningf(f string, a ...any) { fmt.Fprintf(u.w, "warning: "+f+"\n", a...) }
+func (u stderrUI) Debugf(f string, a ...any) {
+	if u.verbose {
+		fmt.Fprintf(u.w, "debug: "+f+"\n", a...)
+	}
+}
+
+// lines collects a flag that may be given more than once.
+type lines []string
+
+func (l *lines) String() string     { return strings.Join(*l, "\n") }
+func (l *lines) Set(s string) error { *l = append(*l, s); return nil }
+
+// common are the flags every command that calls Cloudflare takes, named like the action's inputs.
+type common struct {
+	bootstrap, accountID, owner, timeout string
+	verbose                              bool
+}
+
+func (c *common) register(fs *flag.FlagSet, e Env) {
+	fs.StringVar(&c.bootstrap, "bootstrap-token", "", "a token that may create tokens (default $CLOUDFLARE_BOOTSTRAP_TOKEN)")
+	fs.StringVar(&c.accountID, "account-id", getenv(e, "CLOUDFLARE_ACCOUNT_ID"), "the account (default $CLOUDFLARE_ACCOUNT_ID)")
+	fs.StringVar(&c.owner, "token-owner", "account", "who owns the tokens: account or user")
+	fs.StringVar(&c.timeout, "timeout", "2m", "how long the command may take")
+	fs.BoolVar(&c.verbose, "verbose", false, "print debug messages")
+}
+
+// inputs turns the common flags into the action's inputs, so that one validator serves both.
+func (c *common) inputs(e Env) *config.Inputs {
+	tok := c.bootstrap
+	if tok == "" {
+		// Read from the environment rather than a flag default, so that --help never prints it.
+		tok = getenv(e, "CLOUDFLARE_BOOTSTRAP_TOKEN")
+	}
+	return &config.Inputs{BootstrapToken: tok, AccountID: c.accountID, TokenOwner: c.owner, Timeout: c.timeout, ExportEnvSet: true}
+}
+
+func getenv(e Env, k string) string {
+	v, _ := e.Lookup(k)
+	return v
+}
+
+func (e Env) deps() action.Deps {
+	return action.Deps{Lookup: e.Lookup, Stdout: io.Discard, HTTPClient: e.HTTPClient}
+}
+
+var inputName = regexp.MustCompile(`input "([a-z0-9-]+)"`)
+
+// flagErrors rewrites the validator's input names as the flags the user typed, and prints every
+// problem on its own line.
+func flagErrors(w io.Writer, cmd string, err error) {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		msg := inputName.ReplaceAllString(e.Error(), "--$1")
+		msg = strings.ReplaceAll(msg, "--bootstrap-token: is empty; set it to a secret", "--bootstrap-token: is empty (and so is $CLOUDFLARE_BOOTSTRAP_TOKEN); set it to")
+		fmt.Fprintf(w, "cfmint %s: %s\n", cmd, msg)
+	}
+}
+
+func newFlagSet(e Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(e.Stderr, usage)
+		fmt.Fprintln(e.Stderr, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags; it returns an exit code and false when the command should stop.
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		return ExitUsage, false
+	}
+	return 0, true
+}
+
+func withTimeout(ctx context.Context, cfg *config.Config) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, cfg.Timeout)
+}
+
+const mintUsage = `Usage: cfmint mint [flags]
+
+Mints a token and prints it on stdout; everything else goes to stderr:
+
+  CLOUDFLARE_API_TOKEN=$(cfmint mint --preset dns-edit --zones example.com --ttl 5m)
+
+The token is not revoked when the command ends: it expires after --ttl, or revoke
+it early with 'cfmint revoke TOKEN_ID' (the id is printed on stderr, and in --format json).
+
+Exit codes: 0 minted, 1 Cloudflare refused or a check failed, 2 bad flags.
+`
+
+func mintCmd(ctx context.Context, e Env, args []string) int {
+	fs := newFlagSet(e, "mint", mintUsage)
+	var c common
+	c.register(fs, e)
+	var perms lines
+	preset := fs.String("preset", "", "a minimum-permission set: "+strings.Join(policy.PresetNames(), ", "))
+	fs.Var(&perms, "permissions", "permission groups, comma-separated; may be repeated")
+	zones := fs.String("zones", "", "zone names or ids the zone permissions apply to; * for every zone of the account")
+	buckets := fs.String("r2-buckets", "", "R2 buckets the bucket permissions apply to (eu:name for a jurisdiction)")
+	ttl := fs.String("ttl", "15m", "how long the token lives, 1m to 6h")
+	ipf := fs.String("ip-filter", "runner", "runner, none, or CIDRs; runner may be combined with CIDRs")
+	name := fs.String("name", "", "the token's name (default cfmint:<repo or local>:<purpose>:...)")
+	dry := fs.Bool("dry-run", false, "print the request that would be sent, and create nothing")
+	format := fs.String("format", "text", "text (the token alone) or json (token, id, expiry, filter)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.Stderr, "cfmint mint: unexpected argument %q; see cfmint mint --help\n", fs.Arg(0))
+		return ExitUsage
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(e.Stderr, "cfmint mint: --format: %q is not a format; use text or json\n", *format)
+		return ExitUsage
+	}
+	in := c.inputs(e)
+	in.Preset, in.Permissions, in.Zones, in.R2Buckets, in.TTL, in.IPFilter, in.Name = *preset, strings.Join(perms, "\n"), *zones, *buckets, *ttl, *ipf, *name
+	cfg, err := config.Validate(in, terminalContext(e))
+	if err != nil {
+		flagErrors(e.Stderr, "mint", err)
+		return ExitUsage
+	}
+	ctx, cancel := withTimeout(ctx, cfg)
+	defer cancel()
+	ui := stderrUI{w: e.Stderr, verbose: c.verbose}
+	d := e.deps()
+	plan, err := action.Resolve(ctx, d, ui, cfg)
+	if err != nil {
+		flagErrors(e.Stderr, "mint", err)
+		return ExitFail
+	}
+	if *dry {
+		pv, err := action.Preview(d, plan)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "cfmint mint: %v\n", err)
+			return ExitFail
+		}
+		b, _ := json.MarshalIndent(pv, "", "  ")
+		fmt.Fprintln(e.Stdout, string(b))
+		fmt.Fprintln(e.Stderr, "dry run: nothing was created")
+		return ExitOK
+	}
+	m, err := action.Mint(ctx, d, ui, cfg, plan, action.Hooks{})
+	if err != nil {
+		flagErrors(e.Stderr, "mint", err)
+		return ExitFail
+	}
+	filter := make([]string, len(plan.Request.CIDRs))
+	for i, p := range plan.Request.CIDRs {
+		filter[i] = p.String()
+	}
+	fmt.Fprintf(e.Stderr, "Minted token %s (id %s), valid until %s, usable from %s. Revoke it early with: cfmint revoke %s\n",
+		plan.Request.Name, m.ID, plan.Request.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), m.ID)
+	if *format == "text" {
+		fmt.Fprintln(e.Stdout, m.Secret)
+		return ExitOK
+	}
+	out := map[string]any{
+		"token": m.Secret, "id": m.ID, "name": plan.Request.Name, "owner": string(plan.Owner),
+		"expires_on": plan.Request.ExpiresOn.Format(time.RFC3339), "ip_filter": filter,
+	}
+	if plan.HasR2() {
+		out["r2_access_key_id"] = m.ID
+		out["r2_secret_access_key"] = action.S3Secret(m.Secret)
+		out["r2_endpoint"] = action.R2Endpoint(plan.AccountID, plan.Buckets)
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Fprintln(e.Stdout, string(b))
+	return ExitOK
+}
+
+func orAny(s string) string {
+	if s == "" {
+		return "any address"
+	}
+	return s
+}
+
+// terminalContext names a token minted from a terminal: the repository when run inside a
+// workflow step, else "local"; a random run id keeps names unique.
+func terminalContext(e Env) config.Context {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return config.Context{
+		Repository: getenv(e, "GITHUB_REPOSITORY"),
+		RunID:      strconv.FormatInt(time.Now().Unix(), 10),
+		RunAttempt: hex.EncodeToString(b[:]),
+		Job:        "cli",
+	}
+}
+
+const revokeUsage = `Usage: cfmint revoke [flags] TOKEN_ID
+
+Revokes (deletes) a token by id with the bootstrap token. A token that is already
+gone counts as revoked.
+
+Exit codes: 0 revoked or already gone, 1 Cloudflare refused, 2 bad flags.
+`
+
+func revokeCmd(ctx context.Context, e Env, args []string) int {
+	fs := newFlagSet(e, "revoke", revokeUsage)
+	var c common
+	c.register(fs, e)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(e.Stderr, "cfmint revoke: give exactly one TOKEN_ID; see cfmint revoke --help")
+		return ExitUsage
+	}
+	in := c.inputs(e)
+	in.TokenID = fs.Arg(0)
+	cfg, err := config.Validate(in, terminalContext(e))
+	if err != nil {
+		flagErrors(e.Stderr, "revoke", err)
+		return ExitUsage
+	}
+	ctx, cancel := withTimeout(ctx, cfg)
+	defer cancel()
+	gone, err := action.Revoke(ctx, e.deps(), cfg)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
+		return ExitFail
+	}
+	if gone {
+		fmt.Fprintf(e.Stderr, "Token %s was already gone.\n", cfg.TokenID)
+	} else {
+		fmt.Fprintf(e.Stderr, "Revoked token %s.\n", cfg.TokenID)
+	}
+	return ExitOK
+}
+
+const permissionsUsage = `Usage: cfmint permissions [flags] [SEARCH]
+
+Lists the permission groups a token of the owner may be granted, with their scopes,
+as Cloudflare's API names them; SEARCH keeps those whose name contains it.
+
+Exit codes: 0 listed, 1 Cloudflare refused, 2 bad flags.
+`
+
+func permissionsCmd(ctx context.Context, e Env, args []string) int {
+	fs := newFlagSet(e, "permissions", permissionsUsage)
+	var c common
+	c.register(fs, e)
+	fs.StringVar(&c.owner, "owner", "account", "whose grantable groups: account or user")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintln(e.Stderr, "cfmint permissions: give at most one SEARCH word; quote a phrase")
+		return ExitUsage
+	}
+	cfg, err := config.ValidateAccess(c.inputs(e))
+	if err != nil {
+		flagErrors(e.Stderr, "permissions", err)
+		return ExitUsage
+	}
+	ctx, cancel := withTimeout(ctx, cfg)
+	defer cancel()
+	groups, _, err := cftoken.New(cfg.BootstrapToken, cftoken.Options{BaseURL: apiBase(e), HTTPClient: e.HTTPClient}).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint permissions: %v\n", err)
+		return ExitFail
+	}
+	search := strings.ToLower(fs.Arg(0))
+	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
+	n := 0
+	for _, g := range groups {
+		if search != "" && !strings.Contains(strings.ToLower(g.Name), search) {
+			continue
+		}
+		var scopes []string
+		for _, s := range g.Scopes {
+			scopes = append(scopes, strings.TrimPrefix(strings.TrimPrefix(s, "com.cloudflare.api."), "com.cloudflare.edge."))
+		}
+		fmt.Fprintf(e.Stdout, "%-55s %s\n", g.Name, strings.Join(scopes, ","))
+		n++
+	}
+	fmt.Fprintf(e.Stderr, "%d groups\n", n)
+	return ExitOK
+}
+
+func apiBase(e Env) string {
+	if v := strings.TrimSpace(getenv(e, "CLOUDFLARE_API_BASE_URL")); v != "" {
+		return v
+	}
+	return cftoken.DefaultBaseURL
+}
+
+const sweepUsage = `Usage: cfmint sweep [flags]
+
+Deletes the tokens cfmint minted that were left behind (a runner that died before
+its post phase, revoke: false): expired ones, and with --older-than, old ones.
+Expired tokens count against the token quota until deleted. It recognises cfmint's
+tokens by the names cfmint gives them, and never touches any other token.
+
+Exit codes: 0 swept (or nothing to sweep), 1 Cloudflare refused, 2 bad flags.
+`
+
+func sweepCmd(ctx context.Context, e Env, args []string) int {
+	fs := newFlagSet(e, "sweep", sweepUsage)
+	var c common
+	c.register(fs, e)
+	repo := fs.String("repo", "", "whose tokens: owner/repo, or * for every repository (default $GITHUB_REPOSITORY, else local)")
+	older := fs.String("older-than", "", "also delete live tokens issued longer ago than this")
+	dry := fs.Bool("dry-run", false, "list what would be deleted, and delete nothing")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.Stderr, "cfmint sweep: unexpected argument %q\n", fs.Arg(0))
+		return ExitUsage
+	}
+	in := c.inputs(e)
+	in.Sweep, in.SweepOlderThan, in.SweepRepo = "true", *older, *repo
+	rc := terminalContext(e)
+	cfg, err := config.Validate(in, rc)
+	if err != nil {
+		flagErrors(e.Stderr, "sweep", err)
+		return ExitUsage
+	}
+	if cfg.SweepRepo == "" {
+		cfg.SweepRepo = "local"
+	}
+	ctx, cancel := withTimeout(ctx, cfg)
+	defer cancel()
+	c2 := cftoken.New(cfg.BootstrapToken, cftoken.Options{BaseURL: apiBase(e), HTTPClient: e.HTTPClient})
+	swept, err := action.Sweep(ctx, c2, action.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry, Now: time.Now()})
+	verb := "deleted"
+	if *dry {
+		verb = "would delete"
+	}
+	for _, s := range swept {
+		result := verb
+		if s.Err != nil {
+			result = "FAILED: " + s.Err.Error()
+		}
+		fmt.Fprintf(e.Stdout, "%s  %s  %s  (%s)\n", s.ID, s.Name, result, s.Reason)
+	}
+	fmt.Fprintf(e.Stderr, "%d token(s) %s\n", len(swept), verb)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint sweep: %v\n", err)
+		return ExitFail
+	}
+	return ExitOK
+}
