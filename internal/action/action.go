@@ -91,6 +91,7 @@ func runContext(d Deps) config.Context {
 		RunAttempt: d.getenv("GITHUB_RUN_ATTEMPT"),
 		Job:        d.getenv("GITHUB_JOB"),
 		Action:     d.getenv("GITHUB_ACTION"),
+		SHA:        d.getenv("GITHUB_SHA"),
 	}
 }
 

@@ -140,7 +140,7 @@ type Config struct {
 
 // Context is what the runner says about the run, used to name the token.
 type Context struct {
-	Repository, RunID, RunAttempt, Job, Action string
+	Repository, RunID, RunAttempt, Job, Action, SHA string
 }
 
 var (
@@ -318,10 +318,10 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 
 	name := val(in.Name)
 	if name != "" {
-		if err := CheckName(name); err != nil {
+		if n, err := ExpandName(name, rc, purpose(c)); err != nil {
 			errs = append(errs, err)
 		} else {
-			c.Name = name
+			c.Name = n
 		}
 	} else {
 		c.Name = DefaultName(rc, purpose(c))
@@ -553,7 +553,7 @@ func CheckName(name string) error {
 		return inputError("name", "contains the runner's file-command delimiter %s, which could inject outputs; choose another name", fileCommandDelimiter)
 	}
 	if n := len([]rune(name)); n > MaxNameLen {
-		return inputError("name", "is %d characters long; Cloudflare allows at most %d", n, MaxNameLen)
+		return inputError("name", "is %d characters long (with its placeholders filled in); Cloudflare allows at most %d", n, MaxNameLen)
 	}
 	return nil
 }

@@ -250,7 +250,7 @@ func FuzzParseTTL(f *testing.F) {
 func FuzzDefaultName(f *testing.F) {
 	f.Add("octo/site", "1", "1", "deploy", "cf", "dns-edit")
 	f.Fuzz(func(t *testing.T, repo, run, attempt, job, step, purpose string) {
-		n := DefaultName(Context{repo, run, attempt, job, step}, purpose)
+		n := DefaultName(Context{repo, run, attempt, job, step, ""}, purpose)
 		if len(n) > MaxNameLen || CheckName(n) != nil || !strings.HasPrefix(n, NamePrefix) {
 			t.Fatalf("bad name %q", n)
 		}
@@ -299,6 +299,49 @@ func FuzzParseBuckets(f *testing.F) {
 			if !bucketName.MatchString(b.Name) || strings.Contains(b.Name, "_") {
 				t.Fatalf("%q: bad bucket %+v accepted", s, b)
 			}
+		}
+	})
+}
+
+func TestExpandName(t *testing.T) {
+	t.Parallel()
+	rc := Context{Repository: "octo/site", RunID: "77", RunAttempt: "2", Job: "deploy\n::x", Action: "cf", SHA: "0123456789abcdef0123"}
+	cases := []struct{ tmpl, want, err string }{
+		{"deploy-{repo}-{run_id}.{run_attempt}", "deploy-site-77.2", ""},
+		{"{repository}/{purpose}@{sha}", "octo/site/dns-edit@0123456789ab", ""},
+		{"{owner}:{job}:{step}", "octo:deploy___x:cf", ""},
+		{"plain name", "plain name", ""},
+		{"{branch}", "", "not a placeholder"},
+		{"{repo", "", "without a closing"},
+		{strings.Repeat("x", 110) + "{repository}{repository}", "", "at most 120"},
+	}
+	for _, tc := range cases {
+		got, err := ExpandName(tc.tmpl, rc, "dns-edit")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.HasPrefix(err.Error(), `input "name"`) {
+				t.Errorf("ExpandName(%q) error = %v, want %q", tc.tmpl, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ExpandName(%q) = %q, %v; want %q", tc.tmpl, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzExpandName(f *testing.F) {
+	f.Add("deploy-{repo}-{run_id}", "octo/site", "feature/x")
+	f.Add("{job}{job}{job}", "a/b", "\x00::add-mask::")
+	f.Fuzz(func(t *testing.T, tmpl, repo, job string) {
+		n, err := ExpandName(tmpl, Context{Repository: repo, Job: job, RunID: "1"}, "p")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), `input "name"`) {
+				t.Fatalf("error %q does not name the input", err)
+			}
+			return
+		}
+		if CheckName(n) != nil || strings.Contains(n, "\n") {
+			t.Fatalf("%q expanded to a bad name %q", tmpl, n)
 		}
 	})
 }

@@ -69,3 +69,61 @@ func sanitize(s string, slash bool) string {
 	}
 	return b.String()
 }
+
+// namePlaceholders are what a name input may refer to; each value is sanitised like a default
+// name's parts, since most of them can be chosen by whoever pushes a branch or opens a pull request.
+var namePlaceholders = []string{"repository", "owner", "repo", "purpose", "run_id", "run_attempt", "job", "step", "sha"}
+
+// ExpandName fills a name template such as "deploy-{repo}-{run_id}" and checks the result.
+func ExpandName(tmpl string, rc Context, purpose string) (string, error) {
+	owner, repo, _ := strings.Cut(rc.Repository, "/")
+	sha := rc.SHA
+	if len(sha) > 12 {
+		sha = sha[:12]
+	}
+	values := map[string]string{
+		"repository":  sanitize(rc.Repository, true),
+		"owner":       sanitize(owner, false),
+		"repo":        sanitize(repo, false),
+		"purpose":     sanitize(purpose, false),
+		"run_id":      sanitize(rc.RunID, false),
+		"run_attempt": sanitize(rc.RunAttempt, false),
+		"job":         sanitize(rc.Job, false),
+		"step":        sanitize(rc.Action, false),
+		"sha":         sanitize(sha, false),
+	}
+	var b strings.Builder
+	rest := tmpl
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return "", inputError("name", "%q has a { without a closing }; placeholders are %s", clip(tmpl), placeholderList())
+		}
+		key := rest[i+1 : i+j]
+		v, ok := values[key]
+		if !ok {
+			return "", inputError("name", "%q uses {%s}, which is not a placeholder; use %s", clip(tmpl), clip(key), placeholderList())
+		}
+		b.WriteString(rest[:i])
+		b.WriteString(v)
+		rest = rest[i+j+1:]
+	}
+	name := b.String()
+	if err := CheckName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func placeholderList() string {
+	q := make([]string, len(namePlaceholders))
+	for i, p := range namePlaceholders {
+		q[i] = "{" + p + "}"
+	}
+	return strings.Join(q, " ")
+}
