@@ -13,7 +13,8 @@ import (
 type Fault struct {
 	Method string // "" matches any method
 	// Path is a ServeMux-style path pattern below /client/v4, such as
-	// "/accounts/{account_id}/tokens", or "/cdn-cgi/trace"; "" matches any.
+	// "/accounts/{account_id}/tokens", or "/cdn-cgi/trace", or one below
+	// /r2/ for the S3 endpoint (answered in S3's XML form); "" matches any.
 	Path    string
 	TokenID string // when set, only requests authenticated by this token id
 	Times   int    // how many matching requests it affects; 0 means all
@@ -55,7 +56,7 @@ func (s *Server) InjectFault(f Fault) {
 	case pattern == "":
 	case !strings.HasPrefix(pattern, "/"):
 		panic(fmt.Sprintf("cfapitest: InjectFault: path pattern %q must start with /", f.Path))
-	case strings.HasPrefix(pattern, "/cdn-cgi/"), strings.HasPrefix(pattern, apiPrefix+"/"):
+	case strings.HasPrefix(pattern, "/cdn-cgi/"), strings.HasPrefix(pattern, apiPrefix+"/"), isR2Path(pattern):
 	default:
 		pattern = apiPrefix + pattern
 	}

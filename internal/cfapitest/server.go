@@ -187,7 +187,8 @@ func (s *Server) Host() string {
 	return s.ln.Addr().String()
 }
 
-// Handler serves /client/v4/... and /cdn-cgi/trace; usable without Start,
+// Handler serves /client/v4/..., /cdn-cgi/trace and the R2 S3 endpoint
+// below /r2/ (see R2Endpoint); usable without Start,
 // e.g. under httptest.NewServer.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -208,7 +209,8 @@ type Request struct {
 	Status                 int // 0 when no answer was sent (a hang, or a client that left)
 	ClientIP               string
 	// TokenID names the token whose secret was in the Authorization header,
-	// when it was one the fake issued. The secret itself is never logged.
+	// when it was one the fake issued; on the S3 endpoint, the token whose
+	// S3 secret signed the request. The secret itself is never logged.
 	TokenID string
 	// Body and Response are the request and response bodies. They are for
 	// tests only: a create answer holds the new secret.
@@ -237,11 +239,14 @@ var credentialHeaders = []string{"Authorization", "X-Auth-Key", "X-Auth-Email", 
 // serve is the outer handler: it applies latency and faults, dispatches,
 // and logs.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, bodyLimit(r.URL.Path)))
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	s.mu.Lock()
 	tokenID := s.secrets[bearer(r)]
+	if isR2Path(r.URL.Path) {
+		tokenID = s.s3SignerID(r)
+	}
 	f := s.takeFault(r, tokenID)
 	delay := s.latency
 	s.mu.Unlock()
@@ -276,6 +281,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.record(entry)
 		abort(w)
 		return
+	case f != nil && (f.Status != 0 || f.Malformed) && isR2Path(r.URL.Path):
+		s.setDate(rec)
+		f.answerS3(rec)
 	case f != nil && f.Status != 0:
 		s.setDate(rec)
 		f.answer(rec)
@@ -285,6 +293,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.WriteHeader(http.StatusOK)
 		// A truncated envelope: what a proxy cutting the answer short leaves.
 		_, _ = rec.Write([]byte(`{"success":true,"errors":[],"messages":[],"result":{"id":`))
+	case readErr != nil && isR2Path(r.URL.Path):
+		s.setDate(rec)
+		writeS3Error(rec, errS3TooLarge)
 	case readErr != nil:
 		s.setDate(rec)
 		// Unverified: Cloudflare's answer to an oversized body is not known.
@@ -311,6 +322,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.setDate(w)
+	if isR2Path(r.URL.Path) {
+		// Not through the mux: it would redirect keys with "//" or "..".
+		s.serveR2(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

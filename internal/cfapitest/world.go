@@ -44,6 +44,7 @@ type zone struct {
 type bucket struct {
 	Bucket
 	createdOn time.Time
+	objects   map[string]*r2Object // by key; see r2s3.go
 }
 
 type script struct {
