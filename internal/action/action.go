@@ -56,16 +56,19 @@ func report(a *githubactions.Action, err error) error {
 	if err == nil {
 		return nil
 	}
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
-	for _, e := range errs {
+	for _, e := range SplitErrors(err) {
 		a.Errorf("%s", e.Error())
 	}
 	return ErrReported
+}
+
+// SplitErrors lists the problems of an errors.Join, or the one error, so that each can be
+// reported on its own.
+func SplitErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // requireFiles checks the runner's file commands are there, so that a run outside GitHub Actions

@@ -80,13 +80,7 @@ var inputName = regexp.MustCompile(`input "([a-z0-9-]+)"`)
 // flagErrors rewrites the validator's input names as the flags the user typed, and prints every
 // problem on its own line.
 func flagErrors(w io.Writer, cmd string, err error) {
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
-	for _, e := range errs {
+	for _, e := range action.SplitErrors(err) {
 		msg := inputName.ReplaceAllString(e.Error(), "--$1")
 		msg = strings.ReplaceAll(msg, "--bootstrap-token: is empty; set it to a secret", "--bootstrap-token: is empty (and so is $CLOUDFLARE_BOOTSTRAP_TOKEN); set it to")
 		fmt.Fprintf(w, "cfmint %s: %s\n", cmd, msg)
