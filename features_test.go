@@ -534,3 +534,33 @@ func TestREADMEPresets(t *testing.T) {
 		t.Errorf("README lists %d presets, code has %d", len(rows), len(policy.Presets))
 	}
 }
+
+// TestCLIPermissionFailures runs the permission failures through the terminal interface: exit 1,
+// the flag named, nothing left behind.
+func TestCLIPermissionFailures(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--permissions", "Workers Script Write"}, []string{"--permissions", `did you mean "Workers Scripts Write"`}},
+		{[]string{"--permissions", "Logs Write"}, []string{`"Account / Logs / Edit" or "Zone / Logs / Edit"`}},
+		{[]string{"--permissions", "API Tokens Write"}, []string{"user-level permission"}},
+		{[]string{"--preset", "dns-edit", "--zones", "missing.example"}, []string{"--zones", `"missing.example" was not found`}},
+		{[]string{"--preset", "r2-upload", "--r2-buckets", "no-such-bucket"}, []string{"--r2-buckets", "no-such-bucket"}},
+	} {
+		_, errOut, code := a.cli(t, nil, append([]string{"mint"}, tc.args...)...)
+		if code != 1 {
+			t.Errorf("%v: exit %d, want 1: %s", tc.args, code, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v: stderr lacks %q: %s", tc.args, w, errOut)
+			}
+		}
+	}
+	if n := len(a.Tokens()); n != 2 {
+		t.Errorf("the API holds %d tokens, want only the 2 bootstrap tokens", n)
+	}
+}
