@@ -100,6 +100,7 @@ type Server struct {
 	secrets      map[string]string // every secret ever issued -> token id
 	deleted      []*token
 	rate         map[string]*rateWindow
+	workersState workersState // versions, deployments and workers.dev switches (workers_deploy.go)
 	faults       []*faultState
 	latency      time.Duration
 	log          []Request
@@ -128,6 +129,7 @@ func New(opts ...Option) *Server {
 		tokens:       map[string]*token{},
 		secrets:      map[string]string{},
 		rate:         map[string]*rateWindow{},
+		workersState: workersState{subdomains: map[string]string{}, workers: map[*script]*worker{}},
 	}
 	for _, o := range opts {
 		o(s)

@@ -39,12 +39,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-	"weak"
 )
 
 // Error codes of the Workers API.
@@ -140,29 +137,15 @@ func (s *Server) WorkersSubdomain(accountID string) string {
 }
 
 // workersState is the Workers state beyond the account's script list
-// (world.go's script): versions, deployments, workers.dev switches and
-// the accounts' subdomains. It lives beside the Server, looked up by a weak
-// pointer and dropped with it, so that the Workers endpoints stay in this
-// file (a field of Server would do as well); like the rest of the world it
-// is only touched under s.mu.
+// (world.go's script): versions, deployments, workers.dev switches and the
+// accounts' subdomains. Like the rest of the world it is only touched under
+// s.mu.
 type workersState struct {
 	subdomains map[string]string // account id -> workers.dev subdomain
 	workers    map[*script]*worker
 }
 
-var workersStates sync.Map // weak.Pointer[Server] -> *workersState
-
-func (s *Server) workers() *workersState {
-	key := weak.Make(s)
-	if v, ok := workersStates.Load(key); ok {
-		return v.(*workersState)
-	}
-	v, loaded := workersStates.LoadOrStore(key, &workersState{subdomains: map[string]string{}, workers: map[*script]*worker{}})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { workersStates.Delete(k) }, key)
-	}
-	return v.(*workersState)
-}
+func (s *Server) workers() *workersState { return &s.workersState }
 
 var notSubdomain = regexp.MustCompile(`[^a-z0-9]+`)
 
