@@ -137,7 +137,7 @@ func ParseAction(yml []byte) (*Action, error) {
 		},
 	}
 	for name, o := range f.Outputs {
-		a.Outputs[name] = Output{Description: o.Description}
+		a.Outputs[name] = Output(o)
 	}
 	if err := a.parseInputs(&f.Inputs); err != nil {
 		return nil, err
