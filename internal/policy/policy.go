@@ -80,6 +80,10 @@ func Build(w Wanted, available []Group) ([]Policy, error) {
 	var errs []error
 	for _, g := range groups {
 		switch {
+		case tokenMinting[strings.ToLower(g.Name)]:
+			// A minted token that can mint tokens is a bootstrap token with a short fuse on its
+			// first generation only: it would undo everything cfmint is for.
+			errs = append(errs, fmt.Errorf("input \"permissions\": %q would let the minted token create tokens of its own, with any permission; cfmint refuses to grant it (a job that manages tokens should use the bootstrap token's own step)", g.Name))
 		case g.Has(ScopeAccount):
 			acct = append(acct, g)
 		case g.Has(ScopeZone):
@@ -215,6 +219,9 @@ func Resolve(lines []string, available []Group, h Hints) ([]Group, error) {
 	}
 	return out, nil
 }
+
+// tokenMinting are the groups that let a token create tokens.
+var tokenMinting = map[string]bool{"api tokens write": true, "account api tokens write": true}
 
 // scopeWords are the dashboard's words for the first dropdown.
 var scopeWords = map[string]string{"account": ScopeAccount, "zone": ScopeZone, "user": ScopeUser}

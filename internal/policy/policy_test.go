@@ -127,7 +127,9 @@ func TestBuildErrors(t *testing.T) {
 		{"zone group without zones", Wanted{Lines: []string{"DNS Write"}, AccountID: acct}, []string{`input "zones": is empty`}},
 		{"account group without account", Wanted{Lines: []string{"Workers Scripts Write"}}, []string{`input "account-id": is empty`}},
 		{"zones without zone group", Wanted{Lines: []string{"Workers Scripts Write"}, AccountID: acct, Zones: []Zone{{ID: "z"}}}, []string{"no permission applies to zones"}},
-		{"user group", Wanted{Lines: []string{"API Tokens Write"}, AccountID: acct}, []string{"applies to a user"}},
+		{"user group", Wanted{Lines: []string{"Memberships Read"}, AccountID: acct}, []string{"applies to a user"}},
+		{"token minting, account", Wanted{Lines: []string{"Account API Tokens Write"}, AccountID: acct}, []string{"create tokens of its own"}},
+		{"token minting, user", Wanted{Lines: []string{"API Tokens Write"}, AccountID: acct}, []string{"create tokens of its own"}},
 		{"every problem at once", Wanted{Lines: []string{"Nope Write", "Zonk Read"}, AccountID: acct}, []string{`"Nope Write"`, `"Zonk Read"`}},
 	}
 	for _, tc := range cases {
