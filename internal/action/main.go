@@ -3,6 +3,7 @@ package action
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,7 +44,7 @@ func Main(ctx context.Context, d Deps) error {
 
 	plan, err := Resolve(ctx, d, a, cfg)
 	if err != nil {
-		return report(a, err)
+		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
 	if cfg.DryRun {
 		return report(a, dryRun(d, a, cfg, plan))
@@ -51,12 +52,33 @@ func Main(ctx context.Context, d Deps) error {
 	hooks := Hooks{SaveState: a.SaveState, Mask: a.AddMask}
 	m, err := Mint(ctx, d, a, cfg, plan, hooks)
 	if err != nil {
-		return report(a, err)
+		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
 	if err := publish(a, cfg, plan, m); err != nil {
 		return report(a, undo(ctx, newClient(d, cfg.BootstrapToken), plan, m, hooks, err))
 	}
 	return nil
+}
+
+// interrupted adds to err why the phase stopped early when its context ended: "context deadline
+// exceeded" or "context canceled" alone does not tell a user what happened, or what to change.
+func interrupted(ctx context.Context, timeout time.Duration, err error) error {
+	var why error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		why = fmt.Errorf("input \"timeout\": the phase did not finish within %s, because Cloudflare or the network was too slow; retry, or raise timeout", human(timeout))
+	case errors.Is(ctx.Err(), context.Canceled):
+		why = fmt.Errorf("the step was cancelled (%v) before cfmint finished", context.Cause(ctx))
+	default:
+		return err
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	return errors.Join(append(errs, why)...)
 }
 
 // warnProxy says when a proxy may change the address Cloudflare sees.

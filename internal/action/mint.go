@@ -93,6 +93,7 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*Plan, err
 		clock     cftoken.ServerClock
 		zonesOut  = make([]policy.Zone, len(cfg.Zones.Names)+len(cfg.Zones.IDs))
 		runner    []netip.Addr
+		fellBack  error // why the API host's trace gave no address, when the fallback was asked
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -129,7 +130,10 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*Plan, err
 	}
 	if cfg.IPFilter.Runner {
 		wg.Go(func() {
-			addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase(d), netaddr.Options{Fallback: d.getenv("CFMINT_TRACE_FALLBACK_URL")})
+			addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase(d), netaddr.Options{
+				Fallback:   d.getenv("CFMINT_TRACE_FALLBACK_URL"),
+				OnFallback: func(err error) { fellBack = err },
+			})
 			if err != nil {
 				fail(fmt.Errorf("input \"ip-filter\": could not find the runner's public address (%v); no token was minted, because cfmint never falls back to an unfiltered token. Retry, or set ip-filter to the runner's CIDRs", err))
 				return
@@ -157,6 +161,13 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*Plan, err
 		ui.Noticef("preset %s without r2-buckets grants %s on every bucket of the account; naming the buckets in r2-buckets would grant %s on those only", cfg.Preset, strings.Join(policy.Presets[cfg.Preset].Groups, ", "), strings.Join(policy.Presets[cfg.Preset].BucketGroups, ", "))
 	}
 
+	if fellBack != nil && len(runner) > 0 {
+		fb := d.getenv("CFMINT_TRACE_FALLBACK_URL")
+		if fb == "" {
+			fb = netaddr.DefaultFallback
+		}
+		ui.Warningf("the runner's address (%v) comes from the fallback %s, because the API host's own trace gave none (%v); the fallback may see the runner by another address than the API does: if the token is refused with 9109 \"Cannot use the access token from location\", set ip-filter to the runner's CIDRs", runner, fb, fellBack)
+	}
 	var cidrs []netip.Prefix
 	for _, a := range runner {
 		if p := cftoken.PrefixFor(a); !slices.Contains(cidrs, p) {
@@ -279,11 +290,16 @@ func Mint(ctx context.Context, d Deps, ui UI, cfg *config.Config, p *Plan, h Hoo
 			// The answer was lost, not necessarily the token: Cloudflare may have created it.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupBudget)
 			defer cancel()
-			if n, cerr := DeleteByName(cctx, c, p.Owner, p.AccountID, p.Request.Name); cerr != nil {
+			n, cerr := DeleteByName(cctx, c, p.Owner, p.AccountID, p.Request.Name)
+			if cerr != nil {
 				return nil, fmt.Errorf("%w; looking for a token it may have created anyway also failed: %v; the post phase will look again for tokens named %q", err, cerr, p.Request.Name)
-			} else if n > 0 {
-				err = fmt.Errorf("%w; the token had been created anyway, and was deleted", err)
 			}
+			if n == 0 {
+				// A create still in flight at Cloudflare can land after this look: create-pending
+				// stays, so that post looks once more.
+				return nil, fmt.Errorf("%w; no token named %q was found, and the post phase will look again", err, p.Request.Name)
+			}
+			err = fmt.Errorf("%w; the token had been created anyway, and was deleted", err)
 		}
 		h.save(statePending, "")
 		return nil, explainCreate(err, cfg)
@@ -357,6 +373,8 @@ func explainCreate(err error, cfg *config.Config) error {
 		return fmt.Errorf("%w: the bootstrap token lacks Account API Tokens Write for account %s; edit it in the dashboard", err, cfg.AccountID)
 	case ae.Has(9109):
 		return fmt.Errorf("%w: the bootstrap token lacks API Tokens Write (a user token made from the \"Create additional tokens\" template)", err)
+	case ae.Retryable():
+		return fmt.Errorf("%w; cfmint never retries a create, since a second try could mint a second token: re-run the job", err)
 	case ae.Status == 400 && len(cfg.Buckets) > 0 && strings.Contains(strings.ToLower(fmt.Sprint(ae.Details)), "bucket"):
 		return fmt.Errorf("input \"r2-buckets\": %w; check that each bucket exists in account %s (and its jurisdiction)", err, cfg.AccountID)
 	}
@@ -406,12 +424,14 @@ func verify(ctx context.Context, c *cftoken.Client, p *Plan, m *cftoken.Minted) 
 			return nil
 		}
 		if err == nil {
-			err = fmt.Errorf("Cloudflare says the new token is %q, not active", status)
+			// Cloudflare knows the token and says it is disabled or expired: waiting will not
+			// change that.
+			return fmt.Errorf("Cloudflare says the new token is %q, not active", status)
 		}
 		last = err
 		var ae *cftoken.APIError
 		if errors.As(err, &ae) && !ae.Retryable() && !ae.Has(1000) {
-			return err
+			return fmt.Errorf("the new token: %w", err)
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -21,7 +21,9 @@ func Post(ctx context.Context, d Deps) error {
 		a.Infof("Nothing to revoke: the main phase did not leave a token.")
 		return nil
 	}
-	if state(stateRevoke) == "false" {
+	// revoke: false keeps a token that was handed out; one whose create was interrupted never
+	// was, and nobody can use or revoke it but this phase.
+	if state(stateRevoke) == "false" && !pending {
 		a.Infof("revoke is false: token %s (id %s) is left to expire at %s.", name, id, expires)
 		summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was left to expire at %s (revoke: false).", mdEscape(name), id, expires))
 		return nil
@@ -74,7 +76,11 @@ func Post(ctx context.Context, d Deps) error {
 	}
 	if len(errs) > 0 {
 		summaryLine(d, a, fmt.Sprintf("cfmint: **failed to revoke** %s; it expires at %s.", mdEscape(what), expires))
-		return report(a, fmt.Errorf("%w; %s is still live until %s: delete it in the dashboard, or run `cfmint revoke %s`", errors.Join(errs...), what, expires, id))
+		fix := "delete them in the dashboard"
+		if id != "" {
+			fix = "delete it in the dashboard, or run `cfmint revoke " + id + "`"
+		}
+		return report(a, interrupted(ctx, timeout, fmt.Errorf("%w; %s may still be live until %s: %s", errors.Join(errs...), what, expires, fix)))
 	}
 	return nil
 }

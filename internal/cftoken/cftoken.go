@@ -341,22 +341,28 @@ func resources(m map[string]any) shared.TokenPolicyResourcesUnionParam {
 }
 
 // Verify checks a token with the token itself, so it needs no permission. It answers "active"
-// (or another status) for a token Cloudflare knows.
+// (or another status) for a token Cloudflare knows. It is idempotent, so retried like a lookup.
 func (c *Client) Verify(ctx context.Context, owner Owner, accountID, secret string) (string, error) {
 	opts := c.opts(option.WithAPIToken(secret))
-	const op = "verify the new token"
-	if owner == OwnerUser {
-		res, err := user.NewTokenService().Verify(ctx, opts...)
-		if err != nil {
-			return "", reduce(op, err)
+	const op = "verify the token"
+	var status string
+	err := c.retry(ctx, func() error {
+		if owner == OwnerUser {
+			res, err := user.NewTokenService().Verify(ctx, opts...)
+			if err != nil {
+				return reduce(op, err)
+			}
+			status = string(res.Status)
+			return nil
 		}
-		return string(res.Status), nil
-	}
-	res, err := accounts.NewTokenService().Verify(ctx, acctVerify(accountID), opts...)
-	if err != nil {
-		return "", reduce(op, err)
-	}
-	return string(res.Status), nil
+		res, err := accounts.NewTokenService().Verify(ctx, acctVerify(accountID), opts...)
+		if err != nil {
+			return reduce(op, err)
+		}
+		status = string(res.Status)
+		return nil
+	})
+	return status, err
 }
 
 // Delete deletes a token, retrying what can succeed. A token that does not exist gives

@@ -93,8 +93,14 @@ func reduce(op string, err error) error {
 		}
 		return out
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("failed to %s: %w", op, err)
+	}
+	// A deadline is either the phase's (then retry stops, as the context is done) or one
+	// attempt's RequestTimeout, which the SDK reports the same way: an answer that never came,
+	// to be tried again, and for a create, a token that may exist.
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &TransportError{Op: op, Err: context.DeadlineExceeded}
 	}
 	// Keep only the innermost cause of a transport error: the *url.Error around it names the URL,
 	// which is harmless, but nothing else from the SDK's request may reach a log.

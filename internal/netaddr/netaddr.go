@@ -80,6 +80,10 @@ type Options struct {
 	// Empty: https://www.cloudflare.com/cdn-cgi/trace (the same edge network, so the same view
 	// of the runner).
 	Fallback string
+	// OnFallback, when set, is told why the API host's trace gave no address, before the
+	// fallback is asked: the fallback may see the runner by another address than the API does,
+	// so the user should hear of it.
+	OnFallback func(primary error)
 	// Grace is how long to wait for the second address family once the first has answered;
 	// default 1s.
 	Grace time.Duration
@@ -106,6 +110,9 @@ func Runner(ctx context.Context, hc *http.Client, apiBase string, o Options) ([]
 	fb := o.Fallback
 	if fb == "" {
 		fb = DefaultFallback
+	}
+	if o.OnFallback != nil {
+		o.OnFallback(perr)
 	}
 	addrs, ferr := bothFamilies(ctx, hc, fb, o.Grace)
 	if len(addrs) > 0 {
