@@ -414,12 +414,22 @@ func faultCases() []faultCase {
 		{name: "delete 403 in post fails at once, naming the token id", between: func(t *testing.T, f *fapi, m *runner.Phase) {
 			f.InjectFault(cfapitest.Fault{Path: pathDelete, Status: 403, Code: 9109, Message: "Unauthorized to access requested resource"})
 		}, postFails: true, left: 1, errs: []string{"9109", "cfmint revoke"}, check: requests(pathDelete, nil, 1)},
-		{name: "delete fails always in post: post names the token id", between: func(t *testing.T, f *fapi, m *runner.Phase) {
+		// Post keeps trying until its timeout: giving up early would leave a live token.
+		{name: "delete fails always in post: post retries until its timeout, then names the token id", slow: true, with: map[string]string{"timeout": "10s"}, between: func(t *testing.T, f *fapi, m *runner.Phase) {
 			f.InjectFault(with(serverError(500), pathDelete, 0))
 		}, postFails: true, left: 1, errs: []string{"failed to delete token", "still be live until", "cfmint revoke"},
 			check: func(t *testing.T, f *fapi, r *faultRun) {
 				if !strings.Contains(r.post.Summary, "failed to revoke") {
 					t.Errorf("post summary %q does not say the revoke failed", r.post.Summary)
+				}
+				n := 0
+				for _, q := range f.Requests() {
+					if q.Method == http.MethodDelete {
+						n++
+					}
+				}
+				if n <= 4 {
+					t.Errorf("post tried the delete %d times in 10s; it should keep trying until its timeout", n)
 				}
 			}},
 

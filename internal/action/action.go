@@ -110,6 +110,12 @@ func newClient(d Deps, token string) *cftoken.Client {
 	return cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff})
 }
 
+// newRevoker is a client for the post phase's revoke: it retries until the phase's deadline,
+// because giving up early leaves a live token behind.
+func newRevoker(d Deps, token string) *cftoken.Client {
+	return cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: -1})
+}
+
 // fileDelimiter is the heredoc delimiter go-githubactions writes file commands with. A value
 // holding it, or a newline, could end the value early and inject variables.
 const fileDelimiter = "_GitHubActionsFileCommandDelimeter_"

@@ -74,11 +74,7 @@ func interrupted(ctx context.Context, timeout time.Duration, err error) error {
 	default:
 		return err
 	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	return errors.Join(append(errs, why)...)
+	return errors.Join(append(SplitErrors(err), why)...)
 }
 
 // warnProxy says when a proxy may change the address Cloudflare sees.

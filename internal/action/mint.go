@@ -292,12 +292,12 @@ func Mint(ctx context.Context, d Deps, ui UI, cfg *config.Config, p *Plan, h Hoo
 			defer cancel()
 			n, cerr := DeleteByName(cctx, c, p.Owner, p.AccountID, p.Request.Name)
 			if cerr != nil {
-				return nil, fmt.Errorf("%w; looking for a token it may have created anyway also failed: %v; the post phase will look again for tokens named %q", err, cerr, p.Request.Name)
+				return nil, fmt.Errorf("%w; looking for a token it may have created anyway also failed: %v; %s", err, cerr, lookAgain(h, p.Request.Name))
 			}
 			if n == 0 {
 				// A create still in flight at Cloudflare can land after this look: create-pending
 				// stays, so that post looks once more.
-				return nil, fmt.Errorf("%w; no token named %q was found, and the post phase will look again", err, p.Request.Name)
+				return nil, fmt.Errorf("%w; no token with its name was found yet; %s", err, lookAgain(h, p.Request.Name))
 			}
 			err = fmt.Errorf("%w; the token had been created anyway, and was deleted", err)
 		}
@@ -325,6 +325,15 @@ func Mint(ctx context.Context, d Deps, ui UI, cfg *config.Config, p *Plan, h Hoo
 	return m, nil
 }
 
+// lookAgain says who looks again for a token whose create may have landed unseen: the post phase
+// in a workflow; from a terminal, the user.
+func lookAgain(h Hooks, name string) string {
+	if h.SaveState != nil {
+		return fmt.Sprintf("the post phase will look again for tokens named %q", name)
+	}
+	return fmt.Sprintf("look for tokens named %q in the dashboard, or run `cfmint sweep` once they expire", name)
+}
+
 // S3Secret is the R2 S3 secret access key of a token: the lowercase hex SHA-256 of its value.
 func S3Secret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
@@ -337,7 +346,11 @@ func undo(ctx context.Context, c *cftoken.Client, p *Plan, m *cftoken.Minted, h 
 	defer cancel()
 	err := c.Delete(cctx, p.Owner, p.AccountID, m.ID)
 	if err != nil && !errors.Is(err, cftoken.ErrNotFound) {
-		return fmt.Errorf("%w; deleting token %s also failed (%v): the post phase will try again; it expires at %s", cause, m.ID, err, p.Request.ExpiresOn.Format(time.RFC3339))
+		again := "run `cfmint revoke " + m.ID + "`"
+		if h.SaveState != nil {
+			again = "the post phase will try again"
+		}
+		return fmt.Errorf("%w; deleting token %s also failed (%v): %s; it expires at %s", cause, m.ID, err, again, p.Request.ExpiresOn.Format(time.RFC3339))
 	}
 	// Tell post there is nothing left to revoke.
 	h.save(stateTokenID, "")

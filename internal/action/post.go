@@ -48,7 +48,7 @@ func Post(ctx context.Context, d Deps) error {
 	}
 	owner := cftoken.Owner(state(stateOwner))
 	acct := state(stateAccountID)
-	c := newClient(d, token)
+	c := newRevoker(d, token)
 
 	var errs []error
 	if id != "" {

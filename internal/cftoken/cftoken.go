@@ -36,7 +36,8 @@ const DefaultBaseURL = "https://api.cloudflare.com/client/v4"
 type Options struct {
 	BaseURL    string       // API base, e.g. https://api.cloudflare.com/client/v4
 	HTTPClient *http.Client // required
-	// Attempts bounds tries of an idempotent call (lookups, list, delete); default 4.
+	// Attempts bounds tries of an idempotent call (lookups, list, delete); default 4. Negative:
+	// no bound but the context's deadline (for a revoke, where giving up leaves a live token).
 	Attempts int
 	// Backoff is the first retry's delay, doubled each time and jittered; default 500ms.
 	Backoff time.Duration
@@ -58,7 +59,7 @@ func New(token string, o Options) *Client {
 	if o.BaseURL == "" {
 		o.BaseURL = DefaultBaseURL
 	}
-	if o.Attempts <= 0 {
+	if o.Attempts == 0 {
 		o.Attempts = 4
 	}
 	if o.Backoff <= 0 {
@@ -90,11 +91,11 @@ func (c *Client) retry(ctx context.Context, call func() error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = call()
-		if err == nil || attempt >= c.o.Attempts || ctx.Err() != nil {
+		if err == nil || (c.o.Attempts > 0 && attempt >= c.o.Attempts) || ctx.Err() != nil {
 			return err
 		}
-		wait := c.o.Backoff << (attempt - 1)
-		wait = wait/2 + rand.N(wait/2+1) // jitter, so concurrent jobs do not retry in step
+		wait := c.o.Backoff << min(attempt-1, 5) // at most 32 times the first delay
+		wait = wait/2 + rand.N(wait/2+1)         // jitter, so concurrent jobs do not retry in step
 		switch e := err.(type) {
 		case *APIError:
 			if !e.Retryable() {

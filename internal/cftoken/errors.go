@@ -110,5 +110,5 @@ func reduce(op string, err error) error {
 	}
 	// Anything else is an answer that could not be read. Its text may quote the answer, and a
 	// create's answer holds the new secret, so none of it is kept.
-	return &TransportError{Op: op, Err: fmt.Errorf("the answer could not be read (%T)", err)}
+	return &TransportError{Op: op, Err: errors.New("its answer could not be read")}
 }
