@@ -79,7 +79,7 @@ func realMain() error {
 		return err
 	}
 	srv := &http.Server{Handler: first.wrap(api.Handler())}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	base := "http://" + ln.Addr().String() + "/client/v4"
 	api.SetLatency(*latency)
