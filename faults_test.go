@@ -179,7 +179,6 @@ func matchPath(pattern, path string) bool {
 	return true
 }
 
-func (f *fapi) count(pattern string) int { return len(f.at(pattern, nil)) }
 
 var (
 	yesBoot = func() *bool { b := true; return &b }()
