@@ -179,7 +179,6 @@ func matchPath(pattern, path string) bool {
 	return true
 }
 
-
 var (
 	yesBoot = func() *bool { b := true; return &b }()
 	notBoot = func() *bool { b := false; return &b }()
