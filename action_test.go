@@ -452,11 +452,61 @@ func TestBadInputCreatesNothing(t *testing.T) {
 			return map[string]string{"preset": "dns-edit", "zones": a.fx.OtherZone.ID}
 		}, "zones", "Zone Read"},
 		{"bootstrap without the create permission", func(a *api) map[string]string {
+			_, secret, err := a.IssueToken(cfapitest.TokenSpec{Name: "zone reader", OwnerAccount: a.fx.Account.ID, Policies: []cfapitest.Policy{
+				{Groups: []string{"Zone Read"}, Resources: map[string]any{"com.cloudflare.api.account." + a.fx.Account.ID: map[string]any{"com.cloudflare.api.account.zone.*": "*"}}},
+			}})
+			if err != nil {
+				panic(err)
+			}
+			return map[string]string{"preset": "workers-deploy", "bootstrap-token": secret}
+		}, "bootstrap-token", "give it Account API Tokens Write"},
+		{"bootstrap of another account", func(a *api) map[string]string {
 			return map[string]string{"preset": "workers-deploy", "account-id": a.fx.OtherAccount.ID}
-		}, "bootstrap-token", "Account API Tokens Write"},
+		}, "bootstrap-token", "check account-id"},
 		{"bad export-env", func(a *api) map[string]string {
 			return map[string]string{"preset": "workers-deploy", "export-env": "X=1\nGITHUB_PATH"}
 		}, "export-env", "not a valid environment variable name"},
+		{"export-env with =", wd("export-env", "A=B"), "export-env", "not a valid environment variable name"},
+		{"export-env with a newline", wd("export-env", "A\nB"), "export-env", "not a valid environment variable name"},
+		{"whitespace bootstrap", func(a *api) map[string]string {
+			return map[string]string{"bootstrap-token": "  \t ", "preset": "workers-deploy"}
+		}, "bootstrap-token", "is empty"},
+		{"whitespace preset", func(a *api) map[string]string { return map[string]string{"preset": "   "} }, "preset", "no permissions asked for"},
+		{"ttl negative", wd("ttl", "-5m"), "ttl", "1m to 6h"},
+		{"ttl zero", wd("ttl", "0s"), "ttl", "1m to 6h"},
+		{"ttl overflowing", wd("ttl", "1e9h"), "ttl", "not a duration"},
+		{"CIDR out of range", wd("ip-filter", "10.0.0.0/33"), "ip-filter", "not a CIDR"},
+		{"CIDR with host bits", wd("ip-filter", "runner, 198.51.100.7/24"), "ip-filter", "write 198.51.100.0/24"},
+		{"IPv6 prefix out of range", wd("ip-filter", "2001:db8::/129"), "ip-filter", "not a CIDR"},
+		{"IPv6 with a zone", wd("ip-filter", "fe80::1%eth0"), "ip-filter", "not an IP address"},
+		{"IPv4-mapped IPv6", wd("ip-filter", "::ffff:198.51.100.0/120"), "ip-filter", "IPv4-mapped"},
+		{"none with CIDRs", wd("ip-filter", "none, 10.0.0.0/8"), "ip-filter", "cannot be combined"},
+		{"account id not 32 hex", func(a *api) map[string]string {
+			return map[string]string{"preset": "workers-deploy", "account-id": "my-account"}
+		}, "account-id", "32 hex"},
+		{"name over 120 once filled in", wd("name", strings.Repeat("n", 100)+"-{repository}-{job}"), "name", "at most 120"},
+		{"name with a control character", wd("name", "deploy\x1b[31m"), "name", "control characters"},
+		{"name with a newline (output injection)", wd("name", "x\ntoken=stolen"), "name", "control characters"},
+		{"name with the file-command delimiter", wd("name", "x_GitHubActionsFileCommandDelimeter_\ntoken=1"), "name", "control characters"},
+		{"name template with an unknown placeholder", wd("name", "deploy-{branch}"), "name", "not a placeholder"},
+		{"user-owned bootstrap for an account-owned token", func(a *api) map[string]string {
+			return map[string]string{"preset": "workers-deploy", "bootstrap-token": a.fx.UserBootstrap.Secret}
+		}, "bootstrap-token", "not an account-owned token"},
+		{"account-owned bootstrap for a user-owned token", func(a *api) map[string]string {
+			return map[string]string{"preset": "workers-deploy", "token-owner": "user"}
+		}, "bootstrap-token", "not a user token"},
+		{"zone that belongs to another account", func(a *api) map[string]string {
+			// A user in both accounts, whose bootstrap token can read both accounts' zones.
+			u := a.AddUser("both@example.com", a.fx.Account.ID, a.fx.OtherAccount.ID)
+			_, secret, err := a.IssueToken(cfapitest.TokenSpec{Name: "bootstrap (both)", OwnerUserID: u.ID, Policies: []cfapitest.Policy{
+				{Groups: []string{"API Tokens Write"}, Resources: map[string]any{"com.cloudflare.api.user." + u.ID: "*"}},
+				{Groups: []string{"Zone Read"}, Resources: map[string]any{"com.cloudflare.api.account." + a.fx.OtherAccount.ID: map[string]any{"com.cloudflare.api.account.zone.*": "*"}}},
+			}})
+			if err != nil {
+				panic(err)
+			}
+			return map[string]string{"preset": "dns-edit", "token-owner": "user", "bootstrap-token": secret, "zones": a.fx.OtherZone.Name}
+		}, "zones", "belongs to account " + "OTHER"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -466,8 +516,9 @@ func TestBadInputCreatesNothing(t *testing.T) {
 			if m.ExitCode != 1 {
 				t.Fatalf("exit code %d, want 1; log:\n%s", m.ExitCode, m.Log)
 			}
-			if !hasAnnotation(m, "error", `input "`+tc.input+`"`) || !hasAnnotation(m, "error", tc.want) {
-				t.Errorf("errors %+v do not name input %q with %q", m.Annotations, tc.input, tc.want)
+			want := strings.ReplaceAll(tc.want, "OTHER", a.fx.OtherAccount.ID)
+			if !hasAnnotation(m, "error", `input "`+tc.input+`"`) || !hasAnnotation(m, "error", want) {
+				t.Errorf("errors %+v do not name input %q with %q", m.Annotations, tc.input, want)
 			}
 			if n := a.creates(); n != 0 {
 				t.Errorf("%d create calls for bad input", n)
@@ -478,6 +529,11 @@ func TestBadInputCreatesNothing(t *testing.T) {
 			checkSecrets(t, a, "", m)
 		})
 	}
+}
+
+// wd is a workers-deploy step with one input changed.
+func wd(input, value string) func(*api) map[string]string {
+	return func(*api) map[string]string { return map[string]string{"preset": "workers-deploy", input: value} }
 }
 
 // TestRunnerAddressUnknown: when the trace endpoint fails, nothing is minted.

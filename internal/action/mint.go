@@ -217,6 +217,8 @@ func explainBootstrap(groupsErr, verifyErr error, cfg *config.Config) error {
 		return fmt.Errorf("input \"bootstrap-token\": Cloudflare does not accept it (1000 Invalid API Token): it is wrong, expired or deleted; make a new one and update the secret")
 	case cfg.Owner == config.OwnerUser && ge != nil && ge.Has(9109) && ve != nil && ve.Has(1000):
 		return fmt.Errorf("input \"bootstrap-token\": it is not a user token (it looks account-owned: %v); token-owner: user needs a user token with API Tokens Write (the \"Create additional tokens\" template), or set token-owner: account", ge)
+	case cfg.Owner == config.OwnerAccount && ge != nil && ge.Has(9109) && ve != nil && ve.Has(1000):
+		return fmt.Errorf("input \"bootstrap-token\": it is not an account-owned token of account %s (%v; its account verify answered 1000): either it belongs to another account (check account-id), or it is a user token (then set token-owner: user); a bootstrap token needs Account API Tokens Write on the account", cfg.AccountID, ge)
 	case cfg.Owner == config.OwnerUser && ge != nil && ge.Has(9109):
 		return fmt.Errorf("input \"bootstrap-token\": it may not manage user tokens (%v); for token-owner: user it must be a user token with API Tokens Write (the \"Create additional tokens\" template)", ge)
 	case ge != nil && ge.Has(9109):

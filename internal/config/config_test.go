@@ -345,3 +345,62 @@ func FuzzExpandName(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseZones(f *testing.F) {
+	for _, s := range []string{"example.com", "*", "0123456789abcdef0123456789abcdef", "a..b", "*, x.com", "EXAMPLE.COM."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		z, errs := parseZones(s)
+		for _, e := range errs {
+			if !strings.HasPrefix(e.Error(), `input "zones"`) {
+				t.Fatalf("%q: error %q does not name the input", s, e)
+			}
+		}
+		for _, n := range z.Names {
+			if !zoneName.MatchString(n) || strings.ToLower(n) != n {
+				t.Fatalf("%q: bad zone name %q accepted", s, n)
+			}
+		}
+		for _, id := range z.IDs {
+			if !hex32.MatchString(id) {
+				t.Fatalf("%q: bad zone id %q accepted", s, id)
+			}
+		}
+	})
+}
+
+// FuzzValidate feeds arbitrary values to every input at once: Validate either accepts them or
+// names an input in every error, and never echoes the bootstrap token.
+func FuzzValidate(f *testing.F) {
+	f.Add("cfat_x", "0123456789abcdef0123456789abcdef", "account", "dns-edit", "", "example.com", "15m", "runner", "", "CLOUDFLARE_API_TOKEN")
+	f.Add("", "x", "team", "nope", "DNS\nWrite", "*,a.com", "90", "none,runner", "{x}", "A=B")
+	f.Fuzz(func(t *testing.T, tok, acct, owner, preset, perms, zones, ttl, ipf, name, exp string) {
+		in := &Inputs{BootstrapToken: tok, AccountID: acct, TokenOwner: owner, Preset: preset, Permissions: perms, Zones: zones, TTL: ttl, IPFilter: ipf, Name: name, ExportEnv: exp, ExportEnvSet: true}
+		c, err := Validate(in, Context{Repository: "o/r", RunID: "1"})
+		if err == nil {
+			if c.Name == "" || CheckName(c.Name) != nil || c.TTL < MinTTL || c.TTL > MaxTTL {
+				t.Fatalf("accepted a bad config: %+v", c)
+			}
+			return
+		}
+		for _, e := range SplitForTest(err) {
+			if !strings.HasPrefix(e.Error(), `input "`) {
+				t.Fatalf("error %q does not name its input", e)
+			}
+			secret := strings.TrimSpace(tok)
+			others := strings.Join([]string{acct, owner, preset, perms, zones, ttl, ipf, name, exp}, "\x00")
+			if len(secret) >= 6 && !strings.Contains(others, secret) && strings.Contains(e.Error(), secret) {
+				t.Fatalf("error %q holds the bootstrap token", e)
+			}
+		}
+	})
+}
+
+// SplitForTest lists the errors of an errors.Join.
+func SplitForTest(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
