@@ -306,10 +306,14 @@ func (c *call) listTokens(kind ownerKind, owner string) {
 		writeErr(c.w, http.StatusBadRequest, codeInvalidRequest, fmt.Sprintf("direction %q is not allowed; use \"asc\" or \"desc\"", dir))
 		return
 	}
-	// Expired tokens are always listed (include_expired is accepted and
-	// ignored): they still exist and count toward the quota until deleted,
-	// so cleanup code must see them.
+	// Expired tokens are listed only with include_expired=true, as the spec
+	// documents (default false); they still exist and count toward the quota
+	// until deleted, so cleanup code must ask for them.
 	toks := c.s.liveTokens(kind, owner)
+	if q.Get("include_expired") != "true" {
+		now := c.s.now()
+		toks = slices.DeleteFunc(toks, func(t *token) bool { return t.status(now) == "expired" })
+	}
 	if dir == "desc" {
 		slices.Reverse(toks)
 	}

@@ -414,18 +414,23 @@ func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Lis
 	}
 }
 
+// includeExpired asks the list for expired tokens too (the API's default leaves them out, and
+// the SDK's params have no field for it): they still exist, and count against the quota, until
+// deleted, and a sweep or a clean-up by name must see them.
+var includeExpired = option.WithQuery("include_expired", "true")
+
 // listPage reads one page; the SDK does not parse total_pages, so a full page means "look again".
 func (c *Client) listPage(ctx context.Context, owner Owner, accountID string, page int) ([]shared.Token, bool, error) {
 	const perPage = 50
 	const op = "list tokens"
 	if owner == OwnerUser {
-		res, err := user.NewTokenService().List(ctx, userList(page, perPage), c.opts()...)
+		res, err := user.NewTokenService().List(ctx, userList(page, perPage), c.opts(includeExpired)...)
 		if err != nil {
 			return nil, false, reduce(op, err)
 		}
 		return res.Result, len(res.Result) == perPage, nil
 	}
-	res, err := accounts.NewTokenService().List(ctx, acctList(accountID, page, perPage), c.opts()...)
+	res, err := accounts.NewTokenService().List(ctx, acctList(accountID, page, perPage), c.opts(includeExpired)...)
 	if err != nil {
 		return nil, false, reduce(op, err)
 	}
