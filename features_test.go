@@ -342,7 +342,7 @@ func (a *api) cli(t *testing.T, env map[string]string, args ...string) (stdout, 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "CLOUDFLARE_API_BASE_URL=" + a.url, "CLOUDFLARE_ACCOUNT_ID=" + a.fx.Account.ID, "CLOUDFLARE_BOOTSTRAP_TOKEN=" + a.fx.AccountBootstrap.Secret}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "CLOUDFLARE_API_BASE_URL=" + a.url, "CFMINT_TRACE_FALLBACK_URL=" + noFallback, "CLOUDFLARE_ACCOUNT_ID=" + a.fx.Account.ID, "CLOUDFLARE_BOOTSTRAP_TOKEN=" + a.fx.AccountBootstrap.Secret}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -492,7 +492,7 @@ func TestCLIShellUse(t *testing.T) {
 test -n "$CLOUDFLARE_API_TOKEN" || exit 4
 printf '%s' "$CLOUDFLARE_API_TOKEN" | wc -c`
 	cmd := exec.Command(sh, "-c", script)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "CFMINT=" + binPath, "CLOUDFLARE_API_BASE_URL=" + a.url, "CLOUDFLARE_ACCOUNT_ID=" + a.fx.Account.ID, "CLOUDFLARE_BOOTSTRAP_TOKEN=" + a.fx.AccountBootstrap.Secret}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "CFMINT=" + binPath, "CLOUDFLARE_API_BASE_URL=" + a.url, "CFMINT_TRACE_FALLBACK_URL=" + noFallback, "CLOUDFLARE_ACCOUNT_ID=" + a.fx.Account.ID, "CLOUDFLARE_BOOTSTRAP_TOKEN=" + a.fx.AccountBootstrap.Secret}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

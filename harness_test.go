@@ -26,6 +26,10 @@ import (
 
 var binPath string
 
+// noFallback is a trace fallback that refuses connections at once (port 9, discard, is closed
+// on loopback), so a test whose trace fails never reaches past loopback.
+const noFallback = "http://127.0.0.1:9/cdn-cgi/trace"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cfmint-test-bin-")
 	if err != nil {
@@ -105,7 +109,9 @@ func (a *api) job(t *testing.T, env map[string]string) *runner.Job {
 		"GITHUB_JOB":              "deploy",
 		"GITHUB_WORKFLOW":         "ci",
 		"CLOUDFLARE_API_BASE_URL": a.url,
-		"PATH":                    "/usr/bin:/bin",
+		// The fallback trace would otherwise be Cloudflare's own: tests talk to loopback only.
+		"CFMINT_TRACE_FALLBACK_URL": noFallback,
+		"PATH":                      "/usr/bin:/bin",
 	}
 	for k, v := range env {
 		base[k] = v
