@@ -3,6 +3,8 @@ package action
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -95,7 +97,16 @@ func runContext(d Deps) config.Context {
 		Job:        d.getenv("GITHUB_JOB"),
 		Action:     d.getenv("GITHUB_ACTION"),
 		SHA:        d.getenv("GITHUB_SHA"),
+		Nonce:      nonce(),
 	}
+}
+
+// nonce is 6 random hex characters for the default token name: names must be unique per step
+// run, and the legs of a matrix job share every other coordinate.
+func nonce() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // apiBase is CLOUDFLARE_API_BASE_URL (the variable wrangler honours) or Cloudflare's API.
@@ -129,7 +140,7 @@ func fileSafe(what, v string) error {
 
 // mdEscape keeps a value from breaking out of a markdown table cell or code span.
 func mdEscape(s string) string {
-	return strings.NewReplacer("|", `\|`, "`", "'", "<", "&lt;", ">", "&gt;").Replace(s)
+	return strings.NewReplacer("|", `\|`, "`", "'", "<", "&lt;", ">", "&gt;", "\n", " ", "\r", " ").Replace(s)
 }
 
 // Phase names: the image holds the binary under these names and action.yml names them as the

@@ -57,6 +57,10 @@ func Main(ctx context.Context, d Deps) error {
 	if err := publish(a, cfg, plan, m); err != nil {
 		return report(a, undo(ctx, newClient(d, cfg.BootstrapToken), plan, m, hooks, err))
 	}
+	if !cfg.Revoke {
+		// Handed out: now revoke: false may keep it.
+		a.SaveState(stateRevoke, "false")
+	}
 	return nil
 }
 
@@ -92,7 +96,14 @@ func warnProxy(d Deps, ui UI, cfg *config.Config) {
 
 // publish hands the token to later steps: outputs, env and a summary. It writes nothing unless
 // every value is safe to write.
-func publish(a *githubactions.Action, cfg *config.Config, p *Plan, m *cftoken.Minted) error {
+func publish(a *githubactions.Action, cfg *config.Config, p *Plan, m *cftoken.Minted) (err error) {
+	// go-githubactions panics when it cannot write a file command; a half-published token must
+	// still be deleted, so the panic becomes an error for the caller's undo.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("failed to write the step's outputs and environment: %v", r)
+		}
+	}()
 	filter := cidrList(p.Request.CIDRs)
 	outs := [][2]string{
 		{"token", m.Secret},

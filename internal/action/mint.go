@@ -213,6 +213,8 @@ func explainBootstrap(groupsErr, verifyErr error, cfg *config.Config) error {
 	errors.As(groupsErr, &ge)
 	errors.As(verifyErr, &ve)
 	switch {
+	case ge != nil && ge.Has(9109) && strings.Contains(strings.ToLower(fmt.Sprint(ge.Details)), "location"):
+		return fmt.Errorf("input \"bootstrap-token\": its own IP filter does not allow this runner (%v); add the runner's address or range to the bootstrap token's filter, or run on runners whose addresses it allows", ge)
 	case ge != nil && ge.Has(1000):
 		return fmt.Errorf("input \"bootstrap-token\": Cloudflare does not accept it (1000 Invalid API Token): it is wrong, expired or deleted; make a new one and update the secret")
 	case cfg.Owner == config.OwnerUser && ge != nil && ge.Has(9109) && ve != nil && ve.Has(1000):
@@ -257,7 +259,7 @@ func getZone(ctx context.Context, c *cftoken.Client, id, accountID string) (poli
 	z, err := c.GetZone(ctx, id)
 	if err != nil {
 		var ae *cftoken.APIError
-		if errors.As(err, &ae) && ae.Status < 500 {
+		if errors.As(err, &ae) && !ae.Retryable() {
 			return policy.Zone{}, fmt.Errorf("input \"zones\": zone id %s was not found, or the bootstrap token cannot read it (%v); check the id, or give the bootstrap token Zone Read on it", id, err)
 		}
 		return policy.Zone{}, fmt.Errorf("input \"zones\": %w", err)
@@ -283,16 +285,22 @@ func Mint(ctx context.Context, d Deps, ui UI, cfg *config.Config, p *Plan, h Hoo
 	h.save(stateAccountID, p.AccountID)
 	h.save(stateName, p.Request.Name)
 	h.save(stateExpiresOn, p.Request.ExpiresOn.Format(time.RFC3339))
-	h.save(stateRevoke, fmt.Sprint(cfg.Revoke))
+	// revoke: false applies only to a token that was handed out: until publish has run, post must
+	// delete whatever this step created.
+	h.save(stateRevoke, "true")
 	h.save(statePending, "true")
 	m, err := c.Create(ctx, p.Owner, p.AccountID, p.Request)
 	if err != nil {
+		err = explainCreate(err, cfg)
 		var te *cftoken.TransportError
-		if errors.As(err, &te) || ctx.Err() != nil {
+		var ae *cftoken.APIError
+		// A lost answer, a cancelled wait, or a gateway's 5xx: Cloudflare may have stored the
+		// token all the same.
+		if errors.As(err, &te) || ctx.Err() != nil || (errors.As(err, &ae) && ae.Status >= 500) {
 			// The answer was lost, not necessarily the token: Cloudflare may have created it.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupBudget)
 			defer cancel()
-			n, cerr := DeleteByName(cctx, c, p.Owner, p.AccountID, p.Request.Name)
+			n, cerr := DeleteByName(cctx, c, p.Owner, p.AccountID, p.Request.Name, p.Request.ExpiresOn)
 			if cerr != nil {
 				return nil, fmt.Errorf("%w; looking for a token it may have created anyway also failed: %v; %s", err, cerr, lookAgain(h, p.Request.Name))
 			}
@@ -304,7 +312,7 @@ func Mint(ctx context.Context, d Deps, ui UI, cfg *config.Config, p *Plan, h Hoo
 			err = fmt.Errorf("%w; the token had been created anyway, and was deleted", err)
 		}
 		h.save(statePending, "")
-		return nil, explainCreate(err, cfg)
+		return nil, err
 	}
 	// State first: if anything below is interrupted, post still knows what to revoke.
 	h.save(stateTokenID, m.ID)
@@ -359,15 +367,17 @@ func undo(ctx context.Context, c *cftoken.Client, p *Plan, m *cftoken.Minted, h 
 	return fmt.Errorf("%w; token %s was deleted", cause, m.ID)
 }
 
-// DeleteByName deletes every token of the owner that carries name, and returns how many.
-func DeleteByName(ctx context.Context, c *cftoken.Client, owner cftoken.Owner, accountID, name string) (int, error) {
+// DeleteByName deletes every token of the owner that carries name and, when expires is set,
+// that expiry (a second guard against a name that is not unique, such as a user's own), and
+// returns how many.
+func DeleteByName(ctx context.Context, c *cftoken.Client, owner cftoken.Owner, accountID, name string, expires time.Time) (int, error) {
 	ts, err := c.List(ctx, owner, accountID)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, t := range ts {
-		if t.Name != name {
+		if t.Name != name || (!expires.IsZero() && !t.ExpiresOn.Equal(expires)) {
 			continue
 		}
 		if err := c.Delete(ctx, owner, accountID, t.ID); err != nil && !errors.Is(err, cftoken.ErrNotFound) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
@@ -66,12 +67,13 @@ func Post(ctx context.Context, d Deps) error {
 	}
 	if pending {
 		// Main was interrupted with a create in flight: whatever carries this run's name is ours.
-		n, err := DeleteByName(ctx, c, owner, acct, name)
+		exp, _ := time.Parse(time.RFC3339, expires)
+		n, err := DeleteByName(ctx, c, owner, acct, name, exp)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
-			a.Infof("The main phase was interrupted while creating a token; %d token(s) named %s were found and deleted.", n, name)
-			summaryLine(d, a, fmt.Sprintf("cfmint: the main phase was interrupted while creating; %d token(s) named `%s` were deleted.", n, mdEscape(name)))
+			a.Infof("The main phase's create had no clear answer (interrupted while creating, or lost); %d token(s) named %s were found and deleted.", n, name)
+			summaryLine(d, a, fmt.Sprintf("cfmint: the main phase's create had no clear answer; %d token(s) named `%s` were found and deleted.", n, mdEscape(name)))
 		}
 	}
 	if len(errs) > 0 {

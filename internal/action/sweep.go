@@ -102,7 +102,8 @@ func sweepStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config
 		} else {
 			ids = append(ids, s.ID)
 		}
-		a.Infof("%s %s (%s): %s.", verb, s.ID, s.Name, s.Reason)
+		// %q: a name comes from Cloudflare and could hold a line break that starts a log command.
+		a.Infof("%s %s (%q): %s.", verb, s.ID, s.Name, s.Reason)
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", s.ID, mdEscape(s.Name), s.Reason, mdEscape(result))
 	}
 	if len(swept) == 0 && err == nil {

@@ -4,10 +4,12 @@ package cftoken
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 
@@ -244,11 +246,17 @@ func (c *Client) Create(ctx context.Context, owner Owner, accountID string, req 
 		if err != nil {
 			return nil, reduce(op, err)
 		}
+		if !validID(res.ID) {
+			return nil, &TransportError{Op: op, Err: errors.New("its answer carried no valid token id")}
+		}
 		return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
 	}
 	res, err := accounts.NewTokenService().New(ctx, accountCreate(accountID, req), c.opts()...)
 	if err != nil {
 		return nil, reduce(op, err)
+	}
+	if !validID(res.ID) {
+		return nil, &TransportError{Op: op, Err: errors.New("its answer carried no valid token id")}
 	}
 	return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
 }
@@ -406,6 +414,9 @@ func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Lis
 			return nil, err
 		}
 		for _, t := range got {
+			if !validID(t.ID) {
+				continue // never put an id Cloudflare did not form into a path or a file command
+			}
 			out = append(out, Listed{ID: t.ID, Name: t.Name, Status: string(t.Status), IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn})
 		}
 		if !more || page >= 1000 {
@@ -436,6 +447,11 @@ func (c *Client) listPage(ctx context.Context, owner Owner, accountID string, pa
 	}
 	return res.Result, len(res.Result) == perPage, nil
 }
+
+var tokenID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// validID reports whether id has the form of a token id (32 lowercase hex).
+func validID(id string) bool { return tokenID.MatchString(id) }
 
 // PrefixFor returns the CIDR of one address: /32 or /128.
 func PrefixFor(a netip.Addr) netip.Prefix {

@@ -77,11 +77,20 @@ func (e Env) deps() action.Deps {
 
 var inputName = regexp.MustCompile(`input "([a-z0-9-]+)"`)
 
+// flagFor names the flags (or arguments) whose names differ from the inputs they stand for.
+var flagFor = map[string]string{"sweep-older-than": "--older-than", "sweep-repository": "--repo", "token-id": "TOKEN_ID", "token-owner": "--token-owner (or --owner)"}
+
 // flagErrors rewrites the validator's input names as the flags the user typed, and prints every
 // problem on its own line.
 func flagErrors(w io.Writer, cmd string, err error) {
 	for _, e := range action.SplitErrors(err) {
-		msg := inputName.ReplaceAllString(e.Error(), "--$1")
+		msg := inputName.ReplaceAllStringFunc(e.Error(), func(m string) string {
+			name := inputName.FindStringSubmatch(m)[1]
+			if f, ok := flagFor[name]; ok {
+				return f
+			}
+			return "--" + name
+		})
 		msg = strings.ReplaceAll(msg, "--bootstrap-token: is empty; set it to a secret", "--bootstrap-token: is empty (and so is $CLOUDFLARE_BOOTSTRAP_TOKEN); set it to")
 		fmt.Fprintf(w, "cfmint %s: %s\n", cmd, msg)
 	}
@@ -372,7 +381,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 		if s.Err != nil {
 			result = "FAILED: " + s.Err.Error()
 		}
-		fmt.Fprintf(e.Stdout, "%s  %s  %s  (%s)\n", s.ID, s.Name, result, s.Reason)
+		fmt.Fprintf(e.Stdout, "%s  %q  %s  (%s)\n", s.ID, s.Name, result, s.Reason)
 	}
 	fmt.Fprintf(e.Stderr, "%d token(s) %s\n", len(swept), verb)
 	if err != nil {

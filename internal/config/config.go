@@ -141,6 +141,9 @@ type Config struct {
 // Context is what the runner says about the run, used to name the token.
 type Context struct {
 	Repository, RunID, RunAttempt, Job, Action, SHA string
+	// Nonce tells apart steps whose other coordinates are equal (the legs of a matrix job share
+	// run, attempt, job and step).
+	Nonce string
 }
 
 var (
@@ -281,10 +284,19 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	buckets, berrs := parseBuckets(val(in.R2Buckets))
 	c.Buckets = buckets
 	errs = append(errs, berrs...)
+	for _, b := range buckets {
+		if b.Jurisdiction != buckets[0].Jurisdiction {
+			errs = append(errs, inputError("r2-buckets", "names buckets in the %s and %s jurisdictions; a token's S3 endpoint serves one jurisdiction, so mint one token per jurisdiction", buckets[0].Jurisdiction, b.Jurisdiction))
+			break
+		}
+	}
 	c.ExportR2, err = parseBool("export-r2", in.ExportR2, false)
 	errs = appendErr(errs, err)
 	c.DryRun, err = parseBool("dry-run", in.DryRun, false)
 	errs = appendErr(errs, err)
+	if c.DryRun && c.Mode == ModeRevoke {
+		errs = append(errs, inputError("dry-run", "cannot be combined with token-id: a revoke has nothing to preview; leave dry-run out to revoke"))
+	}
 
 	zones := val(in.Zones)
 	z, zerrs := parseZones(zones)
@@ -464,6 +476,11 @@ func ParseIPFilter(s string) (IPFilter, error) {
 	}
 	if len(bad) > 0 {
 		return IPFilter{}, inputError("ip-filter", "%s; allowed: runner, none, or CIDRs such as 198.51.100.0/24 or 2001:db8::/48", strings.Join(bad, "; "))
+	}
+	for _, p := range f.CIDRs {
+		if p.Bits() == 0 {
+			return IPFilter{}, inputError("ip-filter", "%s matches every address; write none if an unfiltered token is really meant", p)
+		}
 	}
 	if f.None && (f.Runner || len(f.CIDRs) > 0) {
 		return IPFilter{}, inputError("ip-filter", "none cannot be combined with runner or CIDRs; write none alone for an unfiltered token")

@@ -106,6 +106,11 @@ func TestValidateRejects(t *testing.T) {
 		{"sweep older", func(in *Inputs) { in.Sweep = "true"; in.Preset = ""; in.SweepOlderThan = "30s" }, "sweep-older-than", "at least 1m"},
 		{"sweep repo", func(in *Inputs) { in.Sweep = "true"; in.Preset = ""; in.SweepRepo = "not a repo" }, "sweep-repository", "owner/repo"},
 		{"timeout", func(in *Inputs) { in.Timeout = ptr("1h") }, "timeout", "10s to 30m"},
+		{"buckets in two jurisdictions", func(in *Inputs) { in.R2Buckets = "assets, eu:logs" }, "r2-buckets", "one token per jurisdiction"},
+		{"every IPv4 address", func(in *Inputs) { in.IPFilter = "0.0.0.0/0" }, "ip-filter", "write none"},
+		{"every IPv6 address", func(in *Inputs) { in.IPFilter = "runner, ::/0" }, "ip-filter", "write none"},
+		{"name empty once filled in", func(in *Inputs) { in.Name = "{job}" }, "name", "is empty once"},
+		{"dry-run with token-id", func(in *Inputs) { in.Preset = ""; in.TokenID = "0123456789abcdef0123456789abcdef"; in.DryRun = "true" }, "dry-run", "cannot be combined with token-id"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,6 +199,9 @@ func TestParseZones(t *testing.T) {
 
 func TestDefaultName(t *testing.T) {
 	t.Parallel()
+	if n := DefaultName(Context{Repository: "o/r", RunID: "5", RunAttempt: "1", Job: "j", Action: "s", Nonce: "a1b2c3"}, "p"); n != "cfmint:o/r:p:5.1-a1b2c3:j:s" {
+		t.Errorf("name with a nonce = %q", n)
+	}
 	// Attacker-influenced parts (job and step names) cannot add separators or control characters.
 	n := DefaultName(Context{Repository: "octo/site", RunID: "1", RunAttempt: "1", Job: "de:ploy\n::add-mask::x", Action: "cf"}, "dns-edit")
 	if strings.Count(n, ":") != 5 || strings.ContainsAny(n, "\n\r") {
@@ -250,7 +258,7 @@ func FuzzParseTTL(f *testing.F) {
 func FuzzDefaultName(f *testing.F) {
 	f.Add("octo/site", "1", "1", "deploy", "cf", "dns-edit")
 	f.Fuzz(func(t *testing.T, repo, run, attempt, job, step, purpose string) {
-		n := DefaultName(Context{repo, run, attempt, job, step, ""}, purpose)
+		n := DefaultName(Context{Repository: repo, RunID: run, RunAttempt: attempt, Job: job, Action: step}, purpose)
 		if len(n) > MaxNameLen || CheckName(n) != nil || !strings.HasPrefix(n, NamePrefix) {
 			t.Fatalf("bad name %q", n)
 		}
@@ -275,11 +283,11 @@ func TestValidateModes(t *testing.T) {
 		t.Errorf("sweep mode: %+v, %v", c, err)
 	}
 	in = valid()
-	in.R2Buckets = "assets, eu:logs\nassets"
+	in.R2Buckets = "eu:assets, eu:logs\neu:assets"
 	in.ExportR2 = "true"
 	in.DryRun = "true"
 	c, err = Validate(in, Context{})
-	if err != nil || len(c.Buckets) != 2 || c.Buckets[1] != (Bucket{"eu", "logs"}) || !c.ExportR2 || !c.DryRun || c.Timeout != DefaultTimeout {
+	if err != nil || len(c.Buckets) != 2 || c.Buckets[1] != (Bucket{"eu", "logs"}) || c.Buckets[0] != (Bucket{"eu", "assets"}) || !c.ExportR2 || !c.DryRun || c.Timeout != DefaultTimeout {
 		t.Errorf("r2/dry-run: %+v, %v", c, err)
 	}
 }

@@ -13,7 +13,7 @@ const NamePrefix = "cfmint:"
 // DefaultName names a token after Cloudflare's {project}-{purpose}-{environment} advice, with the
 // run's coordinates as the environment so that the audit log points back at the run:
 //
-//	cfmint:<owner/repo>:<purpose>:<run id>.<attempt>:<job>:<step>
+//	cfmint:<owner/repo>:<purpose>:<run id>.<attempt>[-<nonce>]:<job>:<step>
 //
 // Each part is sanitised (branch, job and step names can be chosen by whoever opens a pull
 // request), so ':' only ever separates parts. A name over MaxNameLen keeps its head and ends in a
@@ -31,7 +31,11 @@ func DefaultName(rc Context, purpose string) string {
 	if attempt == "" {
 		attempt = "1"
 	}
-	parts := []string{repo, sanitize(purpose, false), run + "." + attempt, sanitize(rc.Job, false), sanitize(rc.Action, false)}
+	coords := run + "." + attempt
+	if n := sanitize(rc.Nonce, false); n != "" {
+		coords += "-" + n
+	}
+	parts := []string{repo, sanitize(purpose, false), coords, sanitize(rc.Job, false), sanitize(rc.Action, false)}
 	name := NamePrefix + strings.Join(parts, ":")
 	if len(name) <= MaxNameLen {
 		return name
@@ -113,7 +117,10 @@ func ExpandName(tmpl string, rc Context, purpose string) (string, error) {
 		b.WriteString(v)
 		rest = rest[i+j+1:]
 	}
-	name := b.String()
+	name := strings.TrimSpace(b.String())
+	if name == "" {
+		return "", inputError("name", "%q is empty once its placeholders are filled in; add fixed text, or leave name empty for the default", clip(tmpl))
+	}
 	if err := CheckName(name); err != nil {
 		return "", err
 	}

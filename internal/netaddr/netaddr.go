@@ -25,8 +25,15 @@ func TraceURL(apiBase string) (string, error) {
 	return u.Scheme + "://" + u.Host + "/cdn-cgi/trace", nil
 }
 
+// LookupTimeout bounds one trace request.
+const LookupTimeout = 10 * time.Second
+
 // Lookup asks the trace endpoint for the address it saw.
 func Lookup(ctx context.Context, hc *http.Client, traceURL string) (netip.Addr, error) {
+	// One trace may hang; it must not use up the phase's whole timeout and leave none for the
+	// fallback.
+	ctx, cancel := context.WithTimeout(ctx, LookupTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, traceURL, nil)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("failed to build the trace request: %w", err)
