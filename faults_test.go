@@ -382,6 +382,18 @@ func faultCases() []faultCase {
 					t.Errorf("%d verifies of a token valid only after 1s", n)
 				}
 			}},
+		// revoke: false keeps only a token that was handed out: one that failed its checks, and
+		// that main could not delete, is still deleted by post.
+		{name: "verify says disabled, main's delete fails, revoke false: post deletes it", mw: verifyStatus("disabled"),
+			with:      map[string]string{"revoke": "false"},
+			before:    func(f *fapi) { f.InjectFault(with(serverError(500), pathDelete, 0)) },
+			between:   clear,
+			mainFails: true, errs: []string{`"disabled"`, "deleting token", "the post phase will try again"},
+			check: func(t *testing.T, f *fapi, r *faultRun) {
+				if !strings.Contains(r.post.Log, "Revoked token") {
+					t.Errorf("post did not revoke the token main could not delete:\n%s", r.post.Log)
+				}
+			}},
 		{name: "verify says disabled: main deletes the token", mw: verifyStatus("disabled"),
 			mainFails: true, errs: []string{`"disabled"`, "was deleted"},
 			check: func(t *testing.T, f *fapi, r *faultRun) {
