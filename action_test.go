@@ -253,11 +253,15 @@ func TestTTL(t *testing.T) {
 			a := startAPI(t, cfapitest.WithClock(now))
 			j := a.job(t, nil)
 			s := a.step("cf", map[string]string{"preset": "workers-deploy", "ttl": tc.ttl})
+			// The expiry is Cloudflare's time when cfmint planned the token (its Date header,
+			// whole seconds) plus ttl: between these two readings of Cloudflare's clock.
+			before := now().Truncate(time.Second)
 			m := runMain(t, j, s)
+			after := now()
 			mustSucceed(t, m)
 			tk, _ := a.Token(m.Outputs["token-id"])
-			if d := tk.ExpiresOn.Sub(now()); d > tc.want || d < tc.want-5*time.Second {
-				t.Errorf("token lives %v on Cloudflare's clock, want %v", d, tc.want)
+			if tk.ExpiresOn.Before(before.Add(tc.want)) || tk.ExpiresOn.After(after.Add(tc.want)) {
+				t.Errorf("expires %s, want between %s and %s (ttl %v on Cloudflare's clock)", tk.ExpiresOn, before.Add(tc.want), after.Add(tc.want), tc.want)
 			}
 			mustSucceed(t, runPost(t, j, s, m))
 		})
@@ -361,6 +365,13 @@ func TestTwoStepsInOneJob(t *testing.T) {
 		t.Errorf("job env does not hold both tokens under their names")
 	}
 	mustSucceed(t, runPost(t, j, s2, m2))
+	// Each post revokes its own step's token only.
+	if got := a.call(t, m1.Outputs["token"], http.MethodGet, a.scripts().path, "127.0.0.1"); got.Status != 200 {
+		t.Errorf("the first step's token after the second step's post: %+v, want 200", got)
+	}
+	if got := a.call(t, m2.Outputs["token"], http.MethodGet, a.dns(a.fx.Zone).path, "127.0.0.1"); got.Status != 401 || !got.has(1000) {
+		t.Errorf("the second step's token after its post: %+v, want 401 1000", got)
+	}
 	mustSucceed(t, runPost(t, j, s1, m1))
 	for _, m := range []*runner.Phase{m1, m2} {
 		if left := a.tokensNamed(m.Outputs["name"]); len(left) > 0 {
