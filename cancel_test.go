@@ -53,15 +53,25 @@ func runMainCancelled(t *testing.T, j *runner.Job, s runner.Step, signal <-chan 
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The watcher reports to the test goroutine: a t.Error after the test ended would panic.
+	missed := make(chan bool, 1)
 	go func() {
 		select {
 		case <-signal:
+			missed <- false
 		case <-time.After(time.Minute):
-			t.Error("the request to cancel at never arrived")
+			missed <- true
+		case <-ctx.Done():
+			missed <- false
+			return
 		}
 		cancel()
 	}()
 	m, err := j.RunMain(ctx, s)
+	cancel()
+	if <-missed {
+		t.Error("the request to cancel at never arrived")
+	}
 	if err != nil {
 		t.Fatalf("main phase: %v", err)
 	}
