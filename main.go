@@ -45,7 +45,6 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Stderr:     stderr,
 		HTTPClient: deps.HTTPClient,
 		ActionYML:  actionYML,
-		Self:       selfPath(args[0]),
 	})
 }
 
@@ -54,11 +53,4 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func newHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	return &http.Client{Transport: t}
-}
-
-func selfPath(argv0 string) string {
-	if p, err := os.Executable(); err == nil {
-		return p
-	}
-	return argv0
 }

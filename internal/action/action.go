@@ -117,6 +117,9 @@ func apiBase(d Deps) string {
 	return cftoken.DefaultBaseURL
 }
 
+// NewClient is a Cloudflare client for d's API base and HTTP client, authenticated by token.
+func NewClient(d Deps, token string) *cftoken.Client { return newClient(d, token) }
+
 func newClient(d Deps, token string) *cftoken.Client {
 	return cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff})
 }

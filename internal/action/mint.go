@@ -49,9 +49,6 @@ type Plan struct {
 	Zones     []policy.Zone
 	Buckets   []policy.Bucket
 	TTL       time.Duration
-	// ClockFromServer is false when Cloudflare's Date header was missing and the runner's clock
-	// set the expiry.
-	ClockFromServer bool
 }
 
 // HasR2 reports whether the token carries an R2 permission, and so has S3 credentials.
@@ -199,10 +196,9 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*Plan, err
 			CIDRs:     cidrs,
 			ExpiresOn: now.Add(cfg.TTL).Truncate(time.Second),
 		},
-		Zones:           zonesOut,
-		Buckets:         buckets,
-		TTL:             cfg.TTL,
-		ClockFromServer: fromServer,
+		Zones:   zonesOut,
+		Buckets: buckets,
+		TTL:     cfg.TTL,
 	}, nil
 }
 

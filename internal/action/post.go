@@ -33,9 +33,10 @@ func Post(ctx context.Context, d Deps) error {
 	if err != nil {
 		return report(a, err)
 	}
-	timeout := config.DefaultTimeout
-	if t, err := config.Validate(in, runContext(d)); err == nil {
-		timeout = t.Timeout
+	timeout, err := config.ParseTimeout(in.Timeout)
+	if err != nil {
+		// Main already reported it; post still revokes, within the default bound.
+		timeout = config.DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -16,7 +16,6 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	HTTPClient     *http.Client
 	ActionYML      []byte // the action's contract, embedded in the binary
-	Self           string // path of this binary
 }
 
 // Exit codes.

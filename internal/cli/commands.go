@@ -303,7 +303,7 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 	}
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	groups, _, err := cftoken.New(cfg.BootstrapToken, cftoken.Options{BaseURL: apiBase(e), HTTPClient: e.HTTPClient}).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
+	groups, _, err := action.NewClient(e.deps(), cfg.BootstrapToken).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint permissions: %v\n", err)
 		return ExitFail
@@ -324,13 +324,6 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "%d groups\n", n)
 	return ExitOK
-}
-
-func apiBase(e Env) string {
-	if v := strings.TrimSpace(getenv(e, "CLOUDFLARE_API_BASE_URL")); v != "" {
-		return v
-	}
-	return cftoken.DefaultBaseURL
 }
 
 const sweepUsage = `Usage: cfmint sweep [flags]
@@ -370,7 +363,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 	}
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	c2 := cftoken.New(cfg.BootstrapToken, cftoken.Options{BaseURL: apiBase(e), HTTPClient: e.HTTPClient})
+	c2 := action.NewClient(e.deps(), cfg.BootstrapToken)
 	swept, err := action.Sweep(ctx, c2, action.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry, Now: time.Now()})
 	verb := "deleted"
 	if *dry {

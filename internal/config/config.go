@@ -95,9 +95,6 @@ type Zones struct {
 	IDs   []string // zone ids
 }
 
-// Empty reports whether no zone was named.
-func (z Zones) Empty() bool { return !z.All && len(z.Names) == 0 && len(z.IDs) == 0 }
-
 // Mode is what a run does.
 type Mode int
 
@@ -206,10 +203,8 @@ func validateAccess(in *Inputs, c *Config) []error {
 	} else if c.Owner == OwnerAccount {
 		errs = append(errs, inputError("account-id", "is empty; an account-owned token (token-owner: account) needs the account id (32 hex characters)"))
 	}
-	if to := val(in.Timeout); to == "" {
-		c.Timeout = DefaultTimeout
-	} else if d, err := time.ParseDuration(to); err != nil || d < 10*time.Second || d > 30*time.Minute {
-		errs = append(errs, inputError("timeout", "%q is not a duration from 10s to 30m; write one such as 2m", clip(to)))
+	if d, err := ParseTimeout(in.Timeout); err != nil {
+		errs = append(errs, err)
 	} else {
 		c.Timeout = d
 	}
@@ -358,6 +353,19 @@ func purpose(c *Config) string {
 
 // DefaultTimeout bounds a phase when the timeout input is empty.
 const DefaultTimeout = 2 * time.Minute
+
+// ParseTimeout parses the timeout input: a duration from 10s to 30m; empty means DefaultTimeout.
+func ParseTimeout(s string) (time.Duration, error) {
+	to := val(s)
+	if to == "" {
+		return DefaultTimeout, nil
+	}
+	d, err := time.ParseDuration(to)
+	if err != nil || d < 10*time.Second || d > 30*time.Minute {
+		return 0, inputError("timeout", "%q is not a duration from 10s to 30m; write one such as 2m", clip(to))
+	}
+	return d, nil
+}
 
 func appendErr(errs []error, err error) []error {
 	if err != nil {
