@@ -500,6 +500,26 @@ func TestBadInputCreatesNothing(t *testing.T) {
 		{"name with a newline (output injection)", wd("name", "x\ntoken=stolen"), "name", "control characters"},
 		{"name with the file-command delimiter", wd("name", "x_GitHubActionsFileCommandDelimeter_\ntoken=1"), "name", "control characters"},
 		{"name template with an unknown placeholder", wd("name", "deploy-{branch}"), "name", "not a placeholder"},
+		{"token-owner", wd("token-owner", "team"), "token-owner", "use account or user"},
+		{"revoke not a boolean", wd("revoke", "yes"), "revoke", "use true or false"},
+		{"export-r2 not a boolean", wd("export-r2", "1"), "export-r2", "use true or false"},
+		{"dry-run not a boolean", wd("dry-run", "maybe"), "dry-run", "use true or false"},
+		{"sweep not a boolean", func(a *api) map[string]string { return map[string]string{"sweep": "please"} }, "sweep", "use true or false"},
+		{"timeout out of range", wd("timeout", "1h"), "timeout", "10s to 30m"},
+		{"token-id not an id", func(a *api) map[string]string { return map[string]string{"token-id": "abc"} }, "token-id", "32 hex"},
+		{"token-id with a preset", wd("token-id", "0123456789abcdef0123456789abcdef"), "token-id", "cannot be combined with preset"},
+		{"sweep-older-than too short", func(a *api) map[string]string {
+			return map[string]string{"sweep": "true", "sweep-older-than": "30s"}
+		}, "sweep-older-than", "at least 1m"},
+		{"sweep-repository not owner/repo", func(a *api) map[string]string {
+			return map[string]string{"sweep": "true", "sweep-repository": "just-a-name"}
+		}, "sweep-repository", "owner/repo"},
+		{"R2 jurisdiction", func(a *api) map[string]string {
+			return map[string]string{"preset": "r2-upload", "r2-buckets": "mars:assets"}
+		}, "r2-buckets", "use default, eu, fedramp"},
+		{"R2 bucket name", func(a *api) map[string]string {
+			return map[string]string{"preset": "r2-upload", "r2-buckets": "Assets_2"}
+		}, "r2-buckets", "not a bucket name"},
 		{"user-owned bootstrap for an account-owned token", func(a *api) map[string]string {
 			return map[string]string{"preset": "workers-deploy", "bootstrap-token": a.fx.UserBootstrap.Secret}
 		}, "bootstrap-token", "not an account-owned token"},
@@ -522,10 +542,24 @@ func TestBadInputCreatesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			a := startAPI(t)
-			j := a.job(t, nil)
-			m := runMain(t, j, a.step("cf", tc.with(a)))
+			j := a.job(t, map[string]string{"RUNNER_DEBUG": "1"})
+			step := a.step("cf", tc.with(a))
+			m := runMain(t, j, step)
 			if m.ExitCode != 1 {
 				t.Fatalf("exit code %d, want 1; log:\n%s", m.ExitCode, m.Log)
+			}
+			// The step's own bootstrap token (some rows make their own) appears nowhere either.
+			if tok := strings.TrimSpace(step.With["bootstrap-token"]); len(tok) > 8 {
+				for what, v := range map[string]string{"stdout": m.Stdout, "stderr": m.Stderr, "summary": m.Summary} {
+					if strings.Contains(v, tok) {
+						t.Errorf("%s holds the step's bootstrap token", what)
+					}
+				}
+				for name, b := range m.Files {
+					if strings.Contains(string(b), tok) {
+						t.Errorf("file %s holds the step's bootstrap token", name)
+					}
+				}
 			}
 			want := strings.ReplaceAll(tc.want, "OTHER", a.fx.OtherAccount.ID)
 			if !hasAnnotation(m, "error", `input "`+tc.input+`"`) || !hasAnnotation(m, "error", want) {
