@@ -293,7 +293,6 @@ func Mint(ctx context.Context, d Deps, ui UI, cfg *config.Config, p *Plan, h Hoo
 		// A lost answer, a cancelled wait, or a gateway's 5xx: Cloudflare may have stored the
 		// token all the same.
 		if errors.As(err, &te) || ctx.Err() != nil || (errors.As(err, &ae) && ae.Status >= 500) {
-			// The answer was lost, not necessarily the token: Cloudflare may have created it.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupBudget)
 			defer cancel()
 			n, cerr := DeleteByName(cctx, c, p.Owner, p.AccountID, p.Request.Name, p.Request.ExpiresOn)
