@@ -533,7 +533,7 @@ func runChrooted(t *testing.T, root, argv0 string, args ...string) (int, string)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		if os.IsPermission(err) || strings.Contains(err.Error(), "operation not permitted") {
+		if (os.IsPermission(err) || strings.Contains(err.Error(), "operation not permitted")) && os.Getenv("CI") == "" {
 			t.Skipf("chroot is not permitted here (%v); the image tests need CAP_SYS_CHROOT", err)
 		}
 		t.Fatalf("failed to start %s in the image root: %v", argv0, err)
