@@ -521,8 +521,18 @@ func runFaultCase(t *testing.T, c faultCase, env map[string]string) (*fapi, *fau
 		w[k] = v
 	}
 	s := f.step("cf", w)
+	// Bounded time: whatever the fault, main ends on its own well within the runner's patience
+	// (its timeout input, 2m by default, plus cleanup); a phase the runner had to cancel did not.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
 	start := time.Now()
-	m := runMain(t, j, s)
+	m, err := j.RunMain(ctx, s)
+	if err != nil {
+		t.Fatalf("main phase: %v", err)
+	}
+	if m.Cancelled {
+		t.Fatalf("main did not end within 4 minutes: its timeout did not bound it\n%s", m.Log)
+	}
 	r := &faultRun{main: m, elapsed: time.Since(start)}
 	if c.mainFails {
 		if m.ExitCode != 1 || errorsOf(m) == "" {
