@@ -269,6 +269,15 @@ func clientSource(r *http.Request) string {
 
 // pathScript returns the path's Worker of account a, answering notFound's code
 // when there is none.
+// accountScript is the path's script in the path's account, or nil after answering the error.
+func (c *call) accountScript() *script {
+	a := c.account()
+	if a == nil {
+		return nil
+	}
+	return c.pathScript(a, codeScriptNotFound, msgScriptNotFound)
+}
+
 func (c *call) pathScript(a *account, code int, msg string) *script {
 	sc := a.scripts[c.r.PathValue("script_name")]
 	if sc == nil {
@@ -476,11 +485,7 @@ func (v *workerVersion) hasModules() bool {
 // uploadVersion is POST .../workers/scripts/{script_name}/versions: it
 // stores a version without deploying it.
 func (c *call) uploadVersion() {
-	a := c.account()
-	if a == nil {
-		return
-	}
-	sc := c.pathScript(a, codeScriptNotFound, msgScriptNotFound)
+	sc := c.accountScript()
 	if sc == nil {
 		return
 	}
@@ -549,11 +554,7 @@ func workerDeploymentJSON(d *workerDeployment) workerDeploymentOut {
 
 // listDeployments is GET .../deployments: the latest workerDeployment first.
 func (c *call) listDeployments() {
-	a := c.account()
-	if a == nil {
-		return
-	}
-	sc := c.pathScript(a, codeScriptNotFound, msgScriptNotFound)
+	sc := c.accountScript()
 	if sc == nil {
 		return
 	}
@@ -568,11 +569,7 @@ func (c *call) listDeployments() {
 // createDeployment is POST .../deployments: it sends traffic to uploaded
 // versions in the given shares.
 func (c *call) createDeployment() {
-	a := c.account()
-	if a == nil {
-		return
-	}
-	sc := c.pathScript(a, codeScriptNotFound, msgScriptNotFound)
+	sc := c.accountScript()
 	if sc == nil {
 		return
 	}
@@ -616,11 +613,7 @@ func (c *call) createDeployment() {
 // editScriptSettings is PATCH .../script-settings: the settings that apply
 // to every version. Fields absent from the body keep their value.
 func (c *call) editScriptSettings() {
-	a := c.account()
-	if a == nil {
-		return
-	}
-	sc := c.pathScript(a, codeScriptNotFound, msgScriptNotFound)
+	sc := c.accountScript()
 	if sc == nil {
 		return
 	}
@@ -657,11 +650,7 @@ func (c *call) editScriptSettings() {
 // accepts Workers Tail Read here; the fake, one group per endpoint, only
 // Workers Scripts Read (or Write).
 func (c *call) getScriptSettings() {
-	a := c.account()
-	if a == nil {
-		return
-	}
-	sc := c.pathScript(a, codeScriptNotFound, msgScriptNotFound)
+	sc := c.accountScript()
 	if sc == nil {
 		return
 	}
@@ -730,11 +719,7 @@ type scriptSubdomainOut struct {
 // Worker starts off workers.dev (unverified: what Cloudflare defaults to
 // for a Worker created by an upload).
 func (c *call) getScriptSubdomain() {
-	a := c.account()
-	if a == nil {
-		return
-	}
-	sc := c.pathScript(a, codeScriptNotFound, msgScriptNotFound)
+	sc := c.accountScript()
 	if sc == nil {
 		return
 	}
@@ -748,11 +733,7 @@ func (c *call) getScriptSubdomain() {
 // ("Workers Preview URL default behavior now matches your workers.dev
 // setting"); wrangler leaves it out unless preview_urls is configured.
 func (c *call) setScriptSubdomain() {
-	a := c.account()
-	if a == nil {
-		return
-	}
-	sc := c.pathScript(a, codeScriptNotFound, msgScriptNotFound)
+	sc := c.accountScript()
 	if sc == nil {
 		return
 	}
