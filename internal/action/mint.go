@@ -324,7 +324,10 @@ func Mint(ctx context.Context, d Deps, ui UI, cfg *config.Config, p *Plan, h Hoo
 	if err := checkEcho(p, m); err != nil {
 		return nil, undo(ctx, c, p, m, h, err)
 	}
-	if err := verify(ctx, c, p, m); err != nil {
+	// verify has its own retry loop (it also waits out 1000 while the token becomes known), so
+	// its client tries each call once instead of nesting a second loop inside.
+	once := cftoken.New(cfg.BootstrapToken, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: 1})
+	if err := verify(ctx, once, p, m); err != nil {
 		return nil, undo(ctx, c, p, m, h, err)
 	}
 	return m, nil
