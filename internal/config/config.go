@@ -14,6 +14,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/cfmint/cfmint/internal/field"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -157,7 +158,7 @@ func val(s string) string { return strings.TrimSpace(s) }
 
 // inputError is one bad input: it names the input as the user writes it.
 func inputError(input, format string, args ...any) error {
-	return fmt.Errorf("input %q: %s", input, fmt.Sprintf(format, args...))
+	return field.Errorf(input, "%s", fmt.Sprintf(format, args...))
 }
 
 // ValidateAccess checks only what calling Cloudflare needs (bootstrap-token, token-owner,

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cfmint/cfmint/internal/field"
 )
 
 // Scopes of Cloudflare permission groups.
@@ -83,39 +85,39 @@ func Build(w Wanted, available []Group) ([]Policy, error) {
 		case tokenMinting[strings.ToLower(g.Name)]:
 			// A minted token that can mint tokens is a bootstrap token with a short fuse on its
 			// first generation only: it would undo everything cfmint is for.
-			errs = append(errs, fmt.Errorf("input \"permissions\": %q would let the minted token create tokens of its own, with any permission; cfmint refuses to grant it (a job that manages tokens should use the bootstrap token's own step)", g.Name))
+			errs = append(errs, field.Errorf("permissions", "%q would let the minted token create tokens of its own, with any permission; cfmint refuses to grant it (a job that manages tokens should use the bootstrap token's own step)", g.Name))
 		case g.Has(ScopeAccount):
 			acct = append(acct, g)
 		case g.Has(ScopeZone):
 			zone = append(zone, g)
 		case g.Has(ScopeUser):
-			errs = append(errs, fmt.Errorf("input \"permissions\": %q applies to a user, which cfmint does not grant; a CI token should not manage a user", g.Name))
+			errs = append(errs, field.Errorf("permissions", "%q applies to a user, which cfmint does not grant; a CI token should not manage a user", g.Name))
 		case g.Has(ScopeBucket):
 			bucket = append(bucket, g)
 		default:
-			errs = append(errs, fmt.Errorf("input \"permissions\": %q has scopes %v that cfmint does not know", g.Name, g.Scopes))
+			errs = append(errs, field.Errorf("permissions", "%q has scopes %v that cfmint does not know", g.Name, g.Scopes))
 		}
 	}
 	if len(acct) > 0 && w.AccountID == "" {
-		errs = append(errs, fmt.Errorf("input \"account-id\": is empty, but %s apply to an account; set account-id", names(acct)))
+		errs = append(errs, field.Errorf("account-id", "is empty, but %s apply to an account; set account-id", names(acct)))
 	}
 	if len(zone) > 0 && !w.AllZones && len(w.Zones) == 0 {
-		errs = append(errs, fmt.Errorf("input \"zones\": is empty, but %s apply to zones; name the zones (example.com), or write * for every zone of the account", names(zone)))
+		errs = append(errs, field.Errorf("zones", "is empty, but %s apply to zones; name the zones (example.com), or write * for every zone of the account", names(zone)))
 	}
 	if w.AllZones && w.AccountID == "" && len(zone) > 0 {
-		errs = append(errs, errors.New("input \"account-id\": is empty, but zones: * means every zone of an account; set account-id"))
+		errs = append(errs, field.Errorf("account-id", "is empty, but zones: * means every zone of an account; set account-id"))
 	}
 	if len(bucket) > 0 && len(w.Buckets) == 0 {
-		errs = append(errs, fmt.Errorf("input \"r2-buckets\": is empty, but %s apply to R2 buckets; name the buckets (assets, or eu:assets for a jurisdiction)", names(bucket)))
+		errs = append(errs, field.Errorf("r2-buckets", "is empty, but %s apply to R2 buckets; name the buckets (assets, or eu:assets for a jurisdiction)", names(bucket)))
 	}
 	if len(bucket) > 0 && w.AccountID == "" {
-		errs = append(errs, fmt.Errorf("input \"account-id\": is empty, but %s apply to R2 buckets of an account; set account-id", names(bucket)))
+		errs = append(errs, field.Errorf("account-id", "is empty, but %s apply to R2 buckets of an account; set account-id", names(bucket)))
 	}
 	if len(bucket) == 0 && len(w.Buckets) > 0 {
-		errs = append(errs, errors.New("input \"r2-buckets\": buckets are given but no permission applies to buckets; add \"Workers R2 Storage Bucket Item Write\" (or Read), or use preset r2-upload"))
+		errs = append(errs, field.Errorf("r2-buckets", "buckets are given but no permission applies to buckets; add \"Workers R2 Storage Bucket Item Write\" (or Read), or use preset r2-upload"))
 	}
 	if len(zone) == 0 && (w.AllZones || len(w.Zones) > 0) {
-		errs = append(errs, errors.New("input \"zones\": zones are given but no permission applies to zones; remove zones or add a zone permission such as \"DNS Write\""))
+		errs = append(errs, field.Errorf("zones", "zones are given but no permission applies to zones; remove zones or add a zone permission such as \"DNS Write\""))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -236,7 +238,7 @@ func resolveOne(name string, byName map[string][]Group, available []Group, h Hin
 	if parts := splitDropdowns(name); parts != nil {
 		scope, ok := scopeWords[strings.ToLower(parts[0])]
 		if !ok {
-			return Group{}, fmt.Errorf("input \"permissions\": %q: the first part, %q, is not a scope; write Account, Zone or User, as in \"Zone / DNS / Edit\"", name, parts[0])
+			return Group{}, field.Errorf("permissions", "%q: the first part, %q, is not a scope; write Account, Zone or User, as in \"Zone / DNS / Edit\"", name, parts[0])
 		}
 		level := parts[2]
 		if strings.EqualFold(level, "edit") {
@@ -253,7 +255,7 @@ func resolveOne(name string, byName map[string][]Group, available []Group, h Hin
 			}
 		}
 		if len(cands) > 0 && len(at) == 0 {
-			return Group{}, fmt.Errorf("input \"permissions\": %q: %q exists, but not at %s scope; it applies to %s", name, cands[0].Name, strings.ToLower(parts[0]), scopeNames(cands))
+			return Group{}, field.Errorf("permissions", "%q: %q exists, but not at %s scope; it applies to %s", name, cands[0].Name, strings.ToLower(parts[0]), scopeNames(cands))
 		}
 		if len(cands) == 0 {
 			return Group{}, unknown(parts[1]+" "+level, available)
@@ -262,7 +264,7 @@ func resolveOne(name string, byName map[string][]Group, available []Group, h Hin
 	}
 	if len(cands) == 0 {
 		if h.Owner == "account" && userOnly[strings.ToLower(name)] {
-			return Group{}, fmt.Errorf("input \"permissions\": %q is a user-level permission, which an account-owned token cannot hold; use token-owner: user, or leave it out", name)
+			return Group{}, field.Errorf("permissions", "%q is a user-level permission, which an account-owned token cannot hold; use token-owner: user, or leave it out", name)
 		}
 		return Group{}, unknown(name, available)
 	}
@@ -281,7 +283,7 @@ func resolveOne(name string, byName map[string][]Group, available []Group, h Hin
 		forms = append(forms, fmt.Sprintf("%q", dropdown(g)))
 	}
 	sort.Strings(forms)
-	return Group{}, fmt.Errorf("input \"permissions\": %q exists at %s scope; say which: write %s (naming zones also picks the zone one)", name, scopeNames(cands), strings.Join(forms, " or "))
+	return Group{}, field.Errorf("permissions", "%q exists at %s scope; say which: write %s (naming zones also picks the zone one)", name, scopeNames(cands), strings.Join(forms, " or "))
 }
 
 // lookupName finds a name as the API writes it, or as the dashboard does (Edit for Write).
@@ -381,9 +383,9 @@ func splitNames(line string, known map[string][]Group) []string {
 func unknown(name string, available []Group) error {
 	sugg := Suggest(name, available, 3)
 	if len(sugg) == 0 {
-		return fmt.Errorf("input \"permissions\": %q is not a permission group this token owner may grant; `cfmint permissions` lists them", name)
+		return field.Errorf("permissions", "%q is not a permission group this token owner may grant; `cfmint permissions` lists them", name)
 	}
-	return fmt.Errorf("input \"permissions\": %q is not a permission group this token owner may grant; did you mean %s?", name, quoteJoin(sugg))
+	return field.Errorf("permissions", "%q is not a permission group this token owner may grant; did you mean %s?", name, quoteJoin(sugg))
 }
 
 func quoteJoin(s []string) string {
