@@ -17,6 +17,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/mint"
 )
 
 // Deps is everything a phase takes from the outside world; main hands it down.
@@ -53,24 +54,24 @@ func newActions(d Deps) *githubactions.Action {
 	return githubactions.New(githubactions.WithWriter(d.Stdout), githubactions.WithGetenv(d.getenv))
 }
 
+// phrase words the engine's errors for a workflow: the post phase looks again for what main
+// could not settle.
+var phrase = mint.Phrase{
+	Unseen: func(name string) string {
+		return fmt.Sprintf("the post phase will look again for tokens named %q", name)
+	},
+	Undo: func(string) string { return "the post phase will try again" },
+}
+
 // report prints each joined error as its own annotation and returns ErrReported.
 func report(a *githubactions.Action, err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, e := range SplitErrors(err) {
-		a.Errorf("%s", e.Error())
+	for _, line := range phrase.Lines(err) {
+		a.Errorf("%s", line)
 	}
 	return ErrReported
-}
-
-// SplitErrors lists the problems of an errors.Join, or the one error, so that each can be
-// reported on its own.
-func SplitErrors(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // requireFiles checks the runner's file commands are there, so that a run outside GitHub Actions
@@ -108,6 +109,9 @@ func nonce() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// APIBase is the API base URL a phase or command of d talks to.
+func APIBase(d Deps) string { return apiBase(d) }
 
 // apiBase is CLOUDFLARE_API_BASE_URL (the variable wrangler honours) or Cloudflare's API.
 func apiBase(d Deps) string {
@@ -168,19 +172,9 @@ func RunPhase(ctx context.Context, argv0 string, d Deps) (code int, ok bool) {
 	if err == nil {
 		return 0, true
 	}
-	if err != ErrReported {
+	if !errors.Is(err, ErrReported) {
 		// Errors are reported as annotations; anything unreported still gets one.
 		newActions(d).Errorf("%s", err.Error())
 	}
 	return 1, true
-}
-
-// human prints a duration the way a user writes it: 15m, 1h30m, 90s.
-func human(d time.Duration) string {
-	s := d.String()
-	s = strings.Replace(s, "m0s", "m", 1)
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -47,21 +48,51 @@ func Main(ctx context.Context, d Deps) error {
 		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
 	if cfg.DryRun {
-		return report(a, dryRun(d, a, cfg, plan))
+		return report(a, dryRun(d, a, plan))
 	}
-	hooks := Hooks{SaveState: a.SaveState, Mask: a.AddMask}
-	m, err := Mint(ctx, d, a, cfg, plan, hooks)
+	eng := Engine(d, a, cfg.BootstrapToken)
+	hooks := stateHooks(a)
+	m, err := eng.Mint(ctx, plan, hooks)
 	if err != nil {
 		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
 	if err := publish(a, cfg, plan, m); err != nil {
-		return report(a, undo(ctx, newClient(d, cfg.BootstrapToken), plan, m, hooks, err))
+		return report(a, eng.Undo(ctx, plan, m, hooks, err))
 	}
 	if !cfg.Revoke {
 		// Handed out: now revoke: false may keep it.
 		a.SaveState(stateRevoke, "false")
 	}
 	return nil
+}
+
+// stateHooks record in the step's state what post needs to revoke the token, or to find it when
+// main never learned its id.
+func stateHooks(a *githubactions.Action) mint.Hooks {
+	return mint.Hooks{
+		Creating: func(p *mint.Plan) {
+			// Before the create: if this process dies with the create in flight, post (or a
+			// sweep) can still find the token by its name, which is unique per run and step.
+			a.SaveState(stateOwner, string(p.Owner))
+			a.SaveState(stateAccountID, p.AccountID)
+			a.SaveState(stateName, p.Request.Name)
+			a.SaveState(stateExpiresOn, p.Request.ExpiresOn.Format(time.RFC3339))
+			// revoke: false applies only to a token that was handed out: until publish has run,
+			// post must delete whatever this step created.
+			a.SaveState(stateRevoke, "true")
+			a.SaveState(statePending, "true")
+		},
+		// State first: if anything after the create is interrupted, post still knows what to
+		// revoke.
+		Created: func(id string) {
+			a.SaveState(stateTokenID, id)
+			a.SaveState(statePending, "")
+		},
+		Settled: func() { a.SaveState(statePending, "") },
+		// Tell post there is nothing left to revoke.
+		Undone: func(string) { a.SaveState(stateTokenID, "") },
+		Mask:   a.AddMask,
+	}
 }
 
 // interrupted adds to err why the phase stopped early when its context ended: "context deadline
@@ -78,11 +109,11 @@ func interrupted(ctx context.Context, timeout time.Duration, err error) error {
 	default:
 		return err
 	}
-	return errors.Join(append(SplitErrors(err), why)...)
+	return errors.Join(append(mint.Split(err), why)...)
 }
 
 // warnProxy says when a proxy may change the address Cloudflare sees.
-func warnProxy(d Deps, ui UI, cfg *config.Config) {
+func warnProxy(d Deps, ui mint.UI, cfg *config.Config) {
 	if !cfg.IPFilter.Runner || cfg.Mode != config.ModeMint {
 		return
 	}
@@ -96,7 +127,7 @@ func warnProxy(d Deps, ui UI, cfg *config.Config) {
 
 // publish hands the token to later steps: outputs, env and a summary. It writes nothing unless
 // every value is safe to write.
-func publish(a *githubactions.Action, cfg *config.Config, p *Plan, m *cftoken.Minted) (err error) {
+func publish(a *githubactions.Action, cfg *config.Config, p *mint.Plan, m *cftoken.Minted) (err error) {
 	// go-githubactions panics when it cannot write a file command; a half-published token must
 	// still be deleted, so the panic becomes an error for the caller's undo.
 	defer func() {
@@ -104,7 +135,7 @@ func publish(a *githubactions.Action, cfg *config.Config, p *Plan, m *cftoken.Mi
 			err = fmt.Errorf("failed to write the step's outputs and environment: %v", r)
 		}
 	}()
-	filter := cidrList(p.Request.CIDRs)
+	filter := mint.CIDRList(p.Request.CIDRs)
 	outs := [][2]string{
 		{"token", m.Secret},
 		{"token-id", m.ID},
@@ -120,8 +151,8 @@ func publish(a *githubactions.Action, cfg *config.Config, p *Plan, m *cftoken.Mi
 		}
 	}
 	if p.HasR2() {
-		endpoint := R2Endpoint(p.AccountID, p.Buckets)
-		s3 := S3Secret(m.Secret)
+		endpoint := mint.R2Endpoint(p.AccountID, p.Buckets)
+		s3 := mint.S3Secret(m.Secret)
 		outs = append(outs, [2]string{"r2-access-key-id", m.ID}, [2]string{"r2-secret-access-key", s3}, [2]string{"r2-endpoint", endpoint})
 		if cfg.ExportR2 {
 			envs = append(envs, [2]string{"AWS_ACCESS_KEY_ID", m.ID}, [2]string{"AWS_SECRET_ACCESS_KEY", s3}, [2]string{"AWS_ENDPOINT_URL_S3", endpoint})
@@ -158,38 +189,9 @@ func publish(a *githubactions.Action, cfg *config.Config, p *Plan, m *cftoken.Mi
 	return nil
 }
 
-// R2Endpoint is the S3 endpoint of the account's R2, in the jurisdiction of the named buckets
-// (default when none are named).
-func R2Endpoint(accountID string, buckets []policy.Bucket) string {
-	j := "default"
-	if len(buckets) > 0 {
-		j = buckets[0].Jurisdiction
-	}
-	if j == "default" || j == "" {
-		return "https://" + accountID + ".r2.cloudflarestorage.com"
-	}
-	return "https://" + accountID + "." + j + ".r2.cloudflarestorage.com"
-}
-
-// RequestPreview is what a dry run prints: the call cfmint would make.
-type RequestPreview struct {
-	Method string          `json:"method"`
-	URL    string          `json:"url"`
-	Body   json.RawMessage `json:"body"`
-}
-
-// Preview renders the exact create request of a plan.
-func Preview(d Deps, p *Plan) (RequestPreview, error) {
-	path, body, err := cftoken.CreateRequest(p.Owner, p.AccountID, p.Request)
-	if err != nil {
-		return RequestPreview{}, err
-	}
-	return RequestPreview{Method: "POST", URL: strings.TrimRight(apiBase(d), "/") + "/" + path, Body: body}, nil
-}
-
 // dryRun prints the request a mint would send, and its summary, and creates nothing.
-func dryRun(d Deps, a *githubactions.Action, cfg *config.Config, p *Plan) error {
-	pv, err := Preview(d, p)
+func dryRun(d Deps, a *githubactions.Action, p *mint.Plan) error {
+	pv, err := mint.Preview(apiBase(d), p)
 	if err != nil {
 		return err
 	}
@@ -199,7 +201,7 @@ func dryRun(d Deps, a *githubactions.Action, cfg *config.Config, p *Plan) error 
 	}
 	a.Infof("dry-run: everything resolved; this is the request cfmint would send, and nothing was created:")
 	a.Infof("%s", pretty)
-	for _, o := range [][2]string{{"name", p.Request.Name}, {"ip-filter", cidrList(p.Request.CIDRs)}, {"expires-on", p.Request.ExpiresOn.Format(time.RFC3339)}} {
+	for _, o := range [][2]string{{"name", p.Request.Name}, {"ip-filter", mint.CIDRList(p.Request.CIDRs)}, {"expires-on", p.Request.ExpiresOn.Format(time.RFC3339)}} {
 		if err := fileSafe(o[0], o[1]); err != nil {
 			return err
 		}
@@ -212,7 +214,7 @@ func dryRun(d Deps, a *githubactions.Action, cfg *config.Config, p *Plan) error 
 }
 
 // Summary renders a plan as the step summary's markdown. It holds no secret.
-func Summary(title string, p *Plan, id string) string {
+func Summary(title string, p *mint.Plan, id string) string {
 	var b strings.Builder
 	b.WriteString(title + "\n\n")
 	b.WriteString("| | |\n|---|---|\n")
@@ -229,7 +231,7 @@ func Summary(title string, p *Plan, id string) string {
 	if len(p.Request.CIDRs) == 0 {
 		b.WriteString("| IP filter | none: usable from any address |\n")
 	} else {
-		fmt.Fprintf(&b, "| IP filter | `%s` |\n", cidrList(p.Request.CIDRs))
+		fmt.Fprintf(&b, "| IP filter | `%s` |\n", mint.CIDRList(p.Request.CIDRs))
 	}
 	b.WriteString("\n| Permission | Resources |\n|---|---|\n")
 	zoneNames := map[string]string{}

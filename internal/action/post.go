@@ -9,6 +9,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/mint"
 )
 
 // Post runs the post phase: it revokes the token main saved in state. It never mints: it reads
@@ -50,11 +51,11 @@ func Post(ctx context.Context, d Deps) error {
 	}
 	owner := cftoken.Owner(state(stateOwner))
 	acct := state(stateAccountID)
-	c := newRevoker(d, token)
+	eng := &mint.Engine{Tokens: newRevoker(d, token), UI: a}
 
 	var errs []error
 	if id != "" {
-		switch err := c.Delete(ctx, owner, acct, id); {
+		switch err := eng.Tokens.Delete(ctx, owner, acct, id); {
 		case err == nil:
 			a.Infof("Revoked token %s (id %s).", name, id)
 			summaryLine(d, a, fmt.Sprintf("cfmint: revoked token `%s` (`%s`).", mdEscape(name), id))
@@ -69,7 +70,7 @@ func Post(ctx context.Context, d Deps) error {
 	if pending {
 		// Main was interrupted with a create in flight: whatever carries this run's name is ours.
 		exp, _ := time.Parse(time.RFC3339, expires)
-		n, err := DeleteByName(ctx, c, owner, acct, name, exp)
+		n, err := eng.DeleteByName(ctx, owner, acct, name, exp)
 		if err != nil {
 			errs = append(errs, err)
 		} else {

@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/sethvargo/go-githubactions"
@@ -11,18 +10,9 @@ import (
 	"github.com/cfmint/cfmint/internal/config"
 )
 
-// Revoke deletes one token by id. A token that is already gone is success: gone is the goal.
-func Revoke(ctx context.Context, d Deps, cfg *config.Config) (alreadyGone bool, err error) {
-	err = newClient(d, cfg.BootstrapToken).Delete(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
-	if errors.Is(err, cftoken.ErrNotFound) {
-		return true, nil
-	}
-	return false, err
-}
-
 // revokeStep is the action's revoke mode (token-id): revoke and exit; post has nothing to do.
 func revokeStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config.Config) error {
-	gone, err := Revoke(ctx, d, cfg)
+	gone, err := Engine(d, a, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		return fmt.Errorf("%w; check token-id, token-owner and account-id", err)
 	}

@@ -5,83 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/mint"
 )
-
-// Swept is one token a sweep found.
-type Swept struct {
-	ID, Name, Status string
-	IssuedOn         time.Time
-	ExpiresOn        time.Time
-	Reason           string // "expired" or "older than ..."
-	Err              error  // set when deleting it failed
-}
-
-// SweepOptions say what a sweep takes.
-type SweepOptions struct {
-	Owner     cftoken.Owner
-	AccountID string
-	// Repo limits the sweep to tokens cfmint named for that repository; "*" takes every
-	// repository's.
-	Repo string
-	// OlderThan also takes live tokens issued longer ago than this; 0 takes only expired ones.
-	OlderThan time.Duration
-	DryRun    bool
-	Now       time.Time
-}
-
-// Sweep deletes the tokens cfmint minted that were left behind (a runner that died before its
-// post phase; revoke: false): expired ones, which still count against the token quota until
-// deleted, and optionally old ones. It recognises cfmint's tokens by the names it gives them, and
-// never touches any other token.
-func Sweep(ctx context.Context, c *cftoken.Client, o SweepOptions) ([]Swept, error) {
-	ts, err := c.List(ctx, o.Owner, o.AccountID)
-	if err != nil {
-		return nil, err
-	}
-	prefix := config.NamePrefix
-	if o.Repo != "*" {
-		prefix = config.RepoNamePrefix(o.Repo)
-	}
-	var out []Swept
-	var errs []error
-	for _, t := range ts {
-		if !strings.HasPrefix(t.Name, prefix) {
-			continue
-		}
-		s := Swept{ID: t.ID, Name: t.Name, Status: t.Status, IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn}
-		switch {
-		case t.Status == "expired" || (!t.ExpiresOn.IsZero() && !t.ExpiresOn.After(o.Now)):
-			s.Reason = "expired"
-		case o.OlderThan > 0 && !t.IssuedOn.IsZero() && o.Now.Sub(t.IssuedOn) > o.OlderThan:
-			s.Reason = "older than " + human(o.OlderThan)
-		default:
-			continue
-		}
-		if !o.DryRun {
-			if err := c.Delete(ctx, o.Owner, o.AccountID, t.ID); err != nil && !errors.Is(err, cftoken.ErrNotFound) {
-				s.Err = err
-				errs = append(errs, err)
-			}
-		}
-		out = append(out, s)
-	}
-	return out, errors.Join(errs...)
-}
 
 // sweepStep is the action's sweep mode.
 func sweepStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config.Config) error {
 	if cfg.SweepRepo == "" {
 		return errors.New("input \"sweep-repository\": is empty and GITHUB_REPOSITORY is not set; name the repository (owner/repo) or * for every repository")
 	}
-	swept, err := Sweep(ctx, newClient(d, cfg.BootstrapToken), SweepOptions{
+	swept, err := Engine(d, a, cfg.BootstrapToken).Sweep(ctx, mint.SweepOptions{
 		Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo,
-		OlderThan: cfg.SweepOlderThan, DryRun: cfg.DryRun, Now: time.Now(),
+		OlderThan: cfg.SweepOlderThan, DryRun: cfg.DryRun,
 	})
 	verb := "Deleted"
 	if cfg.DryRun {

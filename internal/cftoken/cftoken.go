@@ -349,10 +349,14 @@ func resources(m map[string]any) shared.TokenPolicyResourcesUnionParam {
 	return flat
 }
 
-// Verify checks a token with the token itself, so it needs no permission. It answers "active"
-// (or another status) for a token Cloudflare knows. It is idempotent, so retried like a lookup.
+// Verify checks a token with the token itself, so it needs no permission: secret, or the
+// client's own token when secret is empty. It answers "active" (or another status) for a token
+// Cloudflare knows. It is idempotent, so retried like a lookup.
 func (c *Client) Verify(ctx context.Context, owner Owner, accountID, secret string) (string, error) {
-	opts := c.opts(option.WithAPIToken(secret))
+	opts := c.opts()
+	if secret != "" {
+		opts = c.opts(option.WithAPIToken(secret))
+	}
 	const op = "verify the token"
 	var status string
 	err := c.retry(ctx, func() error {

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -75,22 +75,27 @@ func (e Env) deps() action.Deps {
 	return action.Deps{Lookup: e.Lookup, Stdout: io.Discard, HTTPClient: e.HTTPClient}
 }
 
-var inputName = regexp.MustCompile(`input "([a-z0-9-]+)"`)
-
 // flagFor names the flags (or arguments) whose names differ from the inputs they stand for.
 var flagFor = map[string]string{"sweep-older-than": "--older-than", "sweep-repository": "--repo", "token-id": "TOKEN_ID", "token-owner": "--token-owner (or --owner)"}
 
-// flagErrors rewrites the validator's input names as the flags the user typed, and prints every
-// problem on its own line.
+// phrase words the engine's and the validator's errors for a terminal: fields are the flags the
+// user typed, and what a workflow's post phase would do is the user's to do.
+var phrase = mint.Phrase{
+	Field: func(name string) string {
+		if f, ok := flagFor[name]; ok {
+			return f
+		}
+		return "--" + name
+	},
+	Unseen: func(name string) string {
+		return fmt.Sprintf("look for tokens named %q in the dashboard, or run `cfmint sweep` once they expire", name)
+	},
+	Undo: func(id string) string { return "run `cfmint revoke " + id + "`" },
+}
+
+// flagErrors prints every problem on its own line, naming flags as the user typed them.
 func flagErrors(w io.Writer, cmd string, err error) {
-	for _, e := range action.SplitErrors(err) {
-		msg := inputName.ReplaceAllStringFunc(e.Error(), func(m string) string {
-			name := inputName.FindStringSubmatch(m)[1]
-			if f, ok := flagFor[name]; ok {
-				return f
-			}
-			return "--" + name
-		})
+	for _, msg := range phrase.Lines(err) {
 		msg = strings.ReplaceAll(msg, "--bootstrap-token: is empty; set it to a secret", "--bootstrap-token: is empty (and so is $CLOUDFLARE_BOOTSTRAP_TOKEN); set it to")
 		fmt.Fprintf(w, "cfmint %s: %s\n", cmd, msg)
 	}
@@ -176,7 +181,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		return ExitFail
 	}
 	if *dry {
-		pv, err := action.Preview(d, plan)
+		pv, err := mint.Preview(action.APIBase(d), plan)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "cfmint mint: %v\n", err)
 			return ExitFail
@@ -186,7 +191,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "dry run: nothing was created")
 		return ExitOK
 	}
-	m, err := action.Mint(ctx, d, ui, cfg, plan, action.Hooks{})
+	m, err := action.Engine(d, ui, cfg.BootstrapToken).Mint(ctx, plan, mint.Hooks{})
 	if err != nil {
 		flagErrors(e.Stderr, "mint", err)
 		return ExitFail
@@ -207,8 +212,8 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	}
 	if plan.HasR2() {
 		out["r2_access_key_id"] = m.ID
-		out["r2_secret_access_key"] = action.S3Secret(m.Secret)
-		out["r2_endpoint"] = action.R2Endpoint(plan.AccountID, plan.Buckets)
+		out["r2_secret_access_key"] = mint.S3Secret(m.Secret)
+		out["r2_endpoint"] = mint.R2Endpoint(plan.AccountID, plan.Buckets)
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(e.Stdout, string(b))
@@ -263,7 +268,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	}
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	gone, err := action.Revoke(ctx, e.deps(), cfg)
+	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
 		return ExitFail
@@ -363,8 +368,8 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 	}
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	c2 := action.NewClient(e.deps(), cfg.BootstrapToken)
-	swept, err := action.Sweep(ctx, c2, action.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry, Now: time.Now()})
+	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.BootstrapToken)
+	swept, err := eng.Sweep(ctx, mint.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry})
 	verb := "deleted"
 	if *dry {
 		verb = "would delete"

@@ -1,0 +1,71 @@
+package action
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/mint"
+	"github.com/cfmint/cfmint/internal/netaddr"
+)
+
+// UI is where a mint's messages go: the runner's log commands in a workflow, stderr in a
+// terminal. *githubactions.Action satisfies it.
+type UI interface {
+	Infof(format string, args ...any)
+	mint.UI
+}
+
+// Engine is the mint engine with the bootstrap token of cfg, talking to d's API.
+func Engine(d Deps, ui UI, token string) *mint.Engine {
+	return &mint.Engine{
+		Tokens: newClient(d, token),
+		// The new token's verify has its own retry loop: one attempt per call inside it.
+		Once: cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: 1}),
+		UI:   ui,
+	}
+}
+
+// Resolve plans the mint cfg asks for: the engine's lookups, and meanwhile the runner's address
+// when the token is to be pinned to it.
+func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan, error) {
+	r := mint.FromConfig(cfg)
+	if cfg.IPFilter.Runner {
+		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) { return runnerPin(ctx, d, ui) }
+	}
+	p, err := Engine(d, ui, cfg.BootstrapToken).Plan(ctx, r)
+	if err == nil && cfg.IPFilter.None {
+		ui.Warningf("ip-filter is none: the token will work from any address on the internet until it expires or is revoked. Prefer the default, runner.")
+	}
+	return p, err
+}
+
+// runnerPin is the runner's own address as the API host sees it, one prefix per family.
+func runnerPin(ctx context.Context, d Deps, ui UI) ([]netip.Prefix, error) {
+	var fellBack error
+	fb := d.getenv("CFMINT_TRACE_FALLBACK_URL")
+	addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase(d), netaddr.Options{
+		Fallback:   fb,
+		OnFallback: func(err error) { fellBack = err },
+	})
+	if err != nil {
+		return nil, field.Errorf("ip-filter", "could not find the runner's public address (%v); no token was minted, because cfmint never falls back to an unfiltered token. Retry, or set ip-filter to the runner's CIDRs", err)
+	}
+	if fellBack != nil && len(addrs) > 0 {
+		if fb == "" {
+			fb = netaddr.DefaultFallback
+		}
+		ui.Warningf("the runner's address (%v) comes from the fallback %s, because the API host's own trace gave none (%v); the fallback may see the runner by another address than the API does: if the token is refused with 9109 \"Cannot use the access token from location\", set ip-filter to the runner's CIDRs", addrs, fb, fellBack)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		out = append(out, cftoken.PrefixFor(a))
+	}
+	return out, nil
+}
+
+// human prints a duration the way a user writes it.
+func human(d time.Duration) string { return mint.Human(d) }

@@ -1,0 +1,252 @@
+package mint
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/policy"
+)
+
+// CleanupBudget bounds the deletes done after a failure or a signal: the runner kills the
+// container 10 s after its first signal.
+const CleanupBudget = 6 * time.Second
+
+// Mint creates the token and makes sure it is the token that was asked for and that it works.
+// From the create on, every failure deletes the token again.
+func (e *Engine) Mint(ctx context.Context, p *Plan, h Hooks) (*cftoken.Minted, error) {
+	e.UI.Debugf("creating token %q: %s", p.Request.Name, Describe(p))
+	if h.Creating != nil {
+		h.Creating(p)
+	}
+	m, err := e.Tokens.Create(ctx, p.Owner, p.AccountID, p.Request)
+	if err != nil {
+		err = explainCreate(err, p)
+		var te *cftoken.TransportError
+		var ae *cftoken.APIError
+		// A lost answer, a cancelled wait, or a gateway's 5xx: Cloudflare may have stored the
+		// token all the same.
+		if errors.As(err, &te) || ctx.Err() != nil || (errors.As(err, &ae) && ae.Status >= 500) {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CleanupBudget)
+			defer cancel()
+			n, cerr := e.DeleteByName(cctx, p.Owner, p.AccountID, p.Request.Name, p.Request.ExpiresOn)
+			if cerr != nil {
+				return nil, &UnseenError{Name: p.Request.Name, Err: fmt.Errorf("%w; looking for a token it may have created anyway also failed: %v", err, cerr)}
+			}
+			if n == 0 {
+				// A create still in flight at Cloudflare can land after this look: whoever
+				// recorded the name must look once more.
+				return nil, &UnseenError{Name: p.Request.Name, Err: fmt.Errorf("%w; no token with its name was found yet", err)}
+			}
+			err = fmt.Errorf("%w; the token had been created anyway, and was deleted", err)
+		}
+		call(h.Settled)
+		return nil, err
+	}
+	if h.Created != nil {
+		h.Created(m.ID)
+	}
+	if m.Secret == "" || strings.IndexFunc(m.Secret, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return nil, e.Undo(ctx, p, m, h, errors.New("Cloudflare's answer to the create carried no usable token value"))
+	}
+	if h.Mask != nil {
+		h.Mask(m.Secret)
+		if p.HasR2() {
+			h.Mask(S3Secret(m.Secret))
+		}
+	}
+	if err := checkEcho(p, m); err != nil {
+		return nil, e.Undo(ctx, p, m, h, err)
+	}
+	if err := e.verify(ctx, p, m); err != nil {
+		return nil, e.Undo(ctx, p, m, h, err)
+	}
+	return m, nil
+}
+
+// S3Secret is the R2 S3 secret access key of a token: the lowercase hex SHA-256 of its value.
+func S3Secret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// R2Endpoint is the S3 endpoint of the account's R2, in the jurisdiction of the named buckets
+// (default when none are named).
+func R2Endpoint(accountID string, buckets []policy.Bucket) string {
+	j := "default"
+	if len(buckets) > 0 {
+		j = buckets[0].Jurisdiction
+	}
+	if j == "default" || j == "" {
+		return "https://" + accountID + ".r2.cloudflarestorage.com"
+	}
+	return "https://" + accountID + "." + j + ".r2.cloudflarestorage.com"
+}
+
+// Undo deletes a token that must not be handed out, and says what happened: an *UndoError when
+// the delete failed too.
+func (e *Engine) Undo(ctx context.Context, p *Plan, m *cftoken.Minted, h Hooks, cause error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CleanupBudget)
+	defer cancel()
+	err := e.Tokens.Delete(cctx, p.Owner, p.AccountID, m.ID)
+	if err != nil && !errors.Is(err, cftoken.ErrNotFound) {
+		return &UndoError{ID: m.ID, ExpiresOn: p.Request.ExpiresOn, Cause: cause, DeleteErr: err}
+	}
+	if h.Undone != nil {
+		h.Undone(m.ID)
+	}
+	return fmt.Errorf("%w; token %s was deleted", cause, m.ID)
+}
+
+// DeleteByName deletes every token of the owner that carries name and, when expires is set,
+// that expiry (a second guard against a name that is not unique, such as a user's own), and
+// returns how many.
+func (e *Engine) DeleteByName(ctx context.Context, owner cftoken.Owner, accountID, name string, expires time.Time) (int, error) {
+	ts, err := e.Tokens.List(ctx, owner, accountID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range ts {
+		if t.Name != name || (!expires.IsZero() && !t.ExpiresOn.Equal(expires)) {
+			continue
+		}
+		if err := e.Tokens.Delete(ctx, owner, accountID, t.ID); err != nil && !errors.Is(err, cftoken.ErrNotFound) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+func explainCreate(err error, p *Plan) error {
+	var ae *cftoken.APIError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch {
+	case ae.Has(9109) && p.Owner == cftoken.OwnerAccount:
+		return fmt.Errorf("%w: the bootstrap token lacks Account API Tokens Write for account %s; edit it in the dashboard", err, p.AccountID)
+	case ae.Has(9109):
+		return fmt.Errorf("%w: the bootstrap token lacks API Tokens Write (a user token made from the \"Create additional tokens\" template)", err)
+	case ae.Retryable():
+		return fmt.Errorf("%w; cfmint never retries a create, since a second try could mint a second token: re-run the job", err)
+	case ae.Status == 400 && len(p.Buckets) > 0 && strings.Contains(strings.ToLower(fmt.Sprint(ae.Details)), "bucket"):
+		return field.Wrap("r2-buckets", fmt.Errorf("%w; check that each bucket exists in account %s (and its jurisdiction)", err, p.AccountID))
+	}
+	return err
+}
+
+// checkEcho confirms Cloudflare stored the IP condition and expiry that were asked for: a token
+// that silently lost its filter or expiry is worse than no token.
+func checkEcho(p *Plan, m *cftoken.Minted) error {
+	want := make([]string, len(p.Request.CIDRs))
+	for i, c := range p.Request.CIDRs {
+		want[i] = c.String()
+	}
+	got := canonical(m.IPIn)
+	slices.Sort(want)
+	if !slices.Equal(want, got) || len(m.IPNotIn) > 0 {
+		return fmt.Errorf("Cloudflare's answer does not echo the IP filter asked for (asked %v, got in=%v not_in=%v)", want, m.IPIn, m.IPNotIn)
+	}
+	if !m.ExpiresOn.Equal(p.Request.ExpiresOn) {
+		return fmt.Errorf("Cloudflare's answer does not echo the expiry asked for (asked %s, got %s)", p.Request.ExpiresOn.Format(time.RFC3339), m.ExpiresOn.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func canonical(cidrs []string) []string {
+	out := make([]string, 0, len(cidrs))
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			out = append(out, p.Masked().String())
+		} else {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// verify asks Cloudflare whether the new token is active, retrying briefly: a new token may take
+// a moment to be known everywhere.
+func (e *Engine) verify(ctx context.Context, p *Plan, m *cftoken.Minted) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var last error
+	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 2*time.Second) {
+		status, err := e.Once.Verify(ctx, p.Owner, p.AccountID, m.Secret)
+		if err == nil && status == "active" {
+			return nil
+		}
+		if err == nil {
+			// Cloudflare knows the token and says it is disabled or expired: waiting will not
+			// change that.
+			return fmt.Errorf("Cloudflare says the new token is %q, not active", status)
+		}
+		last = err
+		var ae *cftoken.APIError
+		if errors.As(err, &ae) && !ae.Retryable() && !ae.Has(1000) {
+			return fmt.Errorf("the new token: %w", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("the new token did not become active in time: %w", last)
+		case <-t.C:
+		}
+	}
+}
+
+// CIDRList is the plan's ranges, comma-separated, as outputs and logs show them.
+func CIDRList(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Describe is a one-line account of a plan, for debug logs. It holds no secret.
+func Describe(p *Plan) string {
+	var parts []string
+	for _, pol := range p.Request.Policies {
+		var names []string
+		for _, g := range pol.Groups {
+			names = append(names, g.Name)
+		}
+		keys := make([]string, 0, len(pol.Resources))
+		for k := range pol.Resources {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		parts = append(parts, fmt.Sprintf("[%s on %s]", strings.Join(names, ", "), strings.Join(keys, ", ")))
+	}
+	return fmt.Sprintf("owner=%s policies=%s ip=%s expires=%s", p.Owner, strings.Join(parts, " "), CIDRList(p.Request.CIDRs), p.Request.ExpiresOn.Format(time.RFC3339))
+}
+
+// RequestPreview is what a dry run prints: the call cfmint would make.
+type RequestPreview struct {
+	Method string          `json:"method"`
+	URL    string          `json:"url"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// Preview renders the exact create request of a plan, as sent to apiBase.
+func Preview(apiBase string, p *Plan) (RequestPreview, error) {
+	path, body, err := cftoken.CreateRequest(p.Owner, p.AccountID, p.Request)
+	if err != nil {
+		return RequestPreview{}, err
+	}
+	return RequestPreview{Method: "POST", URL: strings.TrimRight(apiBase, "/") + "/" + path, Body: body}, nil
+}

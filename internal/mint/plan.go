@@ -1,0 +1,185 @@
+package mint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/policy"
+)
+
+// Plan performs the lookups a mint needs, concurrently (they are independent, and each is a
+// round trip): the owner's permission groups (whose Date header also gives Cloudflare's clock),
+// the bootstrap token's own kind, the zones, and the request's Pin. It reports every problem at
+// once.
+func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		errs      []error
+		groups    []policy.Group
+		groupsErr error
+		verifyErr error
+		clock     cftoken.ServerClock
+		zonesOut  = make([]policy.Zone, len(r.ZoneNames)+len(r.ZoneIDs))
+		pinned    []netip.Prefix
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	wg.Go(func() {
+		groups, clock, groupsErr = e.Tokens.PermissionGroups(ctx, r.Owner, r.AccountID)
+	})
+	wg.Go(func() {
+		// The bootstrap token must be of the owner kind asked for: verify answers only for a
+		// token of that kind (and, for account tokens, of that account).
+		_, verifyErr = e.Tokens.Verify(ctx, r.Owner, r.AccountID, "")
+	})
+	for i, name := range r.ZoneNames {
+		wg.Go(func() {
+			z, err := e.findZone(ctx, name, r.AccountID)
+			if err != nil {
+				fail(err)
+				return
+			}
+			zonesOut[i] = z
+		})
+	}
+	for i, id := range r.ZoneIDs {
+		wg.Go(func() {
+			z, err := e.getZone(ctx, id, r.AccountID)
+			if err != nil {
+				fail(err)
+				return
+			}
+			zonesOut[len(r.ZoneNames)+i] = z
+		})
+	}
+	if r.Pin != nil {
+		wg.Go(func() {
+			ps, err := r.Pin(ctx)
+			if err != nil {
+				fail(err)
+				return
+			}
+			pinned = ps
+		})
+	}
+	wg.Wait()
+	if err := explainBootstrap(groupsErr, verifyErr, r); err != nil {
+		errs = append([]error{err}, errs...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	pols, err := policy.Build(policy.Wanted{Lines: r.Lines(), AccountID: r.AccountID, Zones: zonesOut, AllZones: r.AllZones, Buckets: r.Buckets, Owner: string(r.Owner)}, groups)
+	if err != nil {
+		return nil, err
+	}
+	if r.Preset != "" && len(policy.Presets[r.Preset].BucketGroups) > 0 && len(r.Buckets) == 0 {
+		e.UI.Noticef("preset %s without r2-buckets grants %s on every bucket of the account; naming the buckets in r2-buckets would grant %s on those only", r.Preset, strings.Join(policy.Presets[r.Preset].Groups, ", "), strings.Join(policy.Presets[r.Preset].BucketGroups, ", "))
+	}
+
+	var cidrs []netip.Prefix
+	for _, p := range slices.Concat(pinned, r.CIDRs) {
+		if !slices.Contains(cidrs, p) {
+			cidrs = append(cidrs, p)
+		}
+	}
+
+	// Expiry on Cloudflare's clock: a local clock that is off must not shorten or stretch the
+	// token's life.
+	now, fromServer := clock.Now()
+	if !fromServer {
+		now = e.now().UTC()
+		e.UI.Warningf("Cloudflare's answer carried no Date header; the expiry was set by the local clock")
+	}
+	return &Plan{
+		Owner:     r.Owner,
+		AccountID: r.AccountID,
+		Request: policy.Request{
+			Name:      r.Name,
+			Policies:  pols,
+			CIDRs:     cidrs,
+			ExpiresOn: now.Add(r.TTL).Truncate(time.Second),
+		},
+		Zones:   zonesOut,
+		Buckets: r.Buckets,
+		TTL:     r.TTL,
+	}, nil
+}
+
+// explainBootstrap turns the answers about the bootstrap token into one sentence that says what
+// to fix.
+func explainBootstrap(groupsErr, verifyErr error, r Request) error {
+	var ge, ve *cftoken.APIError
+	errors.As(groupsErr, &ge)
+	errors.As(verifyErr, &ve)
+	user := r.Owner == cftoken.OwnerUser
+	switch {
+	case ge != nil && ge.Has(9109) && strings.Contains(strings.ToLower(fmt.Sprint(ge.Details)), "location"):
+		return field.Errorf("bootstrap-token", "its own IP filter does not allow this runner (%v); add the runner's address or range to the bootstrap token's filter, or run on runners whose addresses it allows", ge)
+	case ge != nil && ge.Has(1000):
+		return field.Errorf("bootstrap-token", "Cloudflare does not accept it (1000 Invalid API Token): it is wrong, expired or deleted; make a new one and update the secret")
+	case user && ge != nil && ge.Has(9109) && ve != nil && ve.Has(1000):
+		return field.Errorf("bootstrap-token", "it is not a user token (it looks account-owned: %v); token-owner: user needs a user token with API Tokens Write (the \"Create additional tokens\" template), or set token-owner: account", ge)
+	case !user && ge != nil && ge.Has(9109) && ve != nil && ve.Has(1000):
+		return field.Errorf("bootstrap-token", "it is not an account-owned token of account %s (%v; its account verify answered 1000): either it belongs to another account (check account-id), or it is a user token (then set token-owner: user); a bootstrap token needs Account API Tokens Write on the account", r.AccountID, ge)
+	case user && ge != nil && ge.Has(9109):
+		return field.Errorf("bootstrap-token", "it may not manage user tokens (%v); for token-owner: user it must be a user token with API Tokens Write (the \"Create additional tokens\" template)", ge)
+	case ge != nil && ge.Has(9109):
+		return field.Errorf("bootstrap-token", "it may not manage tokens of account %s (%v); give it Account API Tokens Write on that account, or check account-id", r.AccountID, ge)
+	case groupsErr != nil:
+		return groupsErr
+	case !user && ve != nil && ve.Has(1000):
+		return field.Errorf("bootstrap-token", "it is not an account-owned token of account %s (Cloudflare's account verify answered 1000); it may be a user token: then set token-owner: user, or make an account-owned bootstrap token (Manage Account > Account API Tokens)", r.AccountID)
+	case user && ve != nil && ve.Has(1000):
+		return field.Errorf("bootstrap-token", "it is not a user token (Cloudflare's user verify answered 1000); it may be account-owned: then set token-owner: account and account-id")
+	case verifyErr != nil:
+		return field.Wrap("bootstrap-token", verifyErr)
+	}
+	return nil
+}
+
+func (e *Engine) findZone(ctx context.Context, name, accountID string) (policy.Zone, error) {
+	zs, err := e.Tokens.FindZone(ctx, name)
+	if err != nil {
+		return policy.Zone{}, field.Wrap("zones", err)
+	}
+	var other []string
+	for _, z := range zs {
+		if accountID == "" || z.AccountID == accountID {
+			return policy.Zone{ID: z.ID, Name: z.Name}, nil
+		}
+		other = append(other, z.AccountID)
+	}
+	if len(other) > 0 {
+		return policy.Zone{}, field.Errorf("zones", "%q belongs to account %s, not to account-id %s; use that account's id, or a zone of account %s", name, strings.Join(other, ", "), accountID, accountID)
+	}
+	return policy.Zone{}, field.Errorf("zones", "%q was not found among the zones the bootstrap token can read; check the spelling, or give the bootstrap token Zone Read on it (or write the zone id instead of the name)", name)
+}
+
+func (e *Engine) getZone(ctx context.Context, id, accountID string) (policy.Zone, error) {
+	z, err := e.Tokens.GetZone(ctx, id)
+	if err != nil {
+		var ae *cftoken.APIError
+		if errors.As(err, &ae) && !ae.Retryable() {
+			return policy.Zone{}, field.Errorf("zones", "zone id %s was not found, or the bootstrap token cannot read it (%v); check the id, or give the bootstrap token Zone Read on it", id, err)
+		}
+		return policy.Zone{}, field.Wrap("zones", err)
+	}
+	if accountID != "" && z.AccountID != accountID {
+		return policy.Zone{}, field.Errorf("zones", "zone id %s (%s) belongs to account %s, not to account-id %s", id, z.Name, z.AccountID, accountID)
+	}
+	return policy.Zone{ID: z.ID, Name: z.Name}, nil
+}

@@ -1,0 +1,91 @@
+package mint
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/config"
+)
+
+// Revoke deletes one token by id. A token that is already gone is success: gone is the goal.
+func (e *Engine) Revoke(ctx context.Context, owner cftoken.Owner, accountID, id string) (alreadyGone bool, err error) {
+	err = e.Tokens.Delete(ctx, owner, accountID, id)
+	if errors.Is(err, cftoken.ErrNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
+// Swept is one token a sweep found.
+type Swept struct {
+	ID, Name, Status string
+	IssuedOn         time.Time
+	ExpiresOn        time.Time
+	Reason           string // "expired" or "older than ..."
+	Err              error  // set when deleting it failed
+}
+
+// SweepOptions say what a sweep takes.
+type SweepOptions struct {
+	Owner     cftoken.Owner
+	AccountID string
+	// Repo limits the sweep to tokens cfmint named for that repository; "*" takes every
+	// repository's.
+	Repo string
+	// OlderThan also takes live tokens issued longer ago than this; 0 takes only expired ones.
+	OlderThan time.Duration
+	DryRun    bool
+}
+
+// Sweep deletes the tokens cfmint minted that were left behind (a runner that died before its
+// post phase; revoke: false): expired ones, which still count against the token quota until
+// deleted, and optionally old ones. It recognises cfmint's tokens by the names it gives them, and
+// never touches any other token.
+func (e *Engine) Sweep(ctx context.Context, o SweepOptions) ([]Swept, error) {
+	ts, err := e.Tokens.List(ctx, o.Owner, o.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	prefix := config.NamePrefix
+	if o.Repo != "*" {
+		prefix = config.RepoNamePrefix(o.Repo)
+	}
+	var out []Swept
+	var errs []error
+	for _, t := range ts {
+		if !strings.HasPrefix(t.Name, prefix) {
+			continue
+		}
+		s := Swept{ID: t.ID, Name: t.Name, Status: t.Status, IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn}
+		switch {
+		case t.Status == "expired" || (!t.ExpiresOn.IsZero() && !t.ExpiresOn.After(now)):
+			s.Reason = "expired"
+		case o.OlderThan > 0 && !t.IssuedOn.IsZero() && now.Sub(t.IssuedOn) > o.OlderThan:
+			s.Reason = "older than " + Human(o.OlderThan)
+		default:
+			continue
+		}
+		if !o.DryRun {
+			if err := e.Tokens.Delete(ctx, o.Owner, o.AccountID, t.ID); err != nil && !errors.Is(err, cftoken.ErrNotFound) {
+				s.Err = err
+				errs = append(errs, err)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, errors.Join(errs...)
+}
+
+// Human prints a duration the way a user writes it: 15m, 1h30m, 90s.
+func Human(d time.Duration) string {
+	s := d.String()
+	s = strings.Replace(s, "m0s", "m", 1)
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
