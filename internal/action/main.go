@@ -14,7 +14,6 @@ import (
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/mint"
-	"github.com/cfmint/cfmint/internal/policy"
 )
 
 // Main runs the main phase. By its inputs it mints (the default), revokes a token by id
@@ -56,7 +55,7 @@ func Main(ctx context.Context, d Deps) error {
 	if err != nil {
 		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
-	if err := publish(a, cfg, plan, m); err != nil {
+	if err := publish(a, cfg, plan.Issued(m), plan.TTL, ""); err != nil {
 		return report(a, eng.Undo(ctx, plan, m, hooks, err))
 	}
 	if !cfg.Revoke {
@@ -127,7 +126,7 @@ func warnProxy(d Deps, ui mint.UI, cfg *config.Config) {
 
 // publish hands the token to later steps: outputs, env and a summary. It writes nothing unless
 // every value is safe to write.
-func publish(a *githubactions.Action, cfg *config.Config, p *mint.Plan, m *cftoken.Minted) (err error) {
+func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl time.Duration, via string) (err error) {
 	// go-githubactions panics when it cannot write a file command; a half-published token must
 	// still be deleted, so the panic becomes an error for the caller's undo.
 	defer func() {
@@ -135,27 +134,26 @@ func publish(a *githubactions.Action, cfg *config.Config, p *mint.Plan, m *cftok
 			err = fmt.Errorf("failed to write the step's outputs and environment: %v", r)
 		}
 	}()
-	filter := mint.CIDRList(p.Request.CIDRs)
+	filter := mint.CIDRList(t.CIDRs)
 	outs := [][2]string{
-		{"token", m.Secret},
-		{"token-id", m.ID},
-		{"expires-on", p.Request.ExpiresOn.Format(time.RFC3339)},
-		{"name", p.Request.Name},
+		{"token", t.Secret},
+		{"token-id", t.ID},
+		{"expires-on", t.ExpiresOn.Format(time.RFC3339)},
+		{"name", t.Name},
 		{"ip-filter", filter},
 	}
 	var envs [][2]string
 	if cfg.ExportEnv != "" {
-		envs = append(envs, [2]string{cfg.ExportEnv, m.Secret})
-		if cfg.AccountID != "" {
-			envs = append(envs, [2]string{"CLOUDFLARE_ACCOUNT_ID", cfg.AccountID})
+		envs = append(envs, [2]string{cfg.ExportEnv, t.Secret})
+		if t.AccountID != "" {
+			envs = append(envs, [2]string{"CLOUDFLARE_ACCOUNT_ID", t.AccountID})
 		}
 	}
-	if p.HasR2() {
-		endpoint := mint.R2Endpoint(p.AccountID, p.Buckets)
-		s3 := mint.S3Secret(m.Secret)
-		outs = append(outs, [2]string{"r2-access-key-id", m.ID}, [2]string{"r2-secret-access-key", s3}, [2]string{"r2-endpoint", endpoint})
+	if t.R2Endpoint != "" {
+		s3 := t.S3Secret()
+		outs = append(outs, [2]string{"r2-access-key-id", t.ID}, [2]string{"r2-secret-access-key", s3}, [2]string{"r2-endpoint", t.R2Endpoint})
 		if cfg.ExportR2 {
-			envs = append(envs, [2]string{"AWS_ACCESS_KEY_ID", m.ID}, [2]string{"AWS_SECRET_ACCESS_KEY", s3}, [2]string{"AWS_ENDPOINT_URL_S3", endpoint})
+			envs = append(envs, [2]string{"AWS_ACCESS_KEY_ID", t.ID}, [2]string{"AWS_SECRET_ACCESS_KEY", s3}, [2]string{"AWS_ENDPOINT_URL_S3", t.R2Endpoint})
 		}
 	} else if cfg.ExportR2 {
 		a.Warningf("export-r2 is true, but the token carries no R2 permission, so there are no S3 credentials to export")
@@ -175,7 +173,7 @@ func publish(a *githubactions.Action, cfg *config.Config, p *mint.Plan, m *cftok
 	if filter != "" {
 		where = filter
 	}
-	a.Infof("Minted token %s (id %s), valid until %s (%s), usable from %s.", p.Request.Name, m.ID, p.Request.ExpiresOn.Format(time.RFC3339), human(p.TTL), where)
+	a.Infof("Minted token %s (id %s), valid until %s (%s), usable from %s.", t.Name, t.ID, t.ExpiresOn.Format(time.RFC3339), human(ttl), where)
 	if len(envs) > 0 {
 		var names []string
 		for _, e := range envs {
@@ -184,7 +182,7 @@ func publish(a *githubactions.Action, cfg *config.Config, p *mint.Plan, m *cftok
 		a.Infof("Exported to later steps: %s.", strings.Join(names, ", "))
 	}
 	if a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		a.AddStepSummary(Summary("### cfmint: minted a Cloudflare API token", p, m.ID))
+		a.AddStepSummary(Summary("### cfmint: minted a Cloudflare API token", t, ttl, via))
 	}
 	return nil
 }
@@ -208,69 +206,56 @@ func dryRun(d Deps, a *githubactions.Action, p *mint.Plan) error {
 		a.SetOutput(o[0], o[1])
 	}
 	if a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		a.AddStepSummary(Summary("### cfmint: dry run (no token was created)", p, "") + "\n```json\n" + string(pretty) + "\n```\n")
+		a.AddStepSummary(Summary("### cfmint: dry run (no token was created)", p.Issued(nil), p.TTL, "") + "\n```json\n" + string(pretty) + "\n```\n")
 	}
 	return nil
 }
 
-// Summary renders a plan as the step summary's markdown. It holds no secret.
-func Summary(title string, p *mint.Plan, id string) string {
+// Summary renders a token as the step summary's markdown; via names the broker that minted it,
+// if one did. It holds no secret.
+func Summary(title string, t *mint.Issued, ttl time.Duration, via string) string {
 	var b strings.Builder
 	b.WriteString(title + "\n\n")
 	b.WriteString("| | |\n|---|---|\n")
-	fmt.Fprintf(&b, "| Name | `%s` |\n", mdEscape(p.Request.Name))
-	if id != "" {
-		fmt.Fprintf(&b, "| Token id | `%s` |\n", id)
+	fmt.Fprintf(&b, "| Name | `%s` |\n", mdEscape(t.Name))
+	if t.ID != "" {
+		fmt.Fprintf(&b, "| Token id | `%s` |\n", t.ID)
 	}
-	if p.Owner == cftoken.OwnerAccount {
-		fmt.Fprintf(&b, "| Owner | account `%s` |\n", p.AccountID)
+	if t.Owner == string(cftoken.OwnerAccount) {
+		fmt.Fprintf(&b, "| Owner | account `%s` |\n", mdEscape(t.AccountID))
 	} else {
 		b.WriteString("| Owner | user |\n")
 	}
-	fmt.Fprintf(&b, "| Expires | %s (%s) |\n", p.Request.ExpiresOn.Format(time.RFC3339), human(p.TTL))
-	if len(p.Request.CIDRs) == 0 {
+	if via != "" {
+		fmt.Fprintf(&b, "| Broker | %s (rule `%s`) |\n", mdEscape(via), mdEscape(t.Rule))
+	}
+	fmt.Fprintf(&b, "| Expires | %s (%s) |\n", t.ExpiresOn.Format(time.RFC3339), human(ttl))
+	if len(t.CIDRs) == 0 {
 		b.WriteString("| IP filter | none: usable from any address |\n")
 	} else {
-		fmt.Fprintf(&b, "| IP filter | `%s` |\n", mint.CIDRList(p.Request.CIDRs))
+		fmt.Fprintf(&b, "| IP filter | `%s` |\n", mint.CIDRList(t.CIDRs))
 	}
 	b.WriteString("\n| Permission | Resources |\n|---|---|\n")
-	zoneNames := map[string]string{}
-	for _, z := range p.Zones {
-		zoneNames[policy.ZoneKey(z.ID)] = z.Name
-	}
-	for _, pol := range p.Request.Policies {
-		res := resourceText(pol.Resources, zoneNames)
-		for _, g := range pol.Groups {
-			fmt.Fprintf(&b, "| %s | %s |\n", mdEscape(g.Name), res)
-		}
+	for _, g := range t.Grants {
+		fmt.Fprintf(&b, "| %s | %s |\n", mdEscape(g.Permission), resourceText(g.Resources))
 	}
 	return b.String()
 }
 
-func resourceText(res map[string]any, zoneNames map[string]string) string {
+func resourceText(rs []mint.Resource) string {
 	var out []string
-	for k, v := range res {
-		switch {
-		case strings.HasPrefix(k, policy.ScopeZone+"."):
-			id := strings.TrimPrefix(k, policy.ScopeZone+".")
-			out = append(out, fmt.Sprintf("zone %s (`%s`)", mdEscape(zoneNames[k]), id))
-		case strings.HasPrefix(k, policy.ScopeAccount+"."):
-			id := strings.TrimPrefix(k, policy.ScopeAccount+".")
-			if _, nested := v.(map[string]any); nested {
-				out = append(out, fmt.Sprintf("every zone of account `%s`", id))
-			} else {
-				out = append(out, fmt.Sprintf("account `%s`", id))
-			}
-		case strings.HasPrefix(k, policy.ScopeBucket+"."):
-			rest := strings.TrimPrefix(k, policy.ScopeBucket+".")
-			// <account>_<jurisdiction>_<bucket>; bucket names hold no '_'.
-			if parts := strings.SplitN(rest, "_", 3); len(parts) == 3 {
-				out = append(out, fmt.Sprintf("R2 bucket `%s` (%s)", mdEscape(parts[2]), parts[1]))
-			} else {
-				out = append(out, "`"+mdEscape(k)+"`")
-			}
+	for _, r := range rs {
+		switch r.Kind {
+		case "zone":
+			out = append(out, fmt.Sprintf("zone %s (`%s`)", mdEscape(r.Name), mdEscape(r.ID)))
+		case "all-zones":
+			out = append(out, fmt.Sprintf("every zone of account `%s`", mdEscape(r.ID)))
+		case "account":
+			out = append(out, fmt.Sprintf("account `%s`", mdEscape(r.ID)))
+		case "bucket":
+			out = append(out, fmt.Sprintf("R2 bucket `%s` (%s)", mdEscape(r.Name), mdEscape(r.Jurisdiction)))
 		default:
-			out = append(out, "`"+mdEscape(k)+"`")
+			out = append(out, "`"+mdEscape(r.Name)+"`")
 		}
 	}
 	slices.Sort(out)
