@@ -42,21 +42,21 @@ func Main(ctx context.Context, d Deps) error {
 		return report(a, sweepStep(ctx, d, a, cfg))
 	}
 
-	plan, err := Resolve(ctx, d, a, cfg)
-	if err != nil {
-		return report(a, interrupted(ctx, cfg.Timeout, err))
-	}
 	if cfg.DryRun {
+		plan, err := Resolve(ctx, d, a, cfg)
+		if err != nil {
+			return report(a, interrupted(ctx, cfg.Timeout, err))
+		}
 		return report(a, dryRun(d, a, plan))
 	}
-	eng := Engine(d, a, cfg.BootstrapToken)
+	m := Direct(d, a, cfg)
 	hooks := stateHooks(a)
-	m, err := eng.Mint(ctx, plan, hooks)
+	t, err := m.Mint(ctx, cfg, hooks)
 	if err != nil {
 		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
-	if err := publish(a, cfg, plan.Issued(m), plan.TTL, ""); err != nil {
-		return report(a, eng.Undo(ctx, plan, m, hooks, err))
+	if err := publish(a, cfg, t, cfg.TTL, m.Via()); err != nil {
+		return report(a, m.Undo(ctx, t, hooks, err))
 	}
 	if !cfg.Revoke {
 		// Handed out: now revoke: false may keep it.

@@ -175,12 +175,12 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	defer cancel()
 	ui := stderrUI{w: e.Stderr, verbose: c.verbose}
 	d := e.deps()
-	plan, err := action.Resolve(ctx, d, ui, cfg)
-	if err != nil {
-		flagErrors(e.Stderr, "mint", err)
-		return ExitFail
-	}
 	if *dry {
+		plan, err := action.Resolve(ctx, d, ui, cfg)
+		if err != nil {
+			flagErrors(e.Stderr, "mint", err)
+			return ExitFail
+		}
 		pv, err := mint.Preview(action.APIBase(d), plan)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "cfmint mint: %v\n", err)
@@ -191,29 +191,29 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "dry run: nothing was created")
 		return ExitOK
 	}
-	m, err := action.Engine(d, ui, cfg.BootstrapToken).Mint(ctx, plan, mint.Hooks{})
+	t, err := action.Direct(d, ui, cfg).Mint(ctx, cfg, mint.Hooks{})
 	if err != nil {
 		flagErrors(e.Stderr, "mint", err)
 		return ExitFail
 	}
-	filter := make([]string, len(plan.Request.CIDRs))
-	for i, p := range plan.Request.CIDRs {
+	filter := make([]string, len(t.CIDRs))
+	for i, p := range t.CIDRs {
 		filter[i] = p.String()
 	}
 	fmt.Fprintf(e.Stderr, "Minted token %s (id %s), valid until %s, usable from %s. Revoke it early with: cfmint revoke %s\n",
-		plan.Request.Name, m.ID, plan.Request.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), m.ID)
+		t.Name, t.ID, t.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), t.ID)
 	if *format == "text" {
-		fmt.Fprintln(e.Stdout, m.Secret)
+		fmt.Fprintln(e.Stdout, t.Secret)
 		return ExitOK
 	}
 	out := map[string]any{
-		"token": m.Secret, "id": m.ID, "name": plan.Request.Name, "owner": string(plan.Owner),
-		"expires_on": plan.Request.ExpiresOn.Format(time.RFC3339), "ip_filter": filter,
+		"token": t.Secret, "id": t.ID, "name": t.Name, "owner": t.Owner,
+		"expires_on": t.ExpiresOn.Format(time.RFC3339), "ip_filter": filter,
 	}
-	if plan.HasR2() {
-		out["r2_access_key_id"] = m.ID
-		out["r2_secret_access_key"] = mint.S3Secret(m.Secret)
-		out["r2_endpoint"] = mint.R2Endpoint(plan.AccountID, plan.Buckets)
+	if t.R2Endpoint != "" {
+		out["r2_access_key_id"] = t.ID
+		out["r2_secret_access_key"] = t.S3Secret()
+		out["r2_endpoint"] = t.R2Endpoint
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(e.Stdout, string(b))

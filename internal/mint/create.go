@@ -23,7 +23,7 @@ const CleanupBudget = 6 * time.Second
 
 // Mint creates the token and makes sure it is the token that was asked for and that it works.
 // From the create on, every failure deletes the token again.
-func (e *Engine) Mint(ctx context.Context, p *Plan, h Hooks) (*cftoken.Minted, error) {
+func (e *Engine) Mint(ctx context.Context, p *Plan, h Hooks) (*Issued, error) {
 	e.UI.Debugf("creating token %q: %s", p.Request.Name, Describe(p))
 	if h.Creating != nil {
 		h.Creating(p)
@@ -55,8 +55,9 @@ func (e *Engine) Mint(ctx context.Context, p *Plan, h Hooks) (*cftoken.Minted, e
 	if h.Created != nil {
 		h.Created(m.ID)
 	}
+	t := p.Issued(m)
 	if m.Secret == "" || strings.IndexFunc(m.Secret, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
-		return nil, e.Undo(ctx, p, m, h, errors.New("Cloudflare's answer to the create carried no usable token value"))
+		return nil, e.Undo(ctx, t, h, errors.New("Cloudflare's answer to the create carried no usable token value"))
 	}
 	if h.Mask != nil {
 		h.Mask(m.Secret)
@@ -65,12 +66,12 @@ func (e *Engine) Mint(ctx context.Context, p *Plan, h Hooks) (*cftoken.Minted, e
 		}
 	}
 	if err := checkEcho(p, m); err != nil {
-		return nil, e.Undo(ctx, p, m, h, err)
+		return nil, e.Undo(ctx, t, h, err)
 	}
 	if err := e.verify(ctx, p, m); err != nil {
-		return nil, e.Undo(ctx, p, m, h, err)
+		return nil, e.Undo(ctx, t, h, err)
 	}
-	return m, nil
+	return t, nil
 }
 
 // S3Secret is the R2 S3 secret access key of a token: the lowercase hex SHA-256 of its value.
@@ -94,17 +95,17 @@ func R2Endpoint(accountID string, buckets []policy.Bucket) string {
 
 // Undo deletes a token that must not be handed out, and says what happened: an *UndoError when
 // the delete failed too.
-func (e *Engine) Undo(ctx context.Context, p *Plan, m *cftoken.Minted, h Hooks, cause error) error {
+func (e *Engine) Undo(ctx context.Context, t *Issued, h Hooks, cause error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CleanupBudget)
 	defer cancel()
-	err := e.Tokens.Delete(cctx, p.Owner, p.AccountID, m.ID)
+	err := e.Tokens.Delete(cctx, cftoken.Owner(t.Owner), t.AccountID, t.ID)
 	if err != nil && !errors.Is(err, cftoken.ErrNotFound) {
-		return &UndoError{ID: m.ID, ExpiresOn: p.Request.ExpiresOn, Cause: cause, DeleteErr: err}
+		return &UndoError{ID: t.ID, ExpiresOn: t.ExpiresOn, Cause: cause, DeleteErr: err}
 	}
 	if h.Undone != nil {
-		h.Undone(m.ID)
+		h.Undone(t.ID)
 	}
-	return fmt.Errorf("%w; token %s was deleted", cause, m.ID)
+	return fmt.Errorf("%w; token %s was deleted", cause, t.ID)
 }
 
 // DeleteByName deletes every token of the owner that carries name and, when expires is set,

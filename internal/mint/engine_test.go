@@ -219,7 +219,7 @@ func TestMint(t *testing.T) {
 			if !slices.Equal(hooks, tc.hooks) {
 				t.Errorf("hooks = %q, want %q", hooks, tc.hooks)
 			}
-			if tc.wantToken != (m != nil && m.Secret == secret) {
+			if tc.wantToken != (m != nil && m.Secret == secret && m.ID == newID) {
 				t.Errorf("token = %+v", m)
 			}
 			if tc.wantErr == "" {
