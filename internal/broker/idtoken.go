@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +57,7 @@ type VerifierOptions struct {
 // Verifier checks ID tokens of the trusted issuers. It is safe for
 // concurrent use.
 type Verifier struct {
+	base     context.Context // values only: the key sets outlive any request
 	audience string
 	now      func() time.Time
 	maxAge   time.Duration
@@ -72,7 +72,9 @@ type Verifier struct {
 type issuer struct {
 	url string
 
-	mu       sync.Mutex // held during discovery, so concurrent callers wait for one fetch
+	// sem is held during discovery, so concurrent callers wait for one
+	// fetch (or give up with their context) and then share its result.
+	sem      chan struct{}
 	verifier *oidc.IDTokenVerifier
 	keys     *tracingKeySet
 
@@ -83,9 +85,9 @@ type issuer struct {
 
 // NewVerifier checks o and returns a Verifier. It contacts no issuer: each
 // issuer's discovery document and keys are fetched on its first token or on
-// Ready, so a broker can start while an issuer is down.
+// Ready, so a broker can start while an issuer is down. The key sets keep
+// ctx's values but not its cancellation.
 func NewVerifier(ctx context.Context, o VerifierOptions) (*Verifier, error) {
-	_ = ctx // kept for a future eager start; nothing is fetched here
 	var errs []error
 	if len(o.Issuers) == 0 {
 		errs = append(errs, errors.New("the trust policy names no issuer; name at least one, such as https://token.actions.githubusercontent.com"))
@@ -103,6 +105,7 @@ func NewVerifier(ctx context.Context, o VerifierOptions) (*Verifier, error) {
 		errs = append(errs, fmt.Errorf("the clock leeway %v is negative; give a duration such as 1m", o.Leeway))
 	}
 	v := &Verifier{
+		base:     context.WithoutCancel(ctx),
 		audience: o.Audience,
 		now:      o.Now,
 		maxAge:   o.MaxAge,
@@ -118,7 +121,7 @@ func NewVerifier(ctx context.Context, o VerifierOptions) (*Verifier, error) {
 			errs = append(errs, fmt.Errorf("issuer %q is named twice; name each issuer once", u))
 			continue
 		}
-		v.issuers[u] = &issuer{url: u}
+		v.issuers[u] = &issuer{url: u, sem: make(chan struct{}, 1)}
 		v.order = append(v.order, u)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -194,8 +197,12 @@ func (v *Verifier) clientContext(ctx context.Context) context.Context {
 // discover builds the issuer's go-oidc verifier from its discovery
 // document, once. A failed discovery is tried again on the next call.
 func (iss *issuer) discover(ctx context.Context, v *Verifier) (*oidc.IDTokenVerifier, *tracingKeySet, error) {
-	iss.mu.Lock()
-	defer iss.mu.Unlock()
+	select {
+	case iss.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("gave up waiting for the discovery document: %w", ctx.Err())
+	}
+	defer func() { <-iss.sem }()
 	if iss.verifier != nil {
 		return iss.verifier, iss.keys, nil
 	}
@@ -209,8 +216,7 @@ func (iss *issuer) discover(ctx context.Context, v *Verifier) (*oidc.IDTokenVeri
 	if err := p.Claims(&doc); err != nil || doc.JWKSURL == "" {
 		return nil, nil, errors.New("failed to read jwks_uri from the discovery document")
 	}
-	// The key set ignores ctx's cancellation and keeps its HTTP client.
-	keys := &tracingKeySet{remote: oidc.NewRemoteKeySet(ctx, doc.JWKSURL), fetched: &iss.keysFetched}
+	keys := &tracingKeySet{remote: oidc.NewRemoteKeySet(v.clientContext(v.base), doc.JWKSURL), fetched: &iss.keysFetched}
 	iss.keys = keys
 	iss.verifier = oidc.NewVerifier(iss.url, keys, &oidc.Config{
 		ClientID:             v.audience,

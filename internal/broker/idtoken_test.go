@@ -491,3 +491,37 @@ func TestCustomMaxAgeAndLeeway(t *testing.T) {
 		}
 	}
 }
+
+func TestWaitingForDiscoveryHonoursTheContext(t *testing.T) {
+	t.Parallel()
+	release, fetching := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	iss := oidctest.New(t, oidctest.WithClock(fixedClock), oidctest.WithRequestHook(func(r *http.Request) {
+		if r.URL.Path == oidctest.DiscoveryPath {
+			once.Do(func() { close(fetching) })
+			<-release
+		}
+	}))
+	v, _ := newTestVerifier(t, iss)
+	raw := iss.Token(oidctest.Claims{"aud": testAudience})
+	first := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(context.Background(), raw)
+		first <- err
+	}()
+	<-fetching
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := v.Verify(ctx, iss.Token(oidctest.Claims{"aud": testAudience}))
+	var rej *Rejection
+	if !errors.As(err, &rej) || rej.Check != CheckKeys || !errors.Is(err, context.Canceled) {
+		t.Errorf("Verify() while another waits for discovery, cancelled = %v, want a keys rejection for the context", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("the first Verify() = %v after discovery answered", err)
+	}
+	if n := iss.DiscoveryFetches(); n != 1 {
+		t.Errorf("DiscoveryFetches() = %d, want 1", n)
+	}
+}
