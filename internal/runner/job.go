@@ -41,6 +41,25 @@ type JobOptions struct {
 	// Log, when set, receives each web-log line as it is produced, so the
 	// demo can show the run live.
 	Log io.Writer
+	// IDTokens, when set, gives the job `permissions: id-token: write`:
+	// every phase gets ACTIONS_ID_TOKEN_REQUEST_URL and the (masked)
+	// ACTIONS_ID_TOKEN_REQUEST_TOKEN of an endpoint IDTokens opens for the
+	// job. When nil, as for a job without the permission or a pull request
+	// from a fork, neither variable is set.
+	IDTokens IDTokenIssuer
+	// IDTokenClaims are claims of the job's ID tokens that the GitHub
+	// context variables do not give, such as environment (the job's
+	// environment:) or enterprise; they win over the context's.
+	IDTokenClaims map[string]string
+}
+
+// IDTokenIssuer opens a job's ID-token request endpoint, as GitHub does for
+// a job with `permissions: id-token: write`. It returns the endpoint's URL,
+// ending in ?api-version=2.0 like the runner's, and the bearer token it
+// takes; each token it answers with carries the claims claims() returns at
+// the time of the request. *oidctest.Issuer is one.
+type IDTokenIssuer interface {
+	IDTokenEndpoint(claims func() map[string]string) (url, requestToken string)
 }
 
 // Job is one job on one runner: a temp dir holding the file-command files,
@@ -56,6 +75,9 @@ type Job struct {
 	maskSet   map[string]bool
 	failed    bool
 	cancelled bool
+
+	// idTokenURL and idTokenRequestToken are set for a job with IDTokens.
+	idTokenURL, idTokenRequestToken string
 
 	logMu sync.Mutex
 }
@@ -80,7 +102,51 @@ func NewJob(opts JobOptions) *Job {
 			}
 		}
 	}
+	if opts.IDTokens != nil {
+		j.idTokenURL, j.idTokenRequestToken = opts.IDTokens.IDTokenEndpoint(j.idTokenClaims)
+		// The runner masks the request token, as every system token.
+		j.addMask(j.idTokenRequestToken)
+	}
 	return j
+}
+
+// idTokenContext maps the GitHub context variables onto the ID-token claims
+// GitHub fills from the same context.
+var idTokenContext = []struct{ env, claim string }{
+	{"GITHUB_ACTOR", "actor"},
+	{"GITHUB_ACTOR_ID", "actor_id"},
+	{"GITHUB_BASE_REF", "base_ref"},
+	{"GITHUB_EVENT_NAME", "event_name"},
+	{"GITHUB_HEAD_REF", "head_ref"},
+	{"GITHUB_REF", "ref"},
+	{"GITHUB_REF_PROTECTED", "ref_protected"},
+	{"GITHUB_REF_TYPE", "ref_type"},
+	{"GITHUB_REPOSITORY", "repository"},
+	{"GITHUB_REPOSITORY_ID", "repository_id"},
+	{"GITHUB_REPOSITORY_OWNER", "repository_owner"},
+	{"GITHUB_REPOSITORY_OWNER_ID", "repository_owner_id"},
+	{"GITHUB_RUN_ATTEMPT", "run_attempt"},
+	{"GITHUB_RUN_ID", "run_id"},
+	{"GITHUB_RUN_NUMBER", "run_number"},
+	{"GITHUB_SHA", "sha"},
+	{"GITHUB_WORKFLOW", "workflow"},
+	{"GITHUB_WORKFLOW_REF", "workflow_ref"},
+	{"GITHUB_WORKFLOW_SHA", "workflow_sha"},
+	{"RUNNER_ENVIRONMENT", "runner_environment"},
+}
+
+// idTokenClaims are the claims of the job's ID tokens: the GitHub context
+// (the job's starting GITHUB_* and RUNNER_* variables, which steps cannot
+// change), then IDTokenClaims. GitHub has no claim for GITHUB_JOB.
+func (j *Job) idTokenClaims() map[string]string {
+	claims := map[string]string{}
+	for _, m := range idTokenContext {
+		if v, ok := j.opts.Env[m.env]; ok {
+			claims[m.claim] = v
+		}
+	}
+	maps.Copy(claims, j.opts.IDTokenClaims)
+	return claims
 }
 
 // Env returns the job environment now: the starting environment plus what
@@ -330,6 +396,10 @@ func (j *Job) run(ctx context.Context, step Step, name, entrypoint string, state
 		if strings.HasPrefix(k, "GITHUB_") || strings.HasPrefix(k, "RUNNER_") {
 			env[k] = v
 		}
+	}
+	if j.idTokenURL != "" {
+		env["ACTIONS_ID_TOKEN_REQUEST_URL"] = j.idTokenURL
+		env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = j.idTokenRequestToken
 	}
 	maps.Copy(env, files)
 	if step.ID != "" {
