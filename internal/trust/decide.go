@@ -77,6 +77,11 @@ func (d *Denial) Error() string { return d.Msg }
 // are resolved against it, as the permissions input is, and compared by group id. caller is the
 // address the request came from; it is pinned unless the rule and the request both say none, or
 // the request names CIDRs the rule allows.
+//
+// A request the action itself would refuse (an unknown permission, zones without a zone
+// permission) is denied with ReasonRequest before any rule is weighed. The broker looks the
+// request's zones up in the account of the first rule Match returns and sets Ask.ZonesAccount;
+// rules of another account then deny zones rather than grant a zone they never named.
 func (p *Policy) Decide(issuer string, c Claims, ask Ask, groups []policy.Group, caller netip.Addr) (*Decision, error) {
 	rules := p.Match(issuer, c)
 	if len(rules) == 0 {

@@ -46,7 +46,7 @@ var brokerClaims = map[string]string{
 	"jti": "it changes with every token",
 }
 
-// Parse reads and validates a policy. Every problem is reported at once (errors.Join), each
+// Parse reads and validates a policy, in the format testdata/policy.yaml shows. Every problem is reported at once (errors.Join), each
 // naming the rule and key, the bad value and what is allowed; a policy with any problem is
 // refused whole, since a broker half-configured is a broker that grants the wrong thing.
 //
