@@ -1,0 +1,141 @@
+package trust
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"testing"
+)
+
+func examplePolicy(t testing.TB) *Policy {
+	t.Helper()
+	b, err := os.ReadFile("testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustParse(t, string(b))
+}
+
+// shopClaims are the claims of a push to main in octo-org/shop, which the example policy trusts.
+func shopClaims() Claims {
+	return Claims{
+		"sub":                 "repo:octo-org/shop:ref:refs/heads/main",
+		"repository":          "octo-org/shop",
+		"repository_id":       "690011",
+		"repository_owner":    "octo-org",
+		"repository_owner_id": "4200",
+		"ref":                 "refs/heads/main",
+		"ref_protected":       "true",
+	}
+}
+
+func with(c Claims, kv ...string) Claims {
+	out := Claims{}
+	for k, v := range c {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "<none>" {
+			delete(out, kv[i])
+		} else {
+			out[kv[i]] = kv[i+1]
+		}
+	}
+	return out
+}
+
+func TestMatch(t *testing.T) {
+	t.Parallel()
+	const ghes = "https://ghes.example.com/_services/token"
+	p := mustParse(t, "audience: x\nrules:\n"+
+		ruleItem("name: main-only", `claim_patterns: {ref: "refs/heads/main"}`)+
+		ruleItem("name: any-ref")+
+		ruleItem("name: ghes", "issuer: "+ghes)+
+		ruleItem("name: any-env", `claim_patterns: {environment: ".*"}`)+
+		ruleItem("name: octo-org", "-claims", `claim_patterns: {repository: "octo-org/.*"}`))
+	base := Claims{"repository_id": "690011", "repository": "octo-org/shop", "ref": "refs/heads/main"}
+	cases := []struct {
+		name   string
+		issuer string
+		claims Claims
+		want   []string
+	}{
+		{"every rule of the issuer that holds, in order", github, base, []string{"main-only", "any-ref", "octo-org"}},
+		{"patterns match the whole claim", github, with(base, "ref", "refs/heads/main-x"), []string{"any-ref", "octo-org"}},
+		{"nor a suffix", github, with(base, "ref", "x-refs/heads/main"), []string{"any-ref", "octo-org"}},
+		{"a missing claim never matches, even .*", github, with(base, "ref", "<none>"), []string{"any-ref", "octo-org"}},
+		{"an empty claim matches .*", github, with(base, "environment", ""), []string{"main-only", "any-ref", "any-env", "octo-org"}},
+		{"claims compare as strings", github, with(base, "repository_id", "0690011"), []string{"octo-org"}},
+		{"claim values are case-sensitive", github, with(base, "repository", "Octo-Org/shop"), []string{"main-only", "any-ref"}},
+		{"issuer exact", github + "/", base, nil},
+		{"another issuer", ghes, base, []string{"ghes"}},
+		{"no claims", github, Claims{}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			for _, r := range p.Match(tc.issuer, tc.claims) {
+				got = append(got, r.Name())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Match = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNoMatch(t *testing.T) {
+	t.Parallel()
+	ex := examplePolicy(t)
+	subPolicy := mustParse(t, ruleYAML("name: shop-sub", `claims: {sub: "repo:octo-org/shop:ref:refs/heads/main"}`))
+	cases := []struct {
+		name   string
+		p      *Policy
+		issuer string
+		claims Claims
+		reason Reason
+		want   string
+	}{
+		{"unknown repository", ex, github, Claims{"repository": "octo-org/site", "repository_id": "123", "ref": "refs/heads/x"}, ReasonUnknownRepository,
+			"no rule matches repository octo-org/site (repository_id 123), ref refs/heads/x, environment (none)"},
+		{"an environment changed sub", subPolicy, github, with(shopClaims(), "sub", "repo:octo-org/shop:environment:production", "environment", "production"), ReasonClaims,
+			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment production; rule shop-sub differs only in claim sub: it wants "repo:octo-org/shop:ref:refs/heads/main", the token has "repo:octo-org/shop:environment:production" (a job that names an environment gets a sub of repo:OWNER/REPO:environment:NAME; match repository_id and environment instead of sub)`},
+		{"a pattern missed", ex, github, with(shopClaims(), "ref", "refs/heads/dev"), ReasonPattern,
+			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/dev, environment (none); rule shop-deploy differs only in claim ref: its pattern refs/heads/(main|release-.*) does not match the token's "refs/heads/dev"`},
+		{"a claim missing", ex, github, with(shopClaims(), "repository_owner_id", "<none>"), ReasonClaims,
+			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none); rule shop-deploy differs only in claim repository_owner_id: it wants "4200", the token has none`},
+		{"the repository is known, two claims differ", ex, github, with(shopClaims(), "repository_owner_id", "1", "ref", "refs/tags/v1"), ReasonClaims,
+			"no rule matches repository octo-org/shop (repository_id 690011), ref refs/tags/v1, environment (none)"},
+		{"issuer not trusted", ex, "https://issuer.example.com", shopClaims(), ReasonIssuer,
+			"no rule trusts issuer https://issuer.example.com (repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none)); the policy trusts https://token.actions.githubusercontent.com"},
+		{"odd claim values are quoted", ex, github, Claims{"repository": "octo-org/a b", "ref": "refs/heads/\"x\"\n"}, ReasonUnknownRepository,
+			`no rule matches repository "octo-org/a b", ref "refs/heads/\"x\"\n", environment (none)`},
+		{"another issuer's subject", mustParse(t, ruleYAML("issuer: http://127.0.0.1:9", `claims: {sub: "a"}`)), "http://127.0.0.1:9", Claims{"sub": "b"}, ReasonClaims,
+			`no rule matches subject b, repository (none), ref (none), environment (none); rule shop-deploy differs only in claim sub: it wants "a", the token has "b"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, err := tc.p.Decide(tc.issuer, tc.claims, Ask{Preset: "workers-deploy"}, realGroups(t), caller)
+			var den *Denial
+			if d != nil || !errors.As(err, &den) {
+				t.Fatalf("Decide = %+v, %v; want a denial", d, err)
+			}
+			if den.Reason != tc.reason || den.Rule != "" {
+				t.Errorf("reason %q, rule %q; want %q and no rule", den.Reason, den.Rule, tc.reason)
+			}
+			if den.Error() != tc.want {
+				t.Errorf("message\n  %s\nwant\n  %s", den.Error(), tc.want)
+			}
+		})
+	}
+}
+
+func TestClaimsFrom(t *testing.T) {
+	t.Parallel()
+	got := ClaimsFrom(map[string]any{"repository_id": "1", "exp": float64(1700000000), "ref_protected": true, "aud": []any{"x"}})
+	if len(got) != 1 || got["repository_id"] != "1" {
+		t.Errorf("ClaimsFrom = %v", got)
+	}
+}
