@@ -397,6 +397,34 @@ func (c *Client) Delete(ctx context.Context, owner Owner, accountID, id string) 
 	})
 }
 
+// Get reads one token's record (no secret). A token that does not exist gives ErrNotFound.
+func (c *Client) Get(ctx context.Context, owner Owner, accountID, id string) (Listed, error) {
+	op := "read token " + id
+	var out Listed
+	err := c.retry(ctx, func() error {
+		var t *shared.Token
+		var err error
+		if owner == OwnerUser {
+			t, err = user.NewTokenService().Get(ctx, id, c.opts()...)
+		} else {
+			t, err = accounts.NewTokenService().Get(ctx, id, acctGet(accountID), c.opts()...)
+		}
+		err = reduce(op, err)
+		if ae, ok := err.(*APIError); ok && ae.Status == http.StatusNotFound {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !validID(t.ID) {
+			return &TransportError{Op: op, Err: errors.New("its answer carried no valid token id")}
+		}
+		out = Listed{ID: t.ID, Name: t.Name, Status: string(t.Status), IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn}
+		return nil
+	})
+	return out, err
+}
+
 // Listed is a token as the list call shows it (no secret).
 type Listed struct {
 	ID, Name, Status    string
@@ -474,6 +502,12 @@ func acctGroups(accountID string) accounts.TokenPermissionGroupListParams {
 
 func acctVerify(accountID string) accounts.TokenVerifyParams {
 	var p accounts.TokenVerifyParams
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	return p
+}
+
+func acctGet(accountID string) accounts.TokenGetParams {
+	var p accounts.TokenGetParams
 	p.AccountID.Value, p.AccountID.Present = accountID, true
 	return p
 }

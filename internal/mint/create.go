@@ -251,3 +251,16 @@ func Preview(apiBase string, p *Plan) (RequestPreview, error) {
 	}
 	return RequestPreview{Method: "POST", URL: strings.TrimRight(apiBase, "/") + "/" + path, Body: body}, nil
 }
+
+// Assemble is the plan of a request whose policies were decided elsewhere: the broker's trust
+// policy builds them from its rule. now is Cloudflare's time.
+func Assemble(owner cftoken.Owner, accountID, name string, pols []policy.Policy, cidrs []netip.Prefix, zones []policy.Zone, buckets []policy.Bucket, ttl time.Duration, now time.Time) *Plan {
+	return &Plan{
+		Owner:     owner,
+		AccountID: accountID,
+		Request:   policy.Request{Name: name, Policies: pols, CIDRs: cidrs, ExpiresOn: now.Add(ttl).UTC().Truncate(time.Second)},
+		Zones:     zones,
+		Buckets:   buckets,
+		TTL:       ttl,
+	}
+}

@@ -92,6 +92,11 @@ func (f *fakeTokens) List(context.Context, cftoken.Owner, string) ([]cftoken.Lis
 	return f.list()
 }
 
+func (f *fakeTokens) Get(_ context.Context, _ cftoken.Owner, _ string, id string) (cftoken.Listed, error) {
+	f.unplanned("get " + id)
+	return cftoken.Listed{}, errors.New("unplanned")
+}
+
 type quietUI struct{ lines []string }
 
 func (u *quietUI) Noticef(string, ...any)  {}

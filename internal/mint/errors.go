@@ -33,16 +33,21 @@ func (e *UndoError) Error() string {
 }
 func (e *UndoError) Unwrap() error { return e.Cause }
 
-// Split lists the problems of an errors.Join, or the one error, so that each can be reported on
-// its own.
+// Split lists the problems of an errors.Join (of joins, at any depth), or the one error, so that
+// each can be reported on its own.
 func Split(err error) []error {
 	if err == nil {
 		return nil
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
 	}
-	return []error{err}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, Split(e)...)
+	}
+	return out
 }
 
 // Phrase renders each problem of err for a front end: field renders a FieldError's field name

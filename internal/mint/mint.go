@@ -23,6 +23,7 @@ type Tokens interface {
 	Create(ctx context.Context, owner cftoken.Owner, accountID string, req policy.Request) (*cftoken.Minted, error)
 	Delete(ctx context.Context, owner cftoken.Owner, accountID, id string) error
 	List(ctx context.Context, owner cftoken.Owner, accountID string) ([]cftoken.Listed, error)
+	Get(ctx context.Context, owner cftoken.Owner, accountID, id string) (cftoken.Listed, error)
 }
 
 // UI is where the engine's notices go: the runner's log commands, stderr, or the broker's log.

@@ -28,7 +28,7 @@ func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 		groupsErr error
 		verifyErr error
 		clock     cftoken.ServerClock
-		zonesOut  = make([]policy.Zone, len(r.ZoneNames)+len(r.ZoneIDs))
+		zonesOut  []policy.Zone
 		pinned    []netip.Prefix
 	)
 	fail := func(err error) {
@@ -44,24 +44,14 @@ func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 		// token of that kind (and, for account tokens, of that account).
 		_, verifyErr = e.Tokens.Verify(ctx, r.Owner, r.AccountID, "")
 	})
-	for i, name := range r.ZoneNames {
+	if len(r.ZoneNames)+len(r.ZoneIDs) > 0 {
 		wg.Go(func() {
-			z, err := e.findZone(ctx, name, r.AccountID)
+			zs, err := e.Zones(ctx, r.ZoneNames, r.ZoneIDs, r.AccountID)
 			if err != nil {
 				fail(err)
 				return
 			}
-			zonesOut[i] = z
-		})
-	}
-	for i, id := range r.ZoneIDs {
-		wg.Go(func() {
-			z, err := e.getZone(ctx, id, r.AccountID)
-			if err != nil {
-				fail(err)
-				return
-			}
-			zonesOut[len(r.ZoneNames)+i] = z
+			zonesOut = zs
 		})
 	}
 	if r.Pin != nil {
@@ -117,6 +107,47 @@ func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 		Buckets: r.Buckets,
 		TTL:     r.TTL,
 	}, nil
+}
+
+// Zones looks zone names and ids up, concurrently, among the zones the bootstrap token can read
+// in the account (any account when accountID is empty), and reports every problem at once.
+func (e *Engine) Zones(ctx context.Context, names, ids []string, accountID string) ([]policy.Zone, error) {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		out  = make([]policy.Zone, len(names)+len(ids))
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	for i, name := range names {
+		wg.Go(func() {
+			z, err := e.findZone(ctx, name, accountID)
+			if err != nil {
+				fail(err)
+				return
+			}
+			out[i] = z
+		})
+	}
+	for i, id := range ids {
+		wg.Go(func() {
+			z, err := e.getZone(ctx, id, accountID)
+			if err != nil {
+				fail(err)
+				return
+			}
+			out[len(names)+i] = z
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
 }
 
 // explainBootstrap turns the answers about the bootstrap token into one sentence that says what
