@@ -277,7 +277,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 		c.SweepRepo = r
 	}
 
-	buckets, berrs := parseBuckets(val(in.R2Buckets))
+	buckets, berrs := ParseBuckets(val(in.R2Buckets))
 	c.Buckets = buckets
 	errs = append(errs, berrs...)
 	for _, b := range buckets {
@@ -295,7 +295,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	}
 
 	zones := val(in.Zones)
-	z, zerrs := parseZones(zones)
+	z, zerrs := ParseZones(zones)
 	c.Zones = z
 	errs = append(errs, zerrs...)
 
@@ -391,9 +391,9 @@ func parseBool(input, s string, def bool) (bool, error) {
 // Jurisdictions of R2 buckets.
 var Jurisdictions = []string{"default", "eu", "fedramp"}
 
-// parseBuckets parses r2-buckets: bucket names, each optionally prefixed by a jurisdiction
+// ParseBuckets parses r2-buckets: bucket names, each optionally prefixed by a jurisdiction
 // (eu:assets).
-func parseBuckets(s string) ([]Bucket, []error) {
+func ParseBuckets(s string) ([]Bucket, []error) {
 	var out []Bucket
 	var errs []error
 	seen := map[Bucket]bool{}
@@ -521,7 +521,8 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-func parseZones(s string) (Zones, []error) {
+// ParseZones parses the zones input: zone names, zone ids, or * for every zone of the account.
+func ParseZones(s string) (Zones, []error) {
 	var z Zones
 	var errs []error
 	for _, it := range splitList(s) {

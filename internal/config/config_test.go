@@ -184,14 +184,14 @@ func TestParseIPFilter(t *testing.T) {
 
 func TestParseZones(t *testing.T) {
 	t.Parallel()
-	z, errs := parseZones("Example.COM., 0123456789abcdef0123456789abcdef\nsub.example.net")
+	z, errs := ParseZones("Example.COM., 0123456789abcdef0123456789abcdef\nsub.example.net")
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	if strings.Join(z.Names, " ") != "example.com sub.example.net" || len(z.IDs) != 1 || z.All {
 		t.Errorf("got %+v", z)
 	}
-	z, errs = parseZones("*")
+	z, errs = ParseZones("*")
 	if len(errs) > 0 || !z.All {
 		t.Errorf("* gave %+v %v", z, errs)
 	}
@@ -297,7 +297,7 @@ func FuzzParseBuckets(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		bs, errs := parseBuckets(s)
+		bs, errs := ParseBuckets(s)
 		for _, e := range errs {
 			if !strings.HasPrefix(e.Error(), `input "r2-buckets"`) {
 				t.Fatalf("%q: error %q does not name the input", s, e)
@@ -359,7 +359,7 @@ func FuzzParseZones(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		z, errs := parseZones(s)
+		z, errs := ParseZones(s)
 		for _, e := range errs {
 			if !strings.HasPrefix(e.Error(), `input "zones"`) {
 				t.Fatalf("%q: error %q does not name the input", s, e)
