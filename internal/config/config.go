@@ -591,7 +591,7 @@ const fileCommandDelimiter = "_GitHubActionsFileCommandDelimeter_"
 // of its own) is refused, and so is what a reader could not see: control and format characters.
 func CheckName(name string) error {
 	if !utf8.ValidString(name) || strings.IndexFunc(name, invisible) >= 0 {
-		return inputError("name", "%s contains control or invisible characters; use printable characters only", quote(name))
+		return inputError("name", "%s contains control characters or invisible ones; use printable characters only", quote(name))
 	}
 	for _, cmd := range []string{"::", "##["} {
 		if strings.Contains(name, cmd) {
