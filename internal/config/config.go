@@ -11,10 +11,12 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -58,6 +60,10 @@ type Inputs struct {
 	SweepOlderThan string `env:"SWEEP_OLDER_THAN"`
 	SweepRepo      string `env:"SWEEP_REPOSITORY"`
 	Timeout        string `env:"TIMEOUT"`
+	APIBaseURL     string `env:"API_BASE_URL"`
+	// AllowLastingAccess lets a token carry groups that can create access outliving it
+	// (policy.LastingGroups).
+	AllowLastingAccess string `env:"ALLOW_LASTING_ACCESS"`
 
 	// ExportEnvSet tells an export-env that is set but empty (export nothing) from one that is
 	// not set at all (a terminal run: the default applies); go-envconfig sees both as empty.
@@ -130,6 +136,14 @@ type Config struct {
 	ExportR2       bool
 	DryRun         bool
 	Timeout        time.Duration
+	// APIBase is where every call to Cloudflare goes, with the bootstrap token: the api-base-url
+	// input, which only the workflow file sets (never an environment variable an earlier step
+	// could have written), checked by ParseAPIBase.
+	APIBase string
+	// AllowLastingAccess lets the token carry groups that can create credentials or identities
+	// outliving it (policy.LastingGroups); each one granted deserves a warning and a flag in the
+	// summary.
+	AllowLastingAccess bool
 
 	TokenID        string        // revoke mode: the token to revoke
 	SweepOlderThan time.Duration // sweep mode: also delete live tokens older than this (0: only expired ones)
@@ -162,7 +176,8 @@ func inputError(input, format string, args ...any) error {
 }
 
 // ValidateAccess checks only what calling Cloudflare needs (bootstrap-token, token-owner,
-// account-id, timeout): for commands that mint nothing, such as listing permission groups.
+// account-id, timeout, api-base-url): for commands that mint nothing, such as listing
+// permission groups.
 func ValidateAccess(in *Inputs) (*Config, error) {
 	c := &Config{}
 	if errs := validateAccess(in, c); len(errs) > 0 {
@@ -191,13 +206,13 @@ func validateAccess(in *Inputs, c *Config) []error {
 	case "user":
 		c.Owner = OwnerUser
 	default:
-		errs = append(errs, inputError("token-owner", "%q is not an owner; use account or user", owner))
+		errs = append(errs, inputError("token-owner", "%s is not an owner; use account or user", quote(owner)))
 	}
 
 	acct := val(in.AccountID)
 	if acct != "" {
 		if !hex32.MatchString(strings.ToLower(acct)) {
-			errs = append(errs, inputError("account-id", "%q is not an account id; it is 32 hex characters, shown on the account's overview page in the dashboard", clip(acct)))
+			errs = append(errs, inputError("account-id", "%s is not an account id; it is 32 hex characters, shown on the account's overview page in the dashboard", quote(acct)))
 		} else {
 			c.AccountID = strings.ToLower(acct)
 		}
@@ -208,6 +223,11 @@ func validateAccess(in *Inputs, c *Config) []error {
 		errs = append(errs, err)
 	} else {
 		c.Timeout = d
+	}
+	if base, err := ParseAPIBase(in.APIBaseURL); err != nil {
+		errs = append(errs, inputError("api-base-url", "%v", err))
+	} else {
+		c.APIBase = base
 	}
 	return errs
 }
@@ -221,7 +241,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	preset := val(in.Preset)
 	if preset != "" {
 		if _, ok := policy.Presets[strings.ToLower(preset)]; !ok {
-			errs = append(errs, inputError("preset", "%q is not a preset; use one of %s", clip(preset), strings.Join(policy.PresetNames(), ", ")))
+			errs = append(errs, inputError("preset", "%s is not a preset; use one of %s", quote(preset), strings.Join(policy.PresetNames(), ", ")))
 		} else {
 			c.Preset = strings.ToLower(preset)
 		}
@@ -231,7 +251,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	for _, line := range strings.Split(perms, "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			if strings.IndexFunc(line, unicode.IsControl) >= 0 {
-				errs = append(errs, inputError("permissions", "%q contains control characters", clip(line)))
+				errs = append(errs, inputError("permissions", "%s contains control characters", quote(line)))
 				continue
 			}
 			c.Permissions = append(c.Permissions, line)
@@ -239,7 +259,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	}
 	c.TokenID = strings.ToLower(val(in.TokenID))
 	if c.TokenID != "" && !hex32.MatchString(c.TokenID) {
-		errs = append(errs, inputError("token-id", "%q is not a token id; it is 32 hex characters (the token-id output of the step that minted it)", clip(val(in.TokenID))))
+		errs = append(errs, inputError("token-id", "%s is not a token id; it is 32 hex characters (the token-id output of the step that minted it)", quote(val(in.TokenID))))
 	}
 	sweep, err := parseBool("sweep", in.Sweep, false)
 	errs = appendErr(errs, err)
@@ -265,14 +285,14 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	if older := val(in.SweepOlderThan); older != "" {
 		d, err := time.ParseDuration(older)
 		if err != nil || d < time.Minute {
-			errs = append(errs, inputError("sweep-older-than", "%q is not a duration of at least 1m; write one such as 6h or 24h (empty: only expired tokens)", clip(older)))
+			errs = append(errs, inputError("sweep-older-than", "%s is not a duration of at least 1m; write one such as 6h or 24h (empty: only expired tokens)", quote(older)))
 		}
 		c.SweepOlderThan = d
 	}
 	c.SweepRepo = rc.Repository
 	if r := val(in.SweepRepo); r != "" {
 		if r != "*" && !repoName.MatchString(r) {
-			errs = append(errs, inputError("sweep-repository", "%q is not owner/repo or *", clip(r)))
+			errs = append(errs, inputError("sweep-repository", "%s is not owner/repo or *", quote(r)))
 		}
 		c.SweepRepo = r
 	}
@@ -323,6 +343,8 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 
 	c.Revoke, err = parseBool("revoke", in.Revoke, true)
 	errs = appendErr(errs, err)
+	c.AllowLastingAccess, err = parseBool("allow-lasting-access", in.AllowLastingAccess, false)
+	errs = appendErr(errs, err)
 
 	name := val(in.Name)
 	if name != "" {
@@ -363,7 +385,7 @@ func ParseTimeout(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(to)
 	if err != nil || d < 10*time.Second || d > 30*time.Minute {
-		return 0, inputError("timeout", "%q is not a duration from 10s to 30m; write one such as 2m", clip(to))
+		return 0, inputError("timeout", "%s is not a duration from 10s to 30m; write one such as 2m", quote(to))
 	}
 	return d, nil
 }
@@ -385,7 +407,7 @@ func parseBool(input, s string, def bool) (bool, error) {
 	case "false":
 		return false, nil
 	}
-	return def, inputError(input, "%q is not a boolean; use true or false", clip(val(s)))
+	return def, inputError(input, "%s is not a boolean; use true or false", quote(val(s)))
 }
 
 // Jurisdictions of R2 buckets.
@@ -402,12 +424,12 @@ func ParseBuckets(s string) ([]Bucket, []error) {
 		if j, n, ok := strings.Cut(it, ":"); ok {
 			b = Bucket{Jurisdiction: strings.ToLower(j), Name: n}
 			if !slices.Contains(Jurisdictions, b.Jurisdiction) {
-				errs = append(errs, inputError("r2-buckets", "%q has jurisdiction %q; use %s, or no prefix for the default", clip(it), clip(j), strings.Join(Jurisdictions, ", ")))
+				errs = append(errs, inputError("r2-buckets", "%s has jurisdiction %s; use %s, or no prefix for the default", quote(it), quote(j), strings.Join(Jurisdictions, ", ")))
 				continue
 			}
 		}
 		if !bucketName.MatchString(b.Name) {
-			errs = append(errs, inputError("r2-buckets", "%q is not a bucket name: 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit", clip(b.Name)))
+			errs = append(errs, inputError("r2-buckets", "%s is not a bucket name: 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit", quote(b.Name)))
 			continue
 		}
 		if !seen[b] {
@@ -426,12 +448,12 @@ func ParseTTL(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		if isDigits(s) {
-			return 0, inputError("ttl", "%q has no unit; write a duration such as 15m (allowed: 1m to 6h)", clip(s))
+			return 0, inputError("ttl", "%s has no unit; write a duration such as 15m (allowed: 1m to 6h)", quote(s))
 		}
-		return 0, inputError("ttl", "%q is not a duration; write one such as 15m, 90s or 1h30m (allowed: 1m to 6h)", clip(s))
+		return 0, inputError("ttl", "%s is not a duration; write one such as 15m, 90s or 1h30m (allowed: 1m to 6h)", quote(s))
 	}
 	if d < MinTTL || d > MaxTTL {
-		return 0, inputError("ttl", "%q is outside the allowed range 1m to 6h", clip(s))
+		return 0, inputError("ttl", "%s is outside the allowed range 1m to 6h", quote(s))
 	}
 	return d.Truncate(time.Second), nil
 }
@@ -503,20 +525,20 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", clip(s))
+			return netip.Prefix{}, fmt.Errorf("%s is not an IP address or CIDR", quote(s))
 		}
 		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", clip(s))
+		return netip.Prefix{}, fmt.Errorf("%s is not a CIDR", quote(s))
 	}
 	if p.Addr().Is4In6() {
-		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 range; write the IPv4 form", clip(s))
+		return netip.Prefix{}, fmt.Errorf("%s is an IPv4-mapped IPv6 range; write the IPv4 form", quote(s))
 	}
 	if m := p.Masked(); m != p {
-		return netip.Prefix{}, fmt.Errorf("%q has host bits set; write %s", clip(s), m)
+		return netip.Prefix{}, fmt.Errorf("%s has host bits set; write %s", quote(s), m)
 	}
 	return p, nil
 }
@@ -535,7 +557,7 @@ func ParseZones(s string) (Zones, []error) {
 		case zoneName.MatchString(lit):
 			z.Names = append(z.Names, lit)
 		default:
-			errs = append(errs, inputError("zones", "%q is neither a zone name (example.com) nor a zone id (32 hex characters)", clip(it)))
+			errs = append(errs, inputError("zones", "%s is neither a zone name (example.com) nor a zone id (32 hex characters)", quote(it)))
 		}
 	}
 	if z.All && (len(z.Names) > 0 || len(z.IDs) > 0) {
@@ -549,7 +571,7 @@ func checkExportEnv(ev string) error {
 		return nil // outputs only
 	}
 	if !envName.MatchString(ev) {
-		return inputError("export-env", "%q is not a valid environment variable name; use letters, digits and _, not starting with a digit (or leave it empty to export nothing)", clip(ev))
+		return inputError("export-env", "%s is not a valid environment variable name; use letters, digits and _, not starting with a digit (or leave it empty to export nothing)", quote(ev))
 	}
 	up := strings.ToUpper(ev)
 	for _, p := range reservedEv {
@@ -566,15 +588,17 @@ func checkExportEnv(ev string) error {
 // fileCommandDelimiter is the heredoc delimiter go-githubactions writes outputs with.
 const fileCommandDelimiter = "_GitHubActionsFileCommandDelimeter_"
 
-// CheckName checks a token name given by the user.
+// CheckName checks a token name given by the user. The name is printed in log lines, so what
+// the runner could read as a workflow command ("::" or "##[", or a line break that starts a line
+// of its own) is refused, and so is what a reader could not see: control and format characters.
 func CheckName(name string) error {
-	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return inputError("name", "%q contains control characters; use printable characters only", clip(strings.Map(func(r rune) rune {
-			if unicode.IsControl(r) {
-				return '?'
-			}
-			return r
-		}, name)))
+	if !utf8.ValidString(name) || strings.IndexFunc(name, invisible) >= 0 {
+		return inputError("name", "%s contains control characters or invisible ones; use printable characters only", quote(name))
+	}
+	for _, cmd := range []string{"::", "##["} {
+		if strings.Contains(name, cmd) {
+			return inputError("name", "%s holds %s, which the runner reads as the start of a workflow command; use another separator (a placeholder that is empty in this run can leave two ':' side by side)", quote(name), cmd)
+		}
 	}
 	if strings.Contains(name, fileCommandDelimiter) {
 		return inputError("name", "contains the runner's file-command delimiter %s, which could inject outputs; choose another name", fileCommandDelimiter)
@@ -584,6 +608,16 @@ func CheckName(name string) error {
 	}
 	return nil
 }
+
+// invisible reports control characters, format characters (bidirectional overrides, zero-width
+// ones) and line and paragraph separators.
+func invisible(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+}
+
+// quote quotes a value back in an error: clipped, and so that the runner reads no workflow
+// command in it when the error is printed as a plain line.
+func quote(s string) string { return logsafe.Quote(clip(s)) }
 
 // clip shortens a value quoted back in an error so one bad input cannot flood the log.
 func clip(s string) string {

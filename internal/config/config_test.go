@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cfmint/cfmint/internal/runner"
 )
 
 func ptr(s string) string { return s }
@@ -88,7 +90,15 @@ func TestValidateRejects(t *testing.T) {
 		{"export-env reserved", func(in *Inputs) { in.ExportEnv = ptr("GITHUB_TOKEN") }, "export-env", "reserved"},
 		{"export-env path", func(in *Inputs) { in.ExportEnv = ptr("PATH") }, "export-env", "override"},
 		{"name long", func(in *Inputs) { in.Name = ptr(strings.Repeat("n", 121)) }, "name", "at most 120"},
-		{"name control", func(in *Inputs) { in.Name = ptr("a\x1bb") }, "name", "control characters"},
+		{"name control", func(in *Inputs) { in.Name = ptr("a\x1bb") }, "name", `"a\x1bb" contains control characters or invisible ones`},
+		{"name bidi override", func(in *Inputs) { in.Name = "deploy\u202egnp.exe" }, "name", "invisible ones"},
+		{"name legacy command", func(in *Inputs) { in.Name = "deploy ##[set-output name=r2-endpoint]https://evil.example" }, "name", `holds ##[, which the runner reads`},
+		{"name command", func(in *Inputs) { in.Name = "x::add-mask::y" }, "name", `holds ::`},
+		{"name empty placeholder makes ::", func(in *Inputs) { in.Name = "deploy:{job}:x" }, "name", "placeholder that is empty"},
+		{"name posing as another repository", func(in *Inputs) { in.Name = "cfmint:other/repo:x" }, "name", "start it with cfmint:local:"},
+		{"api-base-url http", func(in *Inputs) { in.APIBaseURL = "http://evil.example/client/v4" }, "api-base-url", `"http://evil.example/client/v4" is http to "evil.example", which is not a loopback address`},
+		{"api-base-url relative", func(in *Inputs) { in.APIBaseURL = "api.cloudflare.com/client/v4" }, "api-base-url", "not an absolute URL; write one such as https://api.cloudflare.com/client/v4"},
+		{"allow-lasting-access", func(in *Inputs) { in.AllowLastingAccess = "yes" }, "allow-lasting-access", `"yes" is not a boolean; use true or false`},
 		{"name delimiter", func(in *Inputs) { in.Name = ptr("x_GitHubActionsFileCommandDelimeter_y") }, "name", "delimiter"},
 		{"revoke", func(in *Inputs) { in.Revoke = ptr("yes") }, "revoke", "use true or false"},
 		{"bucket name", func(in *Inputs) { in.R2Buckets = ptr("Assets_1") }, "r2-buckets", "not a bucket name"},
@@ -390,11 +400,18 @@ func FuzzValidate(f *testing.F) {
 			if c.Name == "" || CheckName(c.Name) != nil || c.TTL < MinTTL || c.TTL > MaxTTL {
 				t.Fatalf("accepted a bad config: %+v", c)
 			}
+			if cmd, ok := runner.FindCommand("Minted token " + c.Name + "."); ok {
+				t.Fatalf("name %q reads as ::%s::", c.Name, cmd)
+			}
 			return
 		}
 		for _, e := range SplitForTest(err) {
 			if !strings.HasPrefix(e.Error(), `input "`) {
 				t.Fatalf("error %q does not name its input", e)
+			}
+			// An error may be printed as a plain line (a terminal run inside a workflow step).
+			if cmd, ok := runner.FindCommand(e.Error()); ok {
+				t.Fatalf("error %q reads as ::%s::", e, cmd)
 			}
 			secret := strings.TrimSpace(tok)
 			others := strings.Join([]string{acct, owner, preset, perms, zones, ttl, ipf, name, exp}, "\x00")

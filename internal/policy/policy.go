@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 )
 
 // Scopes of Cloudflare permission groups.
@@ -69,6 +70,8 @@ type Wanted struct {
 	Buckets   []Bucket
 	// Owner is "account" or "user": it decides which groups can be granted at all.
 	Owner string
+	// AllowLastingAccess lets the token carry LastingGroups (the allow-lasting-access input).
+	AllowLastingAccess bool
 }
 
 // Build resolves every line against the groups the owner may grant and returns one policy per
@@ -85,17 +88,21 @@ func Build(w Wanted, available []Group) ([]Policy, error) {
 		case tokenMinting[strings.ToLower(g.Name)]:
 			// A minted token that can mint tokens is a bootstrap token with a short fuse on its
 			// first generation only: it would undo everything cfmint is for.
-			errs = append(errs, field.Errorf("permissions", "%q would let the minted token create tokens of its own, with any permission; cfmint refuses to grant it (a job that manages tokens should use the bootstrap token's own step)", g.Name))
+			errs = append(errs, field.Errorf("permissions", "%s would let the minted token create tokens of its own, with any permission; cfmint refuses to grant it (a job that manages tokens should use the bootstrap token's own step)", logsafe.Quote(g.Name)))
+		case !w.AllowLastingAccess && lasting(g):
+			l, _ := LastingFor(g)
+			// The grant ends with the token; what the group creates does not.
+			errs = append(errs, field.Errorf("allow-lasting-access", "is false, but %s %s; set allow-lasting-access: true if the job must do that, or leave the group out of permissions", logsafe.Quote(g.Name), l.Reason))
 		case g.Has(ScopeAccount):
 			acct = append(acct, g)
 		case g.Has(ScopeZone):
 			zone = append(zone, g)
 		case g.Has(ScopeUser):
-			errs = append(errs, field.Errorf("permissions", "%q applies to a user, which cfmint does not grant; a CI token should not manage a user", g.Name))
+			errs = append(errs, field.Errorf("permissions", "%s applies to a user, which cfmint does not grant; a CI token should not manage a user", logsafe.Quote(g.Name)))
 		case g.Has(ScopeBucket):
 			bucket = append(bucket, g)
 		default:
-			errs = append(errs, field.Errorf("permissions", "%q has scopes %v that cfmint does not know", g.Name, g.Scopes))
+			errs = append(errs, field.Errorf("permissions", "%s has scopes %s that cfmint does not know", logsafe.Quote(g.Name), logsafe.String(fmt.Sprint(g.Scopes))))
 		}
 	}
 	if len(acct) > 0 && w.AccountID == "" {
@@ -176,7 +183,7 @@ func ZoneKey(id string) string { return ScopeZone + "." + id }
 func names(gs []Group) string {
 	q := make([]string, len(gs))
 	for i, g := range gs {
-		q[i] = fmt.Sprintf("%q", g.Name)
+		q[i] = logsafe.Quote(g.Name)
 	}
 	return strings.Join(q, ", ")
 }
@@ -222,6 +229,12 @@ func Resolve(lines []string, available []Group, h Hints) ([]Group, error) {
 	return out, nil
 }
 
+// lasting reports a group that can create lasting access, at a scope cfmint grants.
+func lasting(g Group) bool {
+	_, ok := LastingFor(g)
+	return ok && !g.Has(ScopeUser)
+}
+
 // tokenMinting are the groups that let a token create tokens.
 var tokenMinting = map[string]bool{"api tokens write": true, "account api tokens write": true}
 
@@ -238,7 +251,7 @@ func resolveOne(name string, byName map[string][]Group, available []Group, h Hin
 	if parts := splitDropdowns(name); parts != nil {
 		scope, ok := scopeWords[strings.ToLower(parts[0])]
 		if !ok {
-			return Group{}, field.Errorf("permissions", "%q: the first part, %q, is not a scope; write Account, Zone or User, as in \"Zone / DNS / Edit\"", name, parts[0])
+			return Group{}, field.Errorf("permissions", "%s: the first part, %s, is not a scope; write Account, Zone or User, as in \"Zone / DNS / Edit\"", logsafe.Quote(name), logsafe.Quote(parts[0]))
 		}
 		level := parts[2]
 		if strings.EqualFold(level, "edit") {
@@ -255,7 +268,7 @@ func resolveOne(name string, byName map[string][]Group, available []Group, h Hin
 			}
 		}
 		if len(cands) > 0 && len(at) == 0 {
-			return Group{}, field.Errorf("permissions", "%q: %q exists, but not at %s scope; it applies to %s", name, cands[0].Name, strings.ToLower(parts[0]), scopeNames(cands))
+			return Group{}, field.Errorf("permissions", "%s: %s exists, but not at %s scope; it applies to %s", logsafe.Quote(name), logsafe.Quote(cands[0].Name), strings.ToLower(parts[0]), logsafe.String(scopeNames(cands)))
 		}
 		if len(cands) == 0 {
 			return Group{}, unknown(parts[1]+" "+level, available)
@@ -264,7 +277,7 @@ func resolveOne(name string, byName map[string][]Group, available []Group, h Hin
 	}
 	if len(cands) == 0 {
 		if h.Owner == "account" && userOnly[strings.ToLower(name)] {
-			return Group{}, field.Errorf("permissions", "%q is a user-level permission, which an account-owned token cannot hold; use token-owner: user, or leave it out", name)
+			return Group{}, field.Errorf("permissions", "%s is a user-level permission, which an account-owned token cannot hold; use token-owner: user, or leave it out", logsafe.Quote(name))
 		}
 		return Group{}, unknown(name, available)
 	}
@@ -280,10 +293,10 @@ func resolveOne(name string, byName map[string][]Group, available []Group, h Hin
 	}
 	var forms []string
 	for _, g := range cands {
-		forms = append(forms, fmt.Sprintf("%q", dropdown(g)))
+		forms = append(forms, logsafe.Quote(dropdown(g)))
 	}
 	sort.Strings(forms)
-	return Group{}, field.Errorf("permissions", "%q exists at %s scope; say which: write %s (naming zones also picks the zone one)", name, scopeNames(cands), strings.Join(forms, " or "))
+	return Group{}, field.Errorf("permissions", "%s exists at %s scope; say which: write %s (naming zones also picks the zone one)", logsafe.Quote(name), logsafe.String(scopeNames(cands)), strings.Join(forms, " or "))
 }
 
 // lookupName finds a name as the API writes it, or as the dashboard does (Edit for Write).
@@ -383,15 +396,15 @@ func splitNames(line string, known map[string][]Group) []string {
 func unknown(name string, available []Group) error {
 	sugg := Suggest(name, available, 3)
 	if len(sugg) == 0 {
-		return field.Errorf("permissions", "%q is not a permission group this token owner may grant; `cfmint permissions` lists them", name)
+		return field.Errorf("permissions", "%s is not a permission group this token owner may grant; `cfmint permissions` lists them", logsafe.Quote(name))
 	}
-	return field.Errorf("permissions", "%q is not a permission group this token owner may grant; did you mean %s?", name, quoteJoin(sugg))
+	return field.Errorf("permissions", "%s is not a permission group this token owner may grant; did you mean %s?", logsafe.Quote(name), quoteJoin(sugg))
 }
 
 func quoteJoin(s []string) string {
 	q := make([]string, len(s))
 	for i, v := range s {
-		q[i] = fmt.Sprintf("%q", v)
+		q[i] = logsafe.Quote(v)
 	}
 	return strings.Join(q, " or ")
 }

@@ -327,17 +327,40 @@ func (r *phaseRun) registered(name string) bool {
 }
 
 func (r *phaseRun) processLine(line string) {
-	if line != "" && (strings.Contains(line, "##[") || strings.Contains(line, "::")) && r.tryCommand(line) {
+	if r.tryCommand(line) {
 		return
 	}
 	r.output(line)
 }
 
-func (r *phaseRun) tryCommand(line string) bool {
-	c, ok := parseCommandV2(line, r.registered)
-	if !ok {
-		c, ok = parseCommandLegacy(line, r.registered)
+// parseLine is how the runner decides whether one line is a workflow command: the ::name::
+// form first, then the legacy ##[name] form anywhere in the line.
+func parseLine(line string, registered func(string) bool) (workflowCommand, bool) {
+	if line == "" || !(strings.Contains(line, "##[") || strings.Contains(line, "::")) {
+		return workflowCommand{}, false
 	}
+	if c, ok := parseCommandV2(line, registered); ok {
+		return c, true
+	}
+	return parseCommandLegacy(line, registered)
+}
+
+// FindCommand reports the first workflow command the runner would read in text, split into
+// lines as the runner splits a step's output ("\n", "\r\n" and a lone "\r" each end a
+// line), with commands not paused by stop-commands. Tests run every value a program prints
+// through it: a value that comes out as a command could set outputs, state or masks.
+func FindCommand(text string) (name string, ok bool) {
+	fresh := (&phaseRun{}).registered
+	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if c, ok := parseLine(line, fresh); ok {
+			return strings.ToLower(c.name), true
+		}
+	}
+	return "", false
+}
+
+func (r *phaseRun) tryCommand(line string) bool {
+	c, ok := parseLine(line, r.registered)
 	if !ok {
 		return false
 	}

@@ -77,3 +77,66 @@ func TestMaskSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestFindCommand(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		text string
+		want string // "" when the runner reads no command
+	}{
+		{text: "plain text", want: ""},
+		{text: "", want: ""},
+		{text: "::add-mask::x", want: "add-mask"},
+		{text: "  \t::set-output name=r2-endpoint::https://evil.example", want: "set-output"},
+		{text: "::WARNING::case folds", want: "warning"},
+		{text: "::stop-commands::tok", want: "stop-commands"},
+		{text: "Minted ::add-mask::x", want: ""},                                     // the :: form only starts a line
+		{text: "a::b::c", want: ""},                                                  // nor is a registered name
+		{text: "::nosuch::x", want: ""},                                              // unregistered names are text
+		{text: "::add-mask x", want: ""},                                             // no closing ::
+		{text: "name ##[set-output name=r]https://evil.example", want: "set-output"}, // legacy anywhere
+		{text: "##[SAVE-STATE name=k]v", want: "save-state"},
+		{text: "##[group]title", want: "group"},
+		{text: "##[nosuch]x", want: ""},
+		{text: "##[add-mask no bracket", want: ""},
+		// Only the first ##[ counts, as in ActionCommand.TryParse.
+		{text: "##[nosuch] then ##[add-mask]x", want: ""},
+		{text: "##\\[add-mask]x", want: ""},
+		{text: "#\u200b#[add-mask]x", want: ""},
+		{text: ":\\:add-mask::x", want: ""},
+		// A value with a line break prints two lines; the second is read on its own.
+		{text: "name: a\n::add-mask::x", want: "add-mask"},
+		{text: "name: a\r::debug::x", want: "debug"},
+		{text: "name: a\r\n##[error]x", want: "error"},
+	}
+	for _, tc := range cases {
+		got, ok := FindCommand(tc.text)
+		if ok != (tc.want != "") || got != tc.want {
+			t.Errorf("FindCommand(%q) = %q, %v; want %q", tc.text, got, ok, tc.want)
+		}
+	}
+}
+
+// TestFindCommandAgreesWithPhase checks FindCommand against what a phase does with the same
+// line: a command takes effect (an output, a mask, an annotation, a paused parser), text is
+// logged as it is.
+func TestFindCommandAgreesWithPhase(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		"plain", "Minted ::add-mask::x", "::add-mask::s3cret", "::set-output name=a::b",
+		"x ##[set-output name=a]b", "##[save-state name=k]v", "::warning::w", "x ##[error]e",
+		"::stop-commands::resume-token-1", "::nosuch::x", "##[nosuch]x", "::debug x",
+	}
+	for _, line := range lines {
+		j := NewJob(JobOptions{})
+		r := &phaseRun{job: j, phase: &Phase{Outputs: map[string]string{}, State: map[string]string{}}}
+		r.processLine(line)
+		tookEffect := len(r.phase.Outputs) > 0 || len(r.phase.State) > 0 || len(r.phase.Masks) > 0 ||
+			len(r.phase.Annotations) > 0 || r.stopped || r.phase.Errors != nil
+		loggedAsText := len(r.lines) == 1 && r.lines[0] == line
+		_, found := FindCommand(line)
+		if found != tookEffect || found == loggedAsText {
+			t.Errorf("%q: FindCommand found %v; the phase took effect %v, logged it as text %v", line, found, tookEffect, loggedAsText)
+		}
+	}
+}
