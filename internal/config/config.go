@@ -113,10 +113,8 @@ const (
 )
 
 // Bucket is one R2 bucket of the r2-buckets input.
-type Bucket struct {
-	Jurisdiction string // default, eu or fedramp
-	Name         string
-}
+// Its jurisdiction is default, eu or fedramp.
+type Bucket = policy.Bucket
 
 // Config is the validated request of one run.
 type Config struct {

@@ -297,7 +297,7 @@ func TestValidateModes(t *testing.T) {
 	in.ExportR2 = "true"
 	in.DryRun = "true"
 	c, err = Validate(in, Context{})
-	if err != nil || len(c.Buckets) != 2 || c.Buckets[1] != (Bucket{"eu", "logs"}) || c.Buckets[0] != (Bucket{"eu", "assets"}) || !c.ExportR2 || !c.DryRun || c.Timeout != DefaultTimeout {
+	if err != nil || len(c.Buckets) != 2 || c.Buckets[1] != (Bucket{Jurisdiction: "eu", Name: "logs"}) || c.Buckets[0] != (Bucket{Jurisdiction: "eu", Name: "assets"}) || !c.ExportR2 || !c.DryRun || c.Timeout != DefaultTimeout {
 		t.Errorf("r2/dry-run: %+v, %v", c, err)
 	}
 }

@@ -89,9 +89,7 @@ func FromConfig(cfg *config.Config) Request {
 		Name:        cfg.Name,
 		CIDRs:       cfg.IPFilter.CIDRs,
 	}
-	for _, b := range cfg.Buckets {
-		r.Buckets = append(r.Buckets, policy.Bucket{Jurisdiction: b.Jurisdiction, Name: b.Name})
-	}
+	r.Buckets = cfg.Buckets
 	return r
 }
 

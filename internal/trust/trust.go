@@ -105,3 +105,6 @@ type ipRule struct {
 	mode  ipMode
 	cidrs []netip.Prefix
 }
+
+// Rules are the policy's rules, in order.
+func (p *Policy) Rules() []*Rule { return append([]*Rule(nil), p.rules...) }

@@ -1,0 +1,387 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/mint"
+	"github.com/cfmint/cfmint/internal/policy"
+	"github.com/cfmint/cfmint/internal/trust"
+)
+
+// IDVerifier verifies ID tokens; *Verifier is one.
+type IDVerifier interface {
+	Verify(ctx context.Context, raw string) (*Identity, error)
+	Ready(ctx context.Context) error
+}
+
+// Options are what a Server is made of. Every field but ClientIPHeader, Now and Metrics is
+// required.
+type Options struct {
+	Policy   *trust.Policy
+	Verifier IDVerifier
+	Replay   ReplayStore
+	// Tokens calls Cloudflare with the bootstrap token, retrying what can succeed; Once is the same
+	// with one attempt per call (the new token's verify loops by itself).
+	Tokens, Once mint.Tokens
+	Logger       *slog.Logger
+	// ClientIPHeader names the header the trusted proxy in front of the broker puts the caller's
+	// address in (CF-Connecting-IP, X-Forwarded-For); empty: the connection's own address.
+	ClientIPHeader string
+	// Budget is Cloudflare's request budget the broker keeps to; nil: no own accounting.
+	Budget *Budget
+	// Metrics records what the broker does; nil: a private registry.
+	Metrics *Metrics
+	Now     func() time.Time
+}
+
+// Server is the broker's HTTP API.
+type Server struct {
+	o       Options
+	state   atomic.Pointer[state]
+	cache   *lookupCache
+	metrics *Metrics
+}
+
+// state is what a reload replaces as one.
+type state struct {
+	policy   *trust.Policy
+	verifier IDVerifier
+}
+
+// New checks o and returns a Server.
+func New(o Options) (*Server, error) {
+	var missing []string
+	for name, nilv := range map[string]bool{"Policy": o.Policy == nil, "Verifier": o.Verifier == nil, "Replay": o.Replay == nil, "Tokens": o.Tokens == nil, "Once": o.Once == nil, "Logger": o.Logger == nil} {
+		if nilv {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("broker.New: missing %s", strings.Join(missing, ", "))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	s := &Server{o: o, metrics: o.Metrics}
+	s.cache = newLookupCache(o.Tokens, o.Now)
+	s.state.Store(&state{policy: o.Policy, verifier: o.Verifier})
+	return s, nil
+}
+
+// Prepare fetches the permission groups of every owner and account the policy's rules name and
+// checks the policy against them: a policy whose rules do not resolve must not start.
+func (s *Server) Prepare(ctx context.Context, p *trust.Policy) error {
+	var errs []error
+	for _, k := range ownersOf(p) {
+		groups, _, err := s.cache.groups(ctx, k, true)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("failed to list the permission groups of %s: %w", k, err))
+			continue
+		}
+		if err := p.Check(groups); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reload replaces the policy and the verifier at once, after Prepare has accepted the policy.
+func (s *Server) Reload(p *trust.Policy, v IDVerifier) {
+	s.state.Store(&state{policy: p, verifier: v})
+}
+
+// Policy is the policy in force.
+func (s *Server) Policy() *trust.Policy { return s.state.Load().policy }
+
+// Routes is the broker's HTTP API.
+func (s *Server) Routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tokens", s.exchange)
+	mux.HandleFunc("DELETE /v1/tokens/{id}", s.revoke)
+	mux.HandleFunc("DELETE /v1/tokens", s.revokeNonce)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	return mux
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	st := s.state.Load()
+	var why []string
+	if err := st.verifier.Ready(ctx); err != nil {
+		why = append(why, "issuers' keys: "+err.Error())
+	}
+	if p, ok := s.o.Replay.(interface{ Ping(context.Context) error }); ok {
+		if err := p.Ping(ctx); err != nil {
+			why = append(why, "replay store: "+err.Error())
+		}
+	}
+	if len(why) > 0 {
+		http.Error(w, "not ready: "+strings.Join(why, "; ")+"\n", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// maxBody bounds a request body: a request is a handful of short strings.
+const maxBody = 16 << 10
+
+// Request keys: the action's input names, with their meanings.
+var requestKeys = []string{"preset", "permissions", "zones", "r2-buckets", "ttl", "ip-filter", "nonce"}
+
+// apiError is an answer other than success: a status and one sentence that says what to fix.
+type apiError struct {
+	status     int
+	msg        string
+	retryAfter time.Duration
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func fail(status int, format string, args ...any) *apiError {
+	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int((e.retryAfter+time.Second-1)/time.Second)))
+	}
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cfmint"`)
+	}
+	writeJSON(w, e.status, map[string]string{"error": e.msg})
+}
+
+// caller is the address the request came from, as the broker is told to see it.
+func (s *Server) caller(r *http.Request) (netip.Addr, *apiError) {
+	if h := s.o.ClientIPHeader; h != "" {
+		v := r.Header.Values(h)
+		if len(v) == 0 {
+			return netip.Addr{}, fail(http.StatusBadRequest, "the request carries no %s header; the broker takes the caller's address from it, so it must be reached through its proxy", h)
+		}
+		// X-Forwarded-For is a list each proxy appends to: only the last entry, written by the
+		// proxy the broker trusts, is not the caller's to choose.
+		parts := strings.Split(v[len(v)-1], ",")
+		a, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1]))
+		if err != nil {
+			return netip.Addr{}, fail(http.StatusBadRequest, "header %s does not end in an IP address", h)
+		}
+		return a.Unmap(), nil
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return netip.Addr{}, fail(http.StatusBadRequest, "cannot read the caller's address")
+		}
+		return a.Unmap(), nil
+	}
+	return ap.Addr().Unmap(), nil
+}
+
+// identify verifies the request's ID token and claims its single use.
+func (s *Server) identify(ctx context.Context, r *http.Request, st *state) (*Identity, *apiError) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		raw, ok = strings.CutPrefix(r.Header.Get("Authorization"), "bearer ")
+	}
+	if !ok || strings.TrimSpace(raw) == "" {
+		s.metrics.denial("id-token")
+		return nil, fail(http.StatusUnauthorized, "no ID token: send the job's OIDC ID token as Authorization: Bearer <token>")
+	}
+	id, err := st.verifier.Verify(ctx, strings.TrimSpace(raw))
+	if err != nil {
+		var rj *Rejection
+		if errors.As(err, &rj) && rj.Check == CheckKeys {
+			return nil, &apiError{status: http.StatusServiceUnavailable, msg: "the broker could not fetch the issuer's keys; try again shortly", retryAfter: 5 * time.Second}
+		}
+		s.metrics.denial("id-token")
+		s.o.Logger.Warn("refused an ID token", "event", "denial", "reason", "id-token", "check", checkOf(err), "detail", err.Error())
+		return nil, fail(http.StatusUnauthorized, "the ID token was refused: %v", err)
+	}
+	first, err := s.o.Replay.Claim(ctx, id.ReplayKey(), id.ValidUntil)
+	switch {
+	case errors.Is(err, ErrClaimExpired):
+		s.metrics.denial("id-token")
+		return nil, fail(http.StatusUnauthorized, "%v", err)
+	case err != nil:
+		s.metrics.replayError()
+		return nil, &apiError{status: http.StatusServiceUnavailable, msg: "the broker cannot record the ID token's use right now, and never skips that check; try again shortly", retryAfter: 5 * time.Second}
+	case !first:
+		s.metrics.denial("replay")
+		s.o.Logger.Warn("refused a replayed ID token", "event", "denial", "reason", "replay", "iss", id.Issuer, "sub", id.Subject, "jti", id.JTI)
+		return nil, fail(http.StatusUnauthorized, "this ID token was already used; each exchange needs a fresh one from the CI system")
+	}
+	return id, nil
+}
+
+func checkOf(err error) string {
+	var rj *Rejection
+	if errors.As(err, &rj) {
+		return string(rj.Check)
+	}
+	return ""
+}
+
+// cloudflareErr answers a failed Cloudflare call: rate limits and outages are the caller's to
+// retry later, anything else is the broker's configuration.
+func cloudflareErr(err error, what string) *apiError {
+	var ae *cftoken.APIError
+	var te *cftoken.TransportError
+	switch {
+	case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
+		ra := ae.RetryAfter
+		if ra <= 0 {
+			ra = 30 * time.Second
+		}
+		return &apiError{status: http.StatusTooManyRequests, msg: "Cloudflare is rate limiting the broker; retry after the time Retry-After gives", retryAfter: ra}
+	case errors.As(err, &ae) && ae.Status >= 500, errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("Cloudflare did not answer the broker properly (%v); retry shortly", err), retryAfter: 5 * time.Second}
+	}
+	return fail(http.StatusBadGateway, "Cloudflare refused to %s (%v); the broker's bootstrap token or policy needs its operator's attention", what, err)
+}
+
+// ownerKey is one owner of tokens: an account, or the bootstrap token's user.
+type ownerKey struct {
+	owner   cftoken.Owner
+	account string
+}
+
+func (k ownerKey) String() string {
+	if k.owner == cftoken.OwnerUser {
+		return "user tokens (account " + k.account + ")"
+	}
+	return "account " + k.account
+}
+
+func ruleKey(r *trust.Rule) ownerKey {
+	return ownerKey{owner: cftoken.Owner(r.Owner()), account: r.AccountID()}
+}
+
+func ownersOf(p *trust.Policy) []ownerKey {
+	var out []ownerKey
+	seen := map[ownerKey]bool{}
+	for _, r := range p.Rules() {
+		if k := ruleKey(r); !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// lookupCache keeps the permission groups and zone ids the broker looked up: both change rarely,
+// and every call saved is one more job under Cloudflare's rate limit.
+type lookupCache struct {
+	tokens mint.Tokens
+	now    func() time.Time
+	mu     sync.Mutex
+	group  map[ownerKey]groupEntry
+	zone   map[string]zoneEntry // account + "/" + name or id
+}
+
+type groupEntry struct {
+	groups  []policy.Group
+	clock   cftoken.ServerClock
+	fetched time.Time
+}
+
+type zoneEntry struct {
+	zone    policy.Zone
+	fetched time.Time
+}
+
+// How long lookups are trusted, and how often an unknown name may force a refresh.
+const (
+	cacheTTL      = 10 * time.Minute
+	refreshMinGap = 30 * time.Second
+)
+
+func newLookupCache(t mint.Tokens, now func() time.Time) *lookupCache {
+	return &lookupCache{tokens: t, now: now, group: map[ownerKey]groupEntry{}, zone: map[string]zoneEntry{}}
+}
+
+// groups returns k's permission groups and the Cloudflare clock of their answer; refresh asks
+// Cloudflare again unless it was asked within refreshMinGap.
+func (c *lookupCache) groups(ctx context.Context, k ownerKey, refresh bool) ([]policy.Group, cftoken.ServerClock, error) {
+	c.mu.Lock()
+	e, ok := c.group[k]
+	c.mu.Unlock()
+	age := c.now().Sub(e.fetched)
+	if ok && age < cacheTTL && (!refresh || age < refreshMinGap) {
+		return e.groups, e.clock, nil
+	}
+	g, clock, err := c.tokens.PermissionGroups(ctx, k.owner, k.account)
+	if err != nil {
+		if ok {
+			return e.groups, e.clock, nil // a stale list beats no answer
+		}
+		return nil, clock, err
+	}
+	c.mu.Lock()
+	c.group[k] = groupEntry{groups: g, clock: clock, fetched: c.now()}
+	c.mu.Unlock()
+	return g, clock, nil
+}
+
+// zones resolves names and ids in account, from the cache where it can.
+func (c *lookupCache) zones(ctx context.Context, eng *mint.Engine, names, ids []string, account string) ([]policy.Zone, error) {
+	out := make([]policy.Zone, 0, len(names)+len(ids))
+	var missNames, missIDs []string
+	c.mu.Lock()
+	for _, n := range names {
+		if e, ok := c.zone[account+"/"+n]; ok && c.now().Sub(e.fetched) < cacheTTL {
+			out = append(out, e.zone)
+		} else {
+			missNames = append(missNames, n)
+		}
+	}
+	for _, id := range ids {
+		if e, ok := c.zone[account+"/"+id]; ok && c.now().Sub(e.fetched) < cacheTTL {
+			out = append(out, e.zone)
+		} else {
+			missIDs = append(missIDs, id)
+		}
+	}
+	c.mu.Unlock()
+	if len(missNames)+len(missIDs) == 0 {
+		return out, nil
+	}
+	got, err := eng.Zones(ctx, missNames, missIDs, account)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	for _, z := range got {
+		e := zoneEntry{zone: z, fetched: c.now()}
+		c.zone[account+"/"+strings.ToLower(z.Name)] = e
+		c.zone[account+"/"+z.ID] = e
+	}
+	c.mu.Unlock()
+	return append(out, got...), nil
+}
