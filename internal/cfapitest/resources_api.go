@@ -17,7 +17,9 @@ func (c *call) deny() {
 	writeErr(c.w, http.StatusForbidden, codeAuthError, msgAuthError)
 }
 
-// accountOut is an account as GET /accounts lists it.
+// accountOut is an account as GET /accounts lists it: the fields of
+// Cloudflare's API reference that wrangler and cloudflare-go read (a
+// subset; unverified beyond those).
 type accountOut struct {
 	ID        string         `json:"id"`
 	Name      string         `json:"name"`
@@ -54,7 +56,9 @@ func (c *call) listAccounts() {
 	writeList(c.w, out, info)
 }
 
-// userOut is the user as GET /user answers it.
+// userOut is the user as GET /user answers it, a subset of the fields of
+// Cloudflare's API reference (unverified beyond id and email, which wrangler
+// reads).
 type userOut struct {
 	ID                             string   `json:"id"`
 	Email                          string   `json:"email"`
@@ -73,7 +77,8 @@ type userOut struct {
 }
 
 // getUser is GET /user: the token's own user, for a user-owned token with
-// User Details Read on it.
+// User Details Read on it. Without the group the answer is 9109 (unverified:
+// the code is what wrangler's whoami takes to mean "may not read the email").
 func (c *call) getUser() {
 	if c.tok.ownerKind != ownerUser {
 		writeErr(c.w, http.StatusForbidden, codeForbidden, msgNoUserAuth)
@@ -389,6 +394,7 @@ func (c *call) listBuckets() {
 		juris = "default"
 	}
 	if !slices.Contains(jurisdictions, juris) {
+		// Unverified: R2's answer to an unknown jurisdiction is not known.
 		writeErr(c.w, http.StatusBadRequest, codeInvalidRequest, fmt.Sprintf("jurisdiction %q is not one of %v", juris, jurisdictions))
 		return
 	}

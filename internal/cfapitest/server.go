@@ -3,9 +3,11 @@
 // token is used on, served over plain HTTP in the real API's shape.
 //
 // It enforces what cfmint depends on: bearer authentication, IP filters,
-// expiry, permission groups on resources, owner quotas and rate limits. The
-// behaviour follows the project's Cloudflare reference; where Cloudflare's
-// answer is not known, the choice is marked "unverified" where it is made.
+// expiry and revocation, permission groups on resources, owner quotas and
+// rate limits, and it refuses in the words of the product API that serves
+// the path (see access), as Cloudflare does. The behaviour follows the
+// project's Cloudflare reference; where Cloudflare's answer is not known,
+// the choice is marked "unverified" where it is made.
 package cfapitest
 
 import (
@@ -452,7 +454,9 @@ const (
 	verifyAPI
 	// accountsAPI: /accounts, /user, /zones and the token endpoints. A dead
 	// token is 403 / 9109 "Invalid access token"; a refused address 403 /
-	// 9109 "Cannot use the access token from location: <ip>".
+	// 9109 "Cannot use the access token from location: <ip>" (seen on zones
+	// and accounts; unverified for /user and the token endpoints, taken to
+	// answer like their /accounts neighbours).
 	accountsAPI
 	// productAPI: DNS records, cache purge, R2. A dead token is 401 / 10000
 	// "Authentication error"; a refused address 403 / 9109 with the
