@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,10 +77,15 @@ func TestWranglerDeploy(t *testing.T) {
 	mask := func(s string) string { return strings.ReplaceAll(s, token, "***") }
 
 	// The first deploy creates the Worker and puts it on workers.dev; the second takes wrangler's
-	// other path, for a Worker that exists (versions, deployments, script settings).
+	// other path, for a Worker that exists (versions, deployments, script settings), with a var
+	// added to the config. --strict makes wrangler 4.86 check the Worker's remote secrets against
+	// the config's vars, as wrangler 4.100 and later do on every deploy.
 	for i := range 2 {
+		if i == 1 {
+			addVar(t, project, "DEPLOYED_BY", "cfmint")
+		}
 		from := len(a.Requests())
-		out, err := w.run(t, project, env, trip, "deploy")
+		out, err := w.run(t, project, env, trip, "deploy", "--strict")
 		calls := a.Requests()[from:]
 		if err != nil {
 			t.Fatalf("wrangler deploy #%d with the minted token failed: %v\n%s\ncalls:\n%s", i+1, err, mask(out), callList(calls))
@@ -105,25 +111,54 @@ func TestWranglerDeploy(t *testing.T) {
 			t.Errorf("deployed Worker %+v, want compatibility date 2025-01-01, on workers.dev, deployed from wrangler", info)
 		case info.Versions != i+1 || info.Deployments != i+1:
 			t.Errorf("after deploy #%d: %d versions and %d deployments, want %d of each", i+1, info.Versions, info.Deployments, i+1)
+		case i == 1 && info.Vars["DEPLOYED_BY"] != "cfmint":
+			t.Errorf("after deploy #2 the Worker's vars are %v, want DEPLOYED_BY=cfmint", info.Vars)
+		}
+		// What each deploy must have asked, beyond the first calls: the upload path of a new
+		// Worker, then that of an existing one with its secrets check.
+		want := [][]string{
+			{"PUT /workers/scripts/" + workerName},
+			{"GET /workers/scripts/" + workerName + "/secrets", "POST /workers/scripts/" + workerName + "/versions",
+				"POST /workers/scripts/" + workerName + "/deployments", "PATCH /workers/scripts/" + workerName + "/script-settings"},
+		}[i]
+		for _, call := range want {
+			method, suffix, _ := strings.Cut(call, " ")
+			if !slices.ContainsFunc(calls, func(r cfapitest.Request) bool { return r.Method == method && strings.HasSuffix(r.Path, suffix) }) {
+				t.Errorf("wrangler deploy #%d did not call %s:\n%s", i+1, call, callList(calls))
+			}
 		}
 	}
 
 	mustSucceed(t, runPost(t, j, s, m))
 
 	from := len(a.Requests())
-	out, err := w.run(t, project, env, trip, "deploy")
+	out, err := w.run(t, project, env, trip, "deploy", "--strict")
 	calls := a.Requests()[from:]
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) {
 		t.Fatalf("wrangler deploy after the post phase: %v, want it to fail\n%s\ncalls:\n%s", err, mask(out), callList(calls))
 	}
-	if !strings.Contains(out, "Invalid API Token [code: 1000]") {
-		t.Errorf("wrangler deploy after the post phase failed without Cloudflare's invalid-token error:\n%s\ncalls:\n%s", mask(out), callList(calls))
+	// The Workers API's own answer to a dead token (401 / 10000), not the 1000 of verify.
+	if !strings.Contains(out, "Authentication error [code: 10000]") {
+		t.Errorf("wrangler deploy after the post phase failed without the Workers API's authentication error:\n%s\ncalls:\n%s", mask(out), callList(calls))
 	}
-	if len(calls) == 0 {
-		t.Errorf("wrangler deploy after the post phase made no API call")
+	refused := 0
+	checkWranglerCalls(t, calls, m.Outputs["token-id"], func(c wranglerCall) bool {
+		switch {
+		case strings.Contains(c.Path, "/workers/"):
+			refused++
+			return c.status == 401 && c.has(10000)
+		case strings.HasSuffix(c.Path, "/tokens/verify"):
+			// wrangler's whoami after a 10000: which kind of token is this?
+			return c.status == 401 && c.has(1000)
+		default:
+			// ... and its user and accounts (/user, /accounts), refused as the account API does.
+			return c.status == 403 && c.has(9109)
+		}
+	})
+	if refused == 0 {
+		t.Errorf("wrangler deploy after the post phase made no Workers call:\n%s", callList(calls))
 	}
-	checkWranglerCalls(t, calls, m.Outputs["token-id"], func(c wranglerCall) bool { return c.status == 401 && c.has(1000) })
 	if info, _ := a.Script(a.fx.Account.ID, workerName); info.Versions != 2 {
 		t.Errorf("the revoked token changed the Worker: %d versions, want 2", info.Versions)
 	}
@@ -211,6 +246,19 @@ func writeWorker(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// addVar adds a plain-text variable to the project's wrangler.toml.
+func addVar(t *testing.T, dir, name, value string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "wrangler.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "\n[vars]\n%s = %q\n", name, value); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // tripwire stands in for every host but the built-in API: it is the HTTP(S) proxy and the npm

@@ -353,6 +353,11 @@ func TestValidateResponse(t *testing.T) {
 			body: `{"success":true,"errors":[],"messages":[],"result":{` + tokenBase + `}}`},
 		{name: "list tokens", method: "GET", path: "/user/tokens", status: 200, contentType: json,
 			body: `{"success":true,"errors":[],"messages":[],"result":[{` + tokenBase + `}],"result_info":{"page":1,"per_page":20,"count":1,"total_count":1}}`},
+		// Amended (amendResponses): Cloudflare lists a token it revoked itself as "revoked".
+		{name: "list a revoked token", method: "GET", path: "/user/tokens", status: 200, contentType: json,
+			body: `{"success":true,"errors":[],"messages":[],"result":[{` + strings.Replace(tokenBase, `"status":"active"`, `"status":"revoked"`, 1) + `}]}`},
+		{name: "list a token of unknown status", method: "GET", path: "/user/tokens", status: 200, contentType: json,
+			body: `{"success":true,"errors":[],"messages":[],"result":[{` + strings.Replace(tokenBase, `"status":"active"`, `"status":"gone"`, 1) + `}]}`, wantErr: "/result/0/status"},
 		{name: "permission groups", method: "GET", path: "/user/tokens/permission_groups", status: 200, contentType: json,
 			body: `{"success":true,"errors":[],"messages":[],"result":[{"id":"e086da7e2179491d91ee5f35b3ca210a","name":"Workers Scripts Write","scopes":["com.cloudflare.api.account"]}]}`},
 		{name: "permission group with unknown scope", method: "GET", path: "/user/tokens/permission_groups", status: 200, contentType: json,

@@ -162,6 +162,26 @@ const (
 // prepareView rewrites one parsed copy of the document in place so that
 // plain JSON Schema 2020-12 validation gives OpenAPI's meaning (see the
 // package doc for why each rewrite exists).
+// amendResponses widens the response view where Cloudflare answers more than
+// the spec admits. Each amendment fails loudly if the spec changed under it.
+//   - iam_token_status: the spec enumerates active, disabled and expired, but
+//     Cloudflare also lists a token it revoked itself (for instance one found
+//     in a public repository) with status "revoked", as the project's
+//     Cloudflare reference records.
+func amendResponses(doc map[string]any) error {
+	comps, _ := doc["components"].(map[string]any)
+	schemas, _ := comps["schemas"].(map[string]any)
+	status, _ := schemas["iam_token_status"].(map[string]any)
+	enum, ok := status["enum"].([]any)
+	if !ok {
+		return fmt.Errorf("apispec: amend: components/schemas/iam_token_status has no enum")
+	}
+	if !slices.Contains(enum, any("revoked")) {
+		status["enum"] = append(enum, "revoked")
+	}
+	return nil
+}
+
 func prepareView(doc map[string]any, v view) {
 	forEachSchema(doc, func(s map[string]any) {
 		applyNullable(s)

@@ -7,30 +7,41 @@ import (
 
 // Error codes. Those marked unverified were chosen here because neither
 // Cloudflare's docs nor observed answers settle them; a product that keys
-// on one of them is relying on the fake, not on Cloudflare.
+// on one of them is relying on the fake, not on Cloudflare. The others come
+// from the answers the project's Cloudflare reference lists as seen in the
+// wild, where the code depends on which product's API answers (see access).
 const (
-	codeInvalidToken   = 1000 // "Invalid API Token": unknown, deleted, expired or not yet valid
-	codeInvalidRequest = 1001 // invalid create body; seen in the wild for a policy carrying "id"
-	codeDNSValidation  = 1004 // "DNS Validation Error", as the DNS API answers
-	codeBadHeaders     = 6003 // "Invalid request headers"
-	codeMalformedJSON  = 6007 // "Malformed JSON in request body", seen on other endpoints
-	codeBadAuthFormat  = 6111 // in error_chain of 6003
-	codeNoRoute        = 7003 // "Could not route to ..., perhaps your object identifier is invalid?"
-	codeBadMethod      = 7001 // unverified: 405 for a known path and the wrong method
-	codeForbidden      = 9109 // "Unauthorized to access requested resource", IP filter, user-level auth
-	codeRateLimited    = 971  // "Please wait and consider throttling your request speed"
-	codeAuthError      = 10000
+	codeInvalidToken   = 1000  // "Invalid API Token": a dead token on a verify endpoint
+	codeInvalidRequest = 1001  // invalid create body; seen in the wild for a policy carrying "id"
+	codeDNSValidation  = 1004  // "DNS Validation Error", as the DNS API answers
+	codeBadHeaders     = 6003  // "Invalid request headers": a malformed Authorization header
+	codeMalformedJSON  = 6007  // "Malformed JSON in request body", seen on other endpoints
+	codeBadAuthFormat  = 6111  // in error_chain of 6003
+	codeNoRoute        = 7003  // "Could not route to ..., perhaps your object identifier is invalid?"
+	codeBadMethod      = 7001  // unverified: 405 for a known path and the wrong method
+	codeMissingAuth    = 9106  // no Authorization header at all
+	codeForbidden      = 9109  // the accounts, zones and token APIs: dead token, IP filter, missing permission
+	codeRateLimited    = 971   // "Please wait and consider throttling your request speed"
+	codeAuthError      = 10000 // "Authentication error": product APIs, and a permission the token lacks
+	codeTokenValid     = 10000 // the message of a successful verify
 	codeFault          = 10001 // unverified: injected 5xx faults; real 5xx answers vary
 )
 
 // Messages that Cloudflare is known to send with those codes.
 const (
-	msgInvalidToken  = "Invalid API Token"
-	msgUnauthorized  = "Unauthorized to access requested resource"
-	msgNoUserAuth    = "Valid user-level authentication not found"
-	msgAuthError     = "Authentication error"
-	msgRateLimited   = "Please wait and consider throttling your request speed"
-	msgMalformedJSON = "Malformed JSON in request body"
+	msgInvalidToken       = "Invalid API Token"
+	msgInvalidAccessToken = "Invalid access token"
+	msgUnauthorized       = "Unauthorized to access requested resource"
+	msgNoUserAuth         = "Valid user-level authentication not found"
+	msgMissingAuth        = "Missing X-Auth-Key, X-Auth-Email or Authorization headers"
+	msgBadHeaders         = "Invalid request headers"
+	msgBadAuthFormat      = "Invalid format for Authorization header"
+	msgLocation           = "Cannot use the access token from location: " // + the client's address
+	msgAuthError          = "Authentication error"
+	msgRateLimited        = "Please wait and consider throttling your request speed"
+	msgMalformedJSON      = "Malformed JSON in request body"
+	// msgTokenValid is the message (code 10000) of a successful verify.
+	msgTokenValid = "This API Token is valid and active"
 )
 
 // apiError is one entry of an envelope's errors.
@@ -66,8 +77,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func writeResult(w http.ResponseWriter, result any) {
-	writeJSON(w, http.StatusOK, envelope{Success: true, Errors: []apiError{}, Messages: []apiError{}, Result: result})
+func writeResult(w http.ResponseWriter, result any, messages ...apiError) {
+	if messages == nil {
+		messages = []apiError{}
+	}
+	writeJSON(w, http.StatusOK, envelope{Success: true, Errors: []apiError{}, Messages: messages, Result: result})
 }
 
 func writeList(w http.ResponseWriter, result any, info resultInfo) {

@@ -22,10 +22,14 @@ type Fault struct {
 	Latency time.Duration // delay before answering
 	// Status answers with this HTTP status and a Cloudflare error envelope
 	// instead of handling the request.
-	Status     int
-	RetryAfter time.Duration // with Status 429: the Retry-After header, whole seconds
-	Code       int           // error code to send with Status; default 971 for 429, else 10001 (unverified)
-	Message    string        // error message to send with Status; default from the status
+	Status int
+	// RetryAfter, with Status 429, sends Retry-After (whole seconds) and the
+	// RateLimit headers Cloudflare sends with it, as the fake's own rate
+	// limit does; without it the 429 carries none of them, like one from a
+	// proxy.
+	RetryAfter time.Duration
+	Code       int    // error code to send with Status; default 971 for 429, else 10001 (unverified)
+	Message    string // error message to send with Status; default from the status
 
 	Hang       bool // never answer, until the client gives up or the server closes
 	Malformed  bool // answer 200 with a body that is not valid JSON, without handling
@@ -120,8 +124,9 @@ func (f *Fault) kind() string {
 	}
 }
 
-// answer writes the fault's error envelope.
-func (f *Fault) answer(w http.ResponseWriter) {
+// answer writes the fault's error envelope; policy is the quota a 429's
+// RateLimit-Policy states.
+func (f *Fault) answer(w http.ResponseWriter, policy func() (int, time.Duration)) {
 	code, msg := f.Code, f.Message
 	if code == 0 {
 		code = codeFault
@@ -136,7 +141,8 @@ func (f *Fault) answer(w http.ResponseWriter) {
 		}
 	}
 	if f.Status == http.StatusTooManyRequests && f.RetryAfter > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int((f.RetryAfter+time.Second-1)/time.Second)))
+		quota, window := policy()
+		setRateLimited(w.Header(), quota, window, f.RetryAfter)
 	}
 	writeErr(w, f.Status, code, msg)
 }

@@ -221,6 +221,9 @@ func wantOK(t *testing.T, a answer) {
 	}
 }
 
+// unknownSecret has the shape of a token but was never issued.
+var unknownSecret = "cfut_" + strings.Repeat("Z", 43)
+
 // createBody is a minimal create payload.
 func createBody(name string, policies ...map[string]any) map[string]any {
 	return map[string]any{"name": name, "policies": policies}

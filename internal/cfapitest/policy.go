@@ -90,7 +90,10 @@ type policy struct {
 	grants    []grant
 }
 
-// validationError is a request the API rejects with 400 / 1001.
+// validationError is a request the API rejects with 400 / 1001. Cloudflare
+// is known to answer a policy "id" that way; for the other malformed
+// policies (unknown group, bad key, mixed scopes) 1001 and the wording are
+// the fake's (unverified).
 type validationError string
 
 func (e validationError) Error() string { return string(e) }
@@ -98,6 +101,15 @@ func (e validationError) Error() string { return string(e) }
 func invalidf(format string, args ...any) error {
 	return validationError(fmt.Sprintf(format, args...))
 }
+
+// undelegableError is a create naming a resource that does not exist or
+// that the new token's owner cannot delegate. Cloudflare answers it with
+// 403 / 9109 "Unauthorized to access requested resource", the answer to a
+// missing permission, and does not say which resource it was; the detail is
+// for IssueToken's error only.
+type undelegableError string
+
+func (e undelegableError) Error() string { return string(e) }
 
 // buildPolicies validates policies for a new token of the given owner and
 // returns them ready to store. It enforces what the dashboard enforces: every
@@ -139,7 +151,7 @@ func (s *Server) buildPolicies(kind ownerKind, owner string, in []policyInput) (
 		}
 		for _, g := range grants {
 			if err := s.checkDelegable(kind, owner, g); err != nil {
-				return nil, invalidf("policies[%d]: %v", i, err)
+				return nil, undelegableError(fmt.Sprintf("policies[%d]: %v", i, err))
 			}
 		}
 		for _, grp := range p.groups {
@@ -267,7 +279,11 @@ var errOutside = errors.New("outside what this token's owner may delegate")
 // checkDelegable checks that a grant names things that exist and that the
 // new token's owner reaches: an account-owned token only its own account and
 // that account's zones and buckets; a user-owned token the accounts its user
-// is a member of, their zones and buckets, and the user itself.
+// is a member of, their zones and buckets, and the user itself. A bucket
+// must exist too (unverified: whether Cloudflare checks that a bucket
+// exists when a token names it is not known; refusing a missing one like a
+// missing zone makes a typo in a bucket name fail at create, loudly, rather
+// than at the first upload).
 func (s *Server) checkDelegable(kind ownerKind, owner string, g grant) error {
 	reach := s.reach(kind, owner)
 	inReach := func(acct string) error {
@@ -440,4 +456,40 @@ func resolveGroups(p Policy) ([]string, error) {
 		ids = append(ids, g.ID)
 	}
 	return ids, nil
+}
+
+// touches reports whether token t holds any permission in account acct: an
+// allow policy with a grant on the account, on one of its zones or on one of
+// its buckets. That is what GET /accounts lists (unverified: Cloudflare does
+// not document which accounts a token sees there).
+func (s *Server) touches(t *token, acct string) bool {
+	reach := s.reach(t.ownerKind, t.owner)
+	if !slices.Contains(reach, acct) {
+		return false
+	}
+	for _, p := range t.policies {
+		if p.effect != "allow" {
+			continue
+		}
+		for _, g := range p.grants {
+			switch g.kind {
+			case kindAccount:
+				if g.account == acct || g.account == "*" {
+					return true
+				}
+			case kindZone:
+				if g.account == acct || g.account == "*" {
+					return true
+				}
+				if z, ok := s.zones[g.zone]; ok && z.AccountID == acct {
+					return true
+				}
+			case kindBucket:
+				if g.account == acct {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

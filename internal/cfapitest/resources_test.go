@@ -219,6 +219,8 @@ func TestResourceResults(t *testing.T) {
 	}
 }
 
+// TestAuthorizationHeader covers the header itself; TestRefusals covers
+// what each API family answers a well-formed token it refuses.
 func TestAuthorizationHeader(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -228,13 +230,18 @@ func TestAuthorizationHeader(t *testing.T) {
 		status int
 		code   int
 	}{
-		{"missing", http.Header{}, 400, 6003},
+		{"missing", http.Header{}, 400, 9106},
+		{"API key and email", http.Header{"X-Auth-Key": {"0123456789abcdef"}, "X-Auth-Email": {"ci@example.com"}}, 400, 9106},
+		{"empty", http.Header{"Authorization": {""}}, 400, 6003},
 		{"wrong scheme", http.Header{"Authorization": {"Token " + w.UserBootstrap.Secret}}, 400, 6003},
 		{"scheme only", http.Header{"Authorization": {"Bearer"}}, 400, 6003},
 		{"empty token", http.Header{"Authorization": {"Bearer "}}, 400, 6003},
 		{"two words", http.Header{"Authorization": {"Bearer a b"}}, 400, 6003},
-		{"API key and email", http.Header{"X-Auth-Key": {"0123456789abcdef"}, "X-Auth-Email": {"ci@example.com"}}, 400, 6003},
-		{"unknown token", http.Header{"Authorization": {"Bearer cfut_" + strings.Repeat("A", 40)}}, 401, 1000},
+		{"too short", http.Header{"Authorization": {"Bearer " + w.UserBootstrap.Secret[:39]}}, 400, 6003},
+		{"bad character", http.Header{"Authorization": {"Bearer " + w.UserBootstrap.Secret + "!"}}, 400, 6003},
+		{"a newline's remains", http.Header{"Authorization": {"Bearer " + w.UserBootstrap.Secret + "\\n"}}, 400, 6003},
+		{"unknown token", http.Header{"Authorization": {"Bearer " + unknownSecret}}, 403, 9109},
+		{"legacy length, unknown", http.Header{"Authorization": {"Bearer " + strings.Repeat("a", 40)}}, 403, 9109},
 		{"scheme in lower case", http.Header{"Authorization": {"bearer " + w.UserBootstrap.Secret}}, 200, 0},
 	}
 	for _, tc := range cases {
@@ -246,14 +253,20 @@ func TestAuthorizationHeader(t *testing.T) {
 				return
 			}
 			wantError(t, a, tc.status, tc.code)
-			if tc.code == 6003 {
-				e := a.Env.Errors[0]
+			e := a.Env.Errors[0]
+			switch tc.code {
+			case 9106:
+				if e.Message != "Missing X-Auth-Key, X-Auth-Email or Authorization headers" || len(e.ErrorChain) != 0 {
+					t.Errorf("error = %+v, want 9106 Missing X-Auth-Key, X-Auth-Email or Authorization headers", e)
+				}
+			case 6003:
 				if e.Message != "Invalid request headers" || len(e.ErrorChain) != 1 || e.ErrorChain[0].Code != 6111 || e.ErrorChain[0].Message != "Invalid format for Authorization header" {
 					t.Errorf("error = %+v, want 6003 with 6111 in error_chain", e)
 				}
-			}
-			if tc.code == 1000 && a.message() != "Invalid API Token" {
-				t.Errorf("message = %q, want Invalid API Token", a.message())
+			case 9109:
+				if e.Message != "Invalid access token" {
+					t.Errorf("message = %q, want Invalid access token", e.Message)
+				}
 			}
 		})
 	}
@@ -279,7 +292,7 @@ func TestExpiredTokenIsRefused(t *testing.T) {
 	w.clock.Advance(10*time.Minute - time.Second)
 	wantOK(t, w.do(t, defaultClient, http.MethodGet, dns, tok.Value, nil))
 	w.clock.Advance(time.Second)
-	wantError(t, w.do(t, defaultClient, http.MethodGet, dns, tok.Value, nil), 401, 1000)
+	wantError(t, w.do(t, defaultClient, http.MethodGet, dns, tok.Value, nil), 401, 10000)
 	wantError(t, w.do(t, defaultClient, http.MethodGet, "/user/tokens/verify", tok.Value, nil), 401, 1000)
 	if info, _ := w.Token(tok.ID); info.Status != "expired" {
 		t.Errorf("status = %q, want expired", info.Status)
@@ -366,6 +379,13 @@ func TestRateLimit(t *testing.T) {
 		if got := a.Header.Get("Retry-After"); got != st.retryAfter {
 			t.Errorf("at +%v: Retry-After = %q, want %q", w.clock.Now().Sub(testStart), got, st.retryAfter)
 		}
+		wantLimit, wantPolicy := "", ""
+		if st.status == 429 {
+			wantLimit, wantPolicy = `"default";r=0;t=`+st.retryAfter, `"default";q=3;w=60`
+		}
+		if got, pol := a.Header.Get("Ratelimit"), a.Header.Get("Ratelimit-Policy"); got != wantLimit || pol != wantPolicy {
+			t.Errorf("at +%v: Ratelimit %q, Ratelimit-Policy %q; want %q, %q", w.clock.Now().Sub(testStart), got, pol, wantLimit, wantPolicy)
+		}
 	}
 
 	// The SDK sees the same 429 (with retries off).
@@ -381,7 +401,7 @@ func TestRateLimit(t *testing.T) {
 		Policies: []Policy{{Groups: []string{"Zone Read"}, Resources: allZonesOf(w.Account.ID)}}})
 	wantError(t, w.do(t, defaultClient, http.MethodGet, verify, sibling.Secret, nil), 429, 971)
 	// Requests that fail authentication are not counted against anyone.
-	wantError(t, w.do(t, defaultClient, http.MethodGet, verify, "cfut_unknown", nil), 401, 1000)
+	wantError(t, w.do(t, defaultClient, http.MethodGet, verify, unknownSecret, nil), 401, 1000)
 }
 
 func TestRateLimitDisabled(t *testing.T) {

@@ -3,9 +3,11 @@
 // token is used on, served over plain HTTP in the real API's shape.
 //
 // It enforces what cfmint depends on: bearer authentication, IP filters,
-// expiry, permission groups on resources, owner quotas and rate limits. The
-// behaviour follows the project's Cloudflare reference; where Cloudflare's
-// answer is not known, the choice is marked "unverified" where it is made.
+// expiry and revocation, permission groups on resources, owner quotas and
+// rate limits, and it refuses in the words of the product API that serves
+// the path (see access), as Cloudflare does. The behaviour follows the
+// project's Cloudflare reference; where Cloudflare's answer is not known,
+// the choice is marked "unverified" where it is made.
 package cfapitest
 
 import (
@@ -18,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -288,7 +291,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		f.answerS3(rec)
 	case f != nil && f.Status != 0:
 		s.setDate(rec)
-		f.answer(rec)
+		f.answer(rec, s.ratePolicy)
 	case f != nil && f.Malformed:
 		s.setDate(rec)
 		rec.Header().Set("Content-Type", "application/json")
@@ -438,14 +441,55 @@ func clientIP(remoteAddr string) netip.Addr {
 	return a.Unmap()
 }
 
-// access says what a route checks before its handler runs.
+// access says what a route checks before its handler runs, and in whose
+// words it refuses. Cloudflare's answer to the same dead token or refused
+// address depends on which product's API serves the path, so each route
+// names its family.
 type access int
 
 const (
-	public  access = iota // no authentication (the trace)
-	verify                // a valid token, IP filter not applied
-	guarded               // a valid token used from an address its filter allows
+	public access = iota // no authentication (the trace)
+	// verifyAPI: the verify endpoints. A valid token, IP filter not applied;
+	// a dead token is 401 / 1000 "Invalid API Token".
+	verifyAPI
+	// accountsAPI: /accounts, /user, /zones and the token endpoints. A dead
+	// token is 403 / 9109 "Invalid access token"; a refused address 403 /
+	// 9109 "Cannot use the access token from location: <ip>" (seen on zones
+	// and accounts; unverified for /user and the token endpoints, taken to
+	// answer like their /accounts neighbours).
+	accountsAPI
+	// productAPI: DNS records, cache purge, R2. A dead token is 401 / 10000
+	// "Authentication error"; a refused address 403 / 9109 with the
+	// location, as on DNS records (seen; unverified for purge and R2).
+	productAPI
+	// workersAPI: the Workers scripts API. A dead token is 401 / 10000; a
+	// refused address 403 / 10000 "Authentication error", which does not
+	// say that the address was the reason (seen in the wild).
+	workersAPI
 )
+
+// refuseDead answers a token that is unknown, deleted, expired, disabled,
+// revoked or not yet valid.
+func (a access) refuseDead(w http.ResponseWriter) {
+	switch a {
+	case verifyAPI:
+		writeErr(w, http.StatusUnauthorized, codeInvalidToken, msgInvalidToken)
+	case accountsAPI:
+		writeErr(w, http.StatusForbidden, codeForbidden, msgInvalidAccessToken)
+	default:
+		writeErr(w, http.StatusUnauthorized, codeAuthError, msgAuthError)
+	}
+}
+
+// refuseAddress answers a live token used from an address its IP filter
+// does not allow.
+func (a access) refuseAddress(w http.ResponseWriter, ip netip.Addr) {
+	if a == workersAPI {
+		writeErr(w, http.StatusForbidden, codeAuthError, msgAuthError)
+		return
+	}
+	writeErr(w, http.StatusForbidden, codeForbidden, msgLocation+ip.String())
+}
 
 // route is one endpoint of the fake.
 type route struct {
@@ -486,11 +530,11 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 			}
 		}
 		if rt.access != public {
-			if !c.authenticate() || !c.throttle() {
+			if !c.authenticate(rt.access) || !c.throttle() {
 				return
 			}
-			if rt.access == guarded && !c.tok.ipAllowed(c.ip) {
-				writeErr(w, http.StatusForbidden, codeForbidden, "Cannot use the access token from location: "+c.ip.String())
+			if rt.access != verifyAPI && !c.tok.ipAllowed(c.ip) {
+				rt.access.refuseAddress(w, c.ip)
 				return
 			}
 		}
@@ -499,24 +543,52 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 }
 
 // authenticate accepts only "Authorization: Bearer <token>". API keys
-// (X-Auth-Key / X-Auth-Email) are not supported and count as no header.
-func (c *call) authenticate() bool {
+// (X-Auth-Key / X-Auth-Email) are not supported: without an Authorization
+// header they count as no credentials at all (unverified: Cloudflare would
+// check the key instead).
+func (c *call) authenticate(a access) bool {
+	if _, ok := c.r.Header["Authorization"]; !ok {
+		writeErr(c.w, http.StatusBadRequest, codeMissingAuth, msgMissingAuth)
+		return false
+	}
 	secret := bearer(c.r)
-	if secret == "" {
+	if !wellFormed(secret) {
 		writeError(c.w, http.StatusBadRequest, apiError{
 			Code:       codeBadHeaders,
-			Message:    "Invalid request headers",
-			ErrorChain: []apiError{{Code: codeBadAuthFormat, Message: "Invalid format for Authorization header"}},
+			Message:    msgBadHeaders,
+			ErrorChain: []apiError{{Code: codeBadAuthFormat, Message: msgBadAuthFormat}},
 		})
 		return false
 	}
 	t := c.s.tokens[c.s.secrets[secret]]
 	if t == nil || !t.usable(c.now) {
-		writeErr(c.w, http.StatusUnauthorized, codeInvalidToken, msgInvalidToken)
+		a.refuseDead(c.w)
 		return false
 	}
 	t.lastUsed = c.now.UTC().Truncate(time.Second)
 	c.tok = t
+	return true
+}
+
+// minSecretLength is the shortest bearer the fake takes for a token rather
+// than for a malformed header: legacy tokens have 40 characters, cfut_ and
+// cfat_ ones more. Unverified: Cloudflare does not publish its rule; the
+// reference only says that a bearer of the wrong length or with bad
+// characters is 6003 / 6111, while a well-formed unknown one is refused as
+// a dead token.
+const minSecretLength = 40
+
+// wellFormed reports whether a bearer has the shape of a Cloudflare token:
+// long enough, and only letters, digits, "_" and "-".
+func wellFormed(secret string) bool {
+	if len(secret) < minSecretLength {
+		return false
+	}
+	for _, c := range secret {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && c != '_' && c != '-' {
+			return false
+		}
+	}
 	return true
 }
 
@@ -536,11 +608,42 @@ func (c *call) throttle() bool {
 	if rw.count <= s.rateN {
 		return true
 	}
-	wait := rw.start.Add(s.rateWindow).Sub(c.now)
-	secs := max(1, int((wait+time.Second-1)/time.Second))
-	c.w.Header().Set("Retry-After", fmt.Sprint(secs))
+	setRateLimited(c.w.Header(), s.rateN, s.rateWindow, rw.start.Add(s.rateWindow).Sub(c.now))
 	writeErr(c.w, http.StatusTooManyRequests, codeRateLimited, msgRateLimited)
 	return false
+}
+
+// ratePolicyName names the fake's one quota in the RateLimit headers.
+const ratePolicyName = "default"
+
+// setRateLimited writes the headers of a 429: Retry-After, and RateLimit
+// and RateLimit-Policy, which Cloudflare sends beside it. Their syntax is
+// that of draft-ietf-httpapi-ratelimit-headers-08 (October 2024) and later
+// drafts, Structured Fields naming the policy:
+//
+//	RateLimit-Policy: "default";q=1200;w=300   quota q requests per window of w seconds
+//	RateLimit: "default";r=0;t=300             r requests left, quota resets in t seconds
+//
+// Unverified: that Cloudflare's values follow the draft to the letter (the
+// project's reference names the headers, not their values). Retry-After and
+// t are whole seconds, rounded up so a client waiting them out is not early.
+func setRateLimited(h http.Header, quota int, window, reset time.Duration) {
+	secs := max(1, ceilSeconds(reset))
+	h.Set("Retry-After", strconv.Itoa(secs))
+	h.Set("Ratelimit", fmt.Sprintf("%q;r=0;t=%d", ratePolicyName, secs))
+	h.Set("Ratelimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", ratePolicyName, quota, ceilSeconds(window)))
+}
+
+func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
+
+// ratePolicy is the quota the RateLimit-Policy header states: the
+// configured one, or Cloudflare's documented 1200 per 5 minutes when the
+// fake does not enforce one (an injected 429 still states a policy).
+func (s *Server) ratePolicy() (int, time.Duration) {
+	if s.rateN <= 0 {
+		return 1200, 5 * time.Minute
+	}
+	return s.rateN, s.rateWindow
 }
 
 // notFound is Cloudflare's answer to a path it cannot route, including one

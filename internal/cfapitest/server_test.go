@@ -73,7 +73,7 @@ func TestRequestsNeverHoldCredentials(t *testing.T) {
 	}
 	_, _ = w.userTokens(res.Value).Verify(ctx)
 	w.doHeader(t, defaultClient, http.MethodGet, "/zones", nil, http.Header{"X-Auth-Key": {"global-key-123"}, "X-Auth-Email": {"ci@example.com"}})
-	w.do(t, clientFrom("127.0.0.2"), http.MethodGet, "/user/tokens/verify", "cfut_not_a_token", nil)
+	w.do(t, clientFrom("127.0.0.2"), http.MethodGet, "/user/tokens/verify", unknownSecret, nil)
 
 	reqs := w.Requests()
 	if len(reqs) != 4 {
@@ -166,10 +166,12 @@ func TestEndpointTable(t *testing.T) {
 		key := rt.method + " " + rt.path
 		seen[key] = true
 		_, listed := endpointGroups[key]
+		// GET /accounts lists what the token can see, whatever its groups.
+		checks := rt.access != public && rt.access != verifyAPI && key != "GET /accounts"
 		switch {
-		case rt.access == guarded && !listed:
+		case checks && !listed:
 			t.Errorf("%s checks permissions but has no entry in endpointGroups", key)
-		case rt.access != guarded && listed:
+		case !checks && listed:
 			t.Errorf("%s needs no permission but has an entry in endpointGroups", key)
 		}
 	}

@@ -21,6 +21,10 @@ func TestAnswersMatchSpec(t *testing.T) {
 	expiring := w.issue(t, TokenSpec{Name: "expiring", OwnerUserID: w.User.ID,
 		ExpiresOn: testStart.Add(time.Hour), NotBefore: testStart.Add(-time.Hour),
 		Policies: []Policy{{Groups: []string{"Zone Read"}, Resources: allZonesOf(w.Account.ID)}}})
+	// Listed with status "revoked", which the spec's enum lacks (apispec amends it).
+	leaked := w.issue(t, TokenSpec{Name: "leaked", OwnerAccount: w.Account.ID,
+		Policies: []Policy{{Groups: []string{"Zone Read"}, Resources: allZonesOf(w.Account.ID)}}})
+	w.RevokeToken(leaked.ID)
 	acct := "/accounts/" + w.Account.ID + "/tokens"
 	dnsWrite := gid(t, "DNS Write", scopeZone)
 	fullCreate := withCondition(withField(createBody("full",
@@ -48,6 +52,9 @@ func TestAnswersMatchSpec(t *testing.T) {
 		{"user token details", http.MethodGet, "/user/tokens/" + expiring.ID, w.UserBootstrap.Secret, nil, 200},
 		{"list (account)", http.MethodGet, acct + "?per_page=5", w.AccountBootstrap.Secret, nil, 200},
 		{"list (user)", http.MethodGet, "/user/tokens", w.UserBootstrap.Secret, nil, 200},
+		{"revoked token details", http.MethodGet, acct + "/" + leaked.ID, w.AccountBootstrap.Secret, nil, 200},
+		{"revoked token", http.MethodGet, acct, leaked.Secret, nil, 403},
+		{"create naming another account", http.MethodPost, acct, w.AccountBootstrap.Secret, createBody("x", allowPolicy(map[string]any{acctKey(w.OtherAccount.ID): "*"}, gid(t, "Workers Scripts Write", scopeAccount))), 403},
 		{"verify (user)", http.MethodGet, "/user/tokens/verify", expiring.Secret, nil, 200},
 		{"verify (account)", http.MethodGet, acct + "/verify", w.AccountBootstrap.Secret, nil, 200},
 		{"permission groups (user)", http.MethodGet, "/user/tokens/permission_groups", w.UserBootstrap.Secret, nil, 200},
@@ -56,8 +63,10 @@ func TestAnswersMatchSpec(t *testing.T) {
 		{"zones", http.MethodGet, "/zones?name=example.com", w.AccountBootstrap.Secret, nil, 200},
 		{"zones, none", http.MethodGet, "/zones?name=other.example", w.AccountBootstrap.Secret, nil, 200},
 
-		{"invalid token", http.MethodGet, "/user/tokens", "cfut_nope", nil, 401},
-		{"malformed header", http.MethodGet, "/user/tokens", "", nil, 400},
+		{"invalid token", http.MethodGet, "/user/tokens", unknownSecret, nil, 403},
+		{"invalid token on verify", http.MethodGet, "/user/tokens/verify", unknownSecret, nil, 401},
+		{"malformed token", http.MethodGet, "/user/tokens", "cfut_nope", nil, 400},
+		{"no Authorization header", http.MethodGet, "/user/tokens", "", nil, 400},
 		{"user-level authentication", http.MethodGet, "/user/tokens", w.AccountBootstrap.Secret, nil, 403},
 		{"IP filter", http.MethodGet, acct + "/permission_groups", filtered.Secret, nil, 403},
 		{"invalid create", http.MethodPost, acct, w.AccountBootstrap.Secret, createBody("x"), 400},

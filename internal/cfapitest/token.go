@@ -30,12 +30,15 @@ type token struct {
 	lastUsed  time.Time
 	validFrom time.Time // zero, or when the activation delay ends
 	disabled  bool
+	revoked   bool // by Cloudflare (RevokeToken), not by its owner
 	createdBy string
 }
 
 // status is the token's status as the API reports it at now.
 func (t *token) status(now time.Time) string {
 	switch {
+	case t.revoked:
+		return "revoked"
 	case t.disabled:
 		return "disabled"
 	case !t.expiresOn.IsZero() && !now.Before(t.expiresOn):
@@ -209,7 +212,7 @@ type TokenInfo struct {
 	ID, Name  string
 	OwnerKind string // "user" or "account"
 	Owner     string // user id or account id
-	Status    string // "active", "disabled" or "expired", computed from the clock
+	Status    string // "active", "disabled", "expired" or "revoked", computed from the clock
 	Policies  []StoredPolicy
 	IPIn      []string
 	IPNotIn   []string
@@ -314,6 +317,22 @@ func (s *Server) DisableToken(id string) bool {
 	t, ok := s.tokens[id]
 	if ok {
 		t.disabled = true
+		t.modified = s.now().UTC().Truncate(time.Second)
+	}
+	return ok
+}
+
+// RevokeToken revokes a live token the way Cloudflare does on its own, for
+// instance when the secret turned up in a public repository: it stays
+// listed, with status "revoked", and is refused like a deleted token on
+// every endpoint; its owner can still delete it. It reports whether the
+// token exists.
+func (s *Server) RevokeToken(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[id]
+	if ok {
+		t.revoked = true
 		t.modified = s.now().UTC().Truncate(time.Second)
 	}
 	return ok

@@ -83,7 +83,12 @@ func (c *call) createToken(kind ownerKind, owner string) {
 	if err == nil {
 		err = s.checkQuota(kind, owner)
 	}
-	if err != nil {
+	var undelegable undelegableError
+	switch {
+	case errors.As(err, &undelegable):
+		writeErr(c.w, http.StatusForbidden, codeForbidden, msgUnauthorized)
+		return
+	case err != nil:
 		writeErr(c.w, http.StatusBadRequest, codeInvalidRequest, err.Error())
 		return
 	}
@@ -390,7 +395,7 @@ func (c *call) verifyUserToken() {
 		writeErr(c.w, http.StatusUnauthorized, codeInvalidToken, msgInvalidToken)
 		return
 	}
-	writeResult(c.w, c.verifyJSON())
+	c.writeVerified()
 }
 
 // verifyAccountToken answers only for account-owned tokens of that account.
@@ -399,7 +404,13 @@ func (c *call) verifyAccountToken() {
 		writeErr(c.w, http.StatusUnauthorized, codeInvalidToken, msgInvalidToken)
 		return
 	}
-	writeResult(c.w, c.verifyJSON())
+	c.writeVerified()
+}
+
+// writeVerified answers a successful verify, with the message Cloudflare
+// sends beside the result.
+func (c *call) writeVerified() {
+	writeResult(c.w, c.verifyJSON(), apiError{Code: codeTokenValid, Message: msgTokenValid})
 }
 
 type verifyOut struct {

@@ -163,15 +163,15 @@ func TestCreateTokenRejects(t *testing.T) {
 		{name: "value not star", body: createBody("x", allowPolicy(map[string]any{zoneKey(w.Zone.ID): "read"}, dnsWrite)), status: 400, code: 1001, message: `must be "*"`},
 		{name: "nested under a zone key", body: createBody("x", allowPolicy(map[string]any{zoneKey(w.Zone.ID): map[string]any{"com.cloudflare.api.account.zone.*": "*"}}, dnsWrite)), status: 400, code: 1001, message: "cannot hold nested"},
 		{name: "nested non-zone key", body: createBody("x", allowPolicy(map[string]any{acctKey(w.Account.ID): map[string]any{"com.cloudflare.api.user.*": "*"}}, dnsWrite)), status: 400, code: 1001, message: "not a zone key"},
-		{name: "missing account", body: createBody("x", allowPolicy(map[string]any{acctKey(missing): "*"}, scripts)), status: 400, code: 1001, message: "does not exist"},
-		{name: "another account", body: createBody("x", allowPolicy(map[string]any{acctKey(w.OtherAccount.ID): "*"}, scripts)), status: 400, code: 1001, message: "outside"},
-		{name: "another account's zones", body: createBody("x", allowPolicy(allZonesOf(w.OtherAccount.ID), dnsWrite)), status: 400, code: 1001, message: "outside"},
-		{name: "another account's zone", body: createBody("x", allowPolicy(map[string]any{zoneKey(w.OtherZone.ID): "*"}, dnsWrite)), status: 400, code: 1001, message: "outside"},
-		{name: "missing zone", body: createBody("x", allowPolicy(map[string]any{zoneKey(missing): "*"}, dnsWrite)), status: 400, code: 1001, message: "does not exist"},
-		{name: "nested zone of another account", body: createBody("x", allowPolicy(map[string]any{acctKey(w.Account.ID): map[string]any{zoneKey(w.OtherZone.ID): "*"}}, dnsWrite)), status: 400, code: 1001, message: "is not in account"},
-		{name: "missing bucket", body: createBody("x", allowPolicy(map[string]any{prefixBucket + w.Account.ID + "_eu_assets": "*"}, bucketItem)), status: 400, code: 1001, message: "bucket does not exist"},
+		{name: "missing account", body: createBody("x", allowPolicy(map[string]any{acctKey(missing): "*"}, scripts)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "another account", body: createBody("x", allowPolicy(map[string]any{acctKey(w.OtherAccount.ID): "*"}, scripts)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "another account's zones", body: createBody("x", allowPolicy(allZonesOf(w.OtherAccount.ID), dnsWrite)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "another account's zone", body: createBody("x", allowPolicy(map[string]any{zoneKey(w.OtherZone.ID): "*"}, dnsWrite)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "missing zone", body: createBody("x", allowPolicy(map[string]any{zoneKey(missing): "*"}, dnsWrite)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "nested zone of another account", body: createBody("x", allowPolicy(map[string]any{acctKey(w.Account.ID): map[string]any{zoneKey(w.OtherZone.ID): "*"}}, dnsWrite)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "missing bucket", body: createBody("x", allowPolicy(map[string]any{prefixBucket + w.Account.ID + "_eu_assets": "*"}, bucketItem)), status: 403, code: 9109, message: msgUnauthorized},
 		{name: "bad jurisdiction", body: createBody("x", allowPolicy(map[string]any{prefixBucket + w.Account.ID + "_mars_assets": "*"}, bucketItem)), status: 400, code: 1001, message: "is not valid"},
-		{name: "user key on account token", body: createBody("x", allowPolicy(map[string]any{userKey(w.User.ID): "*"}, dnsWrite)), status: 400, code: 1001, message: "outside"},
+		{name: "user key on account token", body: createBody("x", allowPolicy(map[string]any{userKey(w.User.ID): "*"}, dnsWrite)), status: 403, code: 9109, message: msgUnauthorized},
 		{name: "zone group on account key", body: createBody("x", allowPolicy(map[string]any{acctKey(w.Account.ID): "*"}, zoneRead)), status: 400, code: 1001, message: "applies to com.cloudflare.api.account.zone resources"},
 		{name: "account group on zone key", body: createBody("x", allowPolicy(onZone, scripts)), status: 400, code: 1001, message: "applies to com.cloudflare.api.account resources"},
 		{name: "account group on all zones", body: createBody("x", allowPolicy(allZonesOf(w.Account.ID), scripts)), status: 400, code: 1001, message: "applies to com.cloudflare.api.account resources"},
@@ -191,9 +191,10 @@ func TestCreateTokenRejects(t *testing.T) {
 		{name: "allow and deny", body: createBody("x", allowPolicy(allZonesOf(w.Account.ID), dnsWrite), map[string]any{"effect": "deny", "permission_groups": []any{map[string]any{"id": dnsWrite}}, "resources": map[string]any{zoneKey(w.Zone2.ID): "*"}}), status: 200},
 		{name: "IPv6 and not_in", body: withCondition(createBody("x", allowPolicy(onZone, dnsWrite)), map[string]any{"request_ip": map[string]any{"in": []string{"2001:db8::/32"}, "not_in": []string{"2001:db8:1::/48"}}}), status: 200},
 
-		{name: "user: another user", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{userKey(other.ID): "*"}, apiTokens)), status: 400, code: 1001, message: "outside"},
-		{name: "user: account not a member of", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{acctKey(w.OtherAccount.ID): "*"}, scripts)), status: 400, code: 1001, message: "outside"},
-		{name: "user: zone of another account", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{zoneKey(w.OtherZone.ID): "*"}, dnsWrite)), status: 400, code: 1001, message: "outside"},
+		{name: "user: another user", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{userKey(other.ID): "*"}, apiTokens)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "user: account not a member of", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{acctKey(w.OtherAccount.ID): "*"}, scripts)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "user: zone of another account", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{zoneKey(w.OtherZone.ID): "*"}, dnsWrite)), status: 403, code: 9109, message: msgUnauthorized},
+		{name: "user: missing user", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{userKey(missing): "*"}, apiTokens)), status: 403, code: 9109, message: msgUnauthorized},
 		{name: "user: user group on own user", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{userKey(w.User.ID): "*"}, apiTokens)), status: 200},
 		{name: "user: member account", path: "/user/tokens", body: createBody("x", allowPolicy(map[string]any{acctKey(w.Account.ID): "*"}, scripts)), status: 200},
 	}
@@ -212,6 +213,10 @@ func TestCreateTokenRejects(t *testing.T) {
 			wantError(t, a, tc.status, tc.code)
 			if !strings.Contains(a.message(), tc.message) {
 				t.Errorf("message = %q, want it to contain %q", a.message(), tc.message)
+			}
+			// Cloudflare does not say which resource it refused.
+			if tc.code == 9109 && a.message() != msgUnauthorized {
+				t.Errorf("message = %q, want exactly %q", a.message(), msgUnauthorized)
 			}
 		})
 	}
@@ -366,9 +371,9 @@ func TestNotBeforeAndExpiry(t *testing.T) {
 		status  int
 		state   string
 	}{
-		{0, 401, "active"}, // not yet valid, yet listed as active
+		{0, 403, "active"}, // not yet valid, yet listed as active
 		{time.Minute, 200, "active"},
-		{59 * time.Minute, 401, "expired"},
+		{59 * time.Minute, 403, "expired"},
 	}
 	// Steps share one clock, so they run in order.
 	for _, st := range steps {
@@ -377,8 +382,11 @@ func TestNotBeforeAndExpiry(t *testing.T) {
 		if a.Status != st.status {
 			t.Fatalf("after %v: status = %d %s, want %d", w.clock.Now().Sub(testStart), a.Status, a.Body, st.status)
 		}
-		if st.status == 401 {
-			wantError(t, a, 401, 1000)
+		if st.status == 403 {
+			wantError(t, a, 403, 9109)
+			if a.message() != "Invalid access token" {
+				t.Errorf("after %v: message = %q, want Invalid access token", w.clock.Now().Sub(testStart), a.message())
+			}
 		}
 		if info, _ := w.Token(tok.ID); info.Status != st.state {
 			t.Fatalf("after %v: status = %q, want %q", w.clock.Now().Sub(testStart), info.Status, st.state)
@@ -397,7 +405,7 @@ func TestActivationDelay(t *testing.T) {
 	a.result(t, &tok)
 	verify := "/accounts/" + w.Account.ID + "/tokens/verify"
 	wantError(t, w.do(t, defaultClient, http.MethodGet, verify, tok.Value, nil), 401, 1000)
-	wantError(t, w.do(t, defaultClient, http.MethodGet, "/zones/"+w.Zone.ID+"/dns_records", tok.Value, nil), 401, 1000)
+	wantError(t, w.do(t, defaultClient, http.MethodGet, "/zones/"+w.Zone.ID+"/dns_records", tok.Value, nil), 401, 10000)
 	w.clock.Advance(29 * time.Second)
 	wantError(t, w.do(t, defaultClient, http.MethodGet, verify, tok.Value, nil), 401, 1000)
 	w.clock.Advance(time.Second)
@@ -436,7 +444,7 @@ func TestDeleteToken(t *testing.T) {
 	wantAPIError(t, err, 404, 7003)
 	_, err = svc.Get(ctx, res.ID, accounts.TokenGetParams{AccountID: cloudflare.F(w.Account.ID)})
 	wantAPIError(t, err, 404, 7003)
-	wantError(t, w.do(t, defaultClient, http.MethodGet, "/zones/"+w.Zone.ID+"/dns_records", res.Value, nil), 401, 1000)
+	wantError(t, w.do(t, defaultClient, http.MethodGet, "/zones/"+w.Zone.ID+"/dns_records", res.Value, nil), 401, 10000)
 	wantError(t, w.do(t, defaultClient, http.MethodGet, "/accounts/"+w.Account.ID+"/tokens/verify", res.Value, nil), 401, 1000)
 }
 

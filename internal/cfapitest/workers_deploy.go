@@ -11,9 +11,13 @@ package cfapitest
 //	POST  /accounts/{account_id}/workers/scripts/{script_name}/versions       later deploys: upload a version (multipart) ...
 //	POST  /accounts/{account_id}/workers/scripts/{script_name}/deployments    ... deploy it to 100% ...
 //	PATCH /accounts/{account_id}/workers/scripts/{script_name}/script-settings ... and reset the unversioned settings
+//	GET   /accounts/{account_id}/workers/scripts/{script_name}/secrets        would a var or binding replace a secret? (10007 when no Worker)
 //	GET   /accounts/{account_id}/workers/subdomain                            the account's workers.dev subdomain
 //	GET   /accounts/{account_id}/workers/scripts/{script_name}/subdomain      is the Worker on workers.dev?
 //	POST  /accounts/{account_id}/workers/scripts/{script_name}/subdomain      put it there
+//
+// The secrets check runs when the config has vars or bindings: from wrangler
+// 4.100 on every time, before that only with --strict or on a terminal.
 //
 // Every one of them goes through the shared pipeline (authentication, rate
 // limit, IP filter) and then checks its permission group on the account
@@ -78,6 +82,11 @@ type ScriptInfo struct {
 	MainModule        string
 	CompatibilityDate string
 	Modules           map[string]string
+	// Vars maps the deployed version's plain-text variables (wrangler's
+	// "vars") to their values; nil when it has none.
+	Vars map[string]string
+	// Secrets lists the names of the Worker's secrets, sorted.
+	Secrets []string
 	// WorkersDev and PreviewsEnabled are the Worker's workers.dev switches.
 	WorkersDev      bool
 	PreviewsEnabled bool
@@ -120,6 +129,19 @@ func (s *Server) Script(accountID, name string) (ScriptInfo, bool) {
 		for _, m := range v.modules {
 			info.Modules[m.name] = string(m.content)
 		}
+		var bs []struct{ Name, Type, Text string }
+		_ = json.Unmarshal(v.bindings, &bs)
+		for _, b := range bs {
+			if b.Type == "plain_text" {
+				if info.Vars == nil {
+					info.Vars = map[string]string{}
+				}
+				info.Vars[b.Name] = b.Text
+			}
+		}
+	}
+	if len(w.secrets) > 0 {
+		info.Secrets = slices.Sorted(maps.Keys(w.secrets))
 	}
 	return info, true
 }
@@ -171,6 +193,12 @@ type worker struct {
 	workersDev  bool
 	previews    bool
 	settings    workerSettings
+	// secrets maps each secret's name to its binding type (secret_text or
+	// secret_key). Secrets belong to the Worker, not to one version: an
+	// upload that binds a secret sets it, and later uploads that do not
+	// name it keep it, as secrets set with `wrangler secret put` survive a
+	// deploy (unverified how Cloudflare treats an upload that omits one).
+	secrets map[string]string
 }
 
 type workerVersion struct {
@@ -429,7 +457,71 @@ func (w *worker) addVersion(up scriptUpload, now time.Time, source string) *work
 		etag: hex.EncodeToString(h.Sum(nil)), size: size,
 	}
 	w.versions = append(w.versions, v)
+	w.keepSecrets(up.bindings)
 	return v
+}
+
+// secretTypes are the binding types that hold secrets.
+var secretTypes = []string{"secret_text", "secret_key"}
+
+// keepSecrets records the secrets an upload binds.
+func (w *worker) keepSecrets(bindings json.RawMessage) {
+	var bs []struct{ Name, Type string }
+	if json.Unmarshal(bindings, &bs) != nil {
+		return
+	}
+	for _, b := range bs {
+		if b.Name != "" && slices.Contains(secretTypes, b.Type) {
+			if w.secrets == nil {
+				w.secrets = map[string]string{}
+			}
+			w.secrets[b.Name] = b.Type
+		}
+	}
+}
+
+// publicBindings is what the API shows of uploaded bindings: a secret's
+// name and type, never its value.
+func publicBindings(raw json.RawMessage) json.RawMessage {
+	var bs []map[string]any
+	if json.Unmarshal(raw, &bs) != nil {
+		return rawOrEmpty(raw)
+	}
+	for _, b := range bs {
+		if t, _ := b["type"].(string); slices.Contains(secretTypes, t) {
+			for k := range b {
+				if k != "name" && k != "type" {
+					delete(b, k)
+				}
+			}
+		}
+	}
+	out, err := json.Marshal(bs)
+	if err != nil || bs == nil {
+		return json.RawMessage("[]")
+	}
+	return out
+}
+
+// secretOut is one entry of GET .../secrets.
+type secretOut struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// listScriptSecrets is GET .../workers/scripts/{script_name}/secrets: the
+// names and types of the Worker's secrets, never their values.
+func (c *call) listScriptSecrets() {
+	sc := c.accountScript()
+	if sc == nil {
+		return
+	}
+	w := c.s.worker(sc)
+	out := make([]secretOut, 0, len(w.secrets))
+	for _, name := range slices.Sorted(maps.Keys(w.secrets)) {
+		out = append(out, secretOut{Name: name, Type: w.secrets[name]})
+	}
+	writeResult(c.w, out)
 }
 
 // startupTimeMs is what the fake reports as the Worker's startup time: it
@@ -519,7 +611,7 @@ func workerVersionJSON(w *worker, v *workerVersion) workerVersionOut {
 		ID: v.id, Number: v.number, StartupTimeMs: startupTimeMs,
 		Metadata: map[string]any{"created_on": ts, "modified_on": ts, "source": v.source, "hasPreview": false},
 		Resources: map[string]any{
-			"bindings": rawOrEmpty(v.bindings),
+			"bindings": publicBindings(v.bindings),
 			"script": map[string]any{
 				"etag": v.etag, "handlers": []string{"fetch"}, "named_handlers": []any{}, "last_deployed_from": v.source,
 			},
@@ -661,7 +753,7 @@ func (c *call) getScriptSettings() {
 		"tags": orEmpty(w.settings.Tags), "tail_consumers": rawOrNull(w.settings.TailConsumers), "usage_model": "standard",
 	}
 	if v := w.live(); v != nil {
-		out["bindings"], out["compatibility_flags"] = rawOrEmpty(v.bindings), orEmpty(v.compatibilityFlags)
+		out["bindings"], out["compatibility_flags"] = publicBindings(v.bindings), orEmpty(v.compatibilityFlags)
 		if v.compatibilityDate != "" {
 			out["compatibility_date"] = v.compatibilityDate
 		}

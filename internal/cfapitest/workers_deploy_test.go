@@ -149,14 +149,14 @@ func TestWorkersDeployEndpoints(t *testing.T) {
 	}{
 		{"account subdomain, Write", write, from1, "GET", base + "/subdomain", nil, 200, 0, ""},
 		{"account subdomain, Read", read, from1, "GET", base + "/subdomain", nil, 200, 0, ""},
-		{"account subdomain, from another address", write, from2, "GET", base + "/subdomain", nil, 403, 9109, "Cannot use the access token from location: 127.0.0.2"},
+		{"account subdomain, from another address", write, from2, "GET", base + "/subdomain", nil, 403, 10000, "Authentication error"},
 		{"account subdomain, DNS Write", dns, from1, "GET", base + "/subdomain", nil, 403, 10000, "Authentication error"},
 		{"account subdomain, another account's token", other, from1, "GET", base + "/subdomain", nil, 403, 10000, ""},
 
 		{"service, Read", read, from1, "GET", base + "/services/ci-worker", nil, 200, 0, ""},
 		{"service, missing", read, from1, "GET", base + "/services/nope", nil, 404, 10090, "workers.api.error.service_not_found"},
 		{"service, missing, DNS Write", dns, from1, "GET", base + "/services/nope", nil, 403, 10000, ""},
-		{"service, from another address", write, from2, "GET", base + "/services/ci-worker", nil, 403, 9109, ""},
+		{"service, from another address", write, from2, "GET", base + "/services/ci-worker", nil, 403, 10000, ""},
 
 		{"deployments, Read", read, from1, "GET", script("ci-worker", "/deployments"), nil, 200, 0, ""},
 		{"deployments, missing Worker", read, from1, "GET", script("nope", "/deployments"), nil, 404, 10007, "This Worker does not exist on your account."},
@@ -176,18 +176,25 @@ func TestWorkersDeployEndpoints(t *testing.T) {
 		{"script settings, Read", read, from1, "PATCH", script("ci-worker", "/script-settings"), jsonOf(`{"tags":[]}`), 403, 10000, ""},
 		{"script settings, malformed", write, from1, "PATCH", script("ci-worker", "/script-settings"), jsonOf(`{`), 400, 6007, ""},
 
+		{"secrets, Read", read, from1, "GET", script("ci-worker", "/secrets"), nil, 200, 0, ""},
+		{"secrets, Write", write, from1, "GET", script("ci-worker", "/secrets"), nil, 200, 0, ""},
+		{"secrets, missing Worker", read, from1, "GET", script("nope", "/secrets"), nil, 404, 10007, "This Worker does not exist on your account."},
+		{"secrets, DNS Write", dns, from1, "GET", script("ci-worker", "/secrets"), nil, 403, 10000, "Authentication error"},
+		{"secrets, another account's token", other, from1, "GET", script("ci-worker", "/secrets"), nil, 403, 10000, ""},
+		{"secrets, from another address", write, from2, "GET", script("ci-worker", "/secrets"), nil, 403, 10000, "Authentication error"},
+
 		{"workers.dev switch, Read", read, from1, "GET", script("ci-worker", "/subdomain"), nil, 200, 0, ""},
 		{"workers.dev switch, missing Worker", read, from1, "GET", script("nope", "/subdomain"), nil, 404, 10007, ""},
 		{"enable workers.dev, Write", write, from1, "POST", script("ci-worker", "/subdomain"), jsonOf(`{"enabled":true}`), 200, 0, ""},
 		{"enable workers.dev, Read", read, from1, "POST", script("ci-worker", "/subdomain"), jsonOf(`{"enabled":true}`), 403, 10000, ""},
-		{"enable workers.dev, from another address", write, from2, "POST", script("ci-worker", "/subdomain"), jsonOf(`{"enabled":true}`), 403, 9109, ""},
+		{"enable workers.dev, from another address", write, from2, "POST", script("ci-worker", "/subdomain"), jsonOf(`{"enabled":true}`), 403, 10000, ""},
 		{"enable workers.dev, missing Worker", write, from1, "POST", script("nope", "/subdomain"), jsonOf(`{"enabled":true}`), 404, 10007, ""},
 		{"enable workers.dev, no enabled", write, from1, "POST", script("ci-worker", "/subdomain"), jsonOf(`{}`), 400, 1001, ""},
 		{"enable workers.dev, malformed", write, from1, "POST", script("ci-worker", "/subdomain"), jsonOf(`{"enabled":`), 400, 6007, ""},
 
 		{"upload, Write", write, from1, "PUT", script("upload-ok", ""), multi(helloUpload("export default {}")), 200, 0, ""},
 		{"upload, Read", read, from1, "PUT", script("upload-read", ""), multi(helloUpload("export default {}")), 403, 10000, ""},
-		{"upload, from another address", write, from2, "PUT", script("upload-far", ""), multi(helloUpload("export default {}")), 403, 9109, ""},
+		{"upload, from another address", write, from2, "PUT", script("upload-far", ""), multi(helloUpload("export default {}")), 403, 10000, ""},
 		{"upload, another account", write, from1, "PUT", "/accounts/" + w.OtherAccount.ID + "/workers/scripts/x", multi(helloUpload("export default {}")), 403, 10000, ""},
 		{"upload, no metadata", write, from1, "PUT", script("upload-bad", ""),
 			multi(workerUpload{metadata: "-", modules: helloUpload("").modules}), 400, 10021, ""},
@@ -236,32 +243,38 @@ func TestWorkersDeployEndpoints(t *testing.T) {
 	})
 }
 
-// TestWorkersDeployRevokedToken checks that the Workers endpoints share the API's answer to a
-// token that no longer works.
+// TestWorkersDeployRevokedToken checks that every Workers endpoint answers a token that no
+// longer works the way the Workers API does: 401 / 10000, not the 1000 of the verify endpoints.
 func TestWorkersDeployRevokedToken(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	tok := w.issue(t, TokenSpec{Name: "scripts", OwnerAccount: w.Account.ID,
-		Policies: []Policy{{Groups: []string{"Workers Scripts Write"}, Resources: map[string]any{acctKey(w.Account.ID): "*"}}}})
-	wantOK(t, w.upload(t, defaultClient, tok.Secret, w.Account.ID, "ci-worker", helloUpload("export default {}")))
-	if !w.DisableToken(tok.ID) {
+	spec := TokenSpec{Name: "scripts", OwnerAccount: w.Account.ID,
+		Policies: []Policy{{Groups: []string{"Workers Scripts Write"}, Resources: map[string]any{acctKey(w.Account.ID): "*"}}}}
+	disabled, revoked := w.issue(t, spec), w.issue(t, spec)
+	wantOK(t, w.upload(t, defaultClient, disabled.Secret, w.Account.ID, "ci-worker", helloUpload("export default {}")))
+	if !w.DisableToken(disabled.ID) || !w.RevokeToken(revoked.ID) {
 		t.Fatal("token not found")
 	}
 	n := 0
 	for _, rt := range w.routes {
-		if !strings.Contains(rt.path, "/workers/services/") && !strings.Contains(rt.path, "/workers/scripts/{script_name}") && !strings.HasSuffix(rt.path, "/workers/subdomain") {
+		if rt.access != workersAPI {
 			continue
 		}
 		n++
 		path := strings.NewReplacer("{account_id}", w.Account.ID, "{script_name}", "ci-worker").Replace(rt.path)
-		a := w.send(t, defaultClient, rt.method, path, tok.Secret, "application/json", "{}", "wrangler/4.86.0")
-		wantError(t, a, 401, 1000)
-		if a.message() != "Invalid API Token" {
-			t.Errorf("%s %s: message %q, want Invalid API Token", rt.method, path, a.message())
+		for _, tok := range []Bootstrap{disabled, revoked} {
+			a := w.send(t, defaultClient, rt.method, path, tok.Secret, "application/json", "{}", "wrangler/4.86.0")
+			wantError(t, a, 401, 10000)
+			if a.message() != "Authentication error" {
+				t.Errorf("%s %s: message %q, want Authentication error", rt.method, path, a.message())
+			}
 		}
 	}
-	if n != 10 {
-		t.Errorf("checked %d Workers routes, want the 10 wrangler deploy uses", n)
+	if n != 12 {
+		t.Errorf("checked %d Workers routes, want the 12 of the script list, the upload and wrangler deploy", n)
+	}
+	if info, _ := w.Script(w.Account.ID, "ci-worker"); info.Versions != 1 {
+		t.Errorf("refused tokens changed the Worker: %d versions, want 1", info.Versions)
 	}
 }
 
@@ -450,4 +463,67 @@ func (m sdkModule) ContentType() string { return m.contentType }
 
 func namedModule(name, contentType, content string) io.Reader {
 	return sdkModule{strings.NewReader(content), name, contentType}
+}
+
+// TestWorkersSecrets checks the secrets list wrangler reads before a deploy: names and types of
+// the Worker's secrets, never their values, kept across uploads that do not name them.
+func TestWorkersSecrets(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	tok := w.issue(t, TokenSpec{Name: "scripts", OwnerAccount: w.Account.ID,
+		Policies: []Policy{{Groups: []string{"Workers Scripts Write"}, Resources: map[string]any{acctKey(w.Account.ID): "*"}}}})
+	const secretValue = "s3cr3t-value-never-shown"
+	withBindings := func(bindings string) workerUpload {
+		u := helloUpload("export default {}")
+		u.metadata = `{"main_module":"index.js","compatibility_date":"2025-01-01","bindings":` + bindings + `}`
+		return u
+	}
+	secrets := workers.NewScriptSecretService(w.sdk(tok.Secret)...)
+	list := func(t *testing.T) []string {
+		t.Helper()
+		page, err := secrets.List(context.Background(), "ci-worker", workers.ScriptSecretListParams{AccountID: cloudflare.F(w.Account.ID)})
+		if err != nil {
+			t.Fatalf("list secrets: %v", err)
+		}
+		var out []string
+		for _, s := range page.Result {
+			out = append(out, s.Name+":"+string(s.Type))
+		}
+		return out
+	}
+
+	_, err := secrets.List(context.Background(), "ci-worker", workers.ScriptSecretListParams{AccountID: cloudflare.F(w.Account.ID)})
+	wantAPIError(t, err, 404, 10007)
+
+	a := w.upload(t, defaultClient, tok.Secret, w.Account.ID, "ci-worker", withBindings(
+		`[{"type":"secret_text","name":"API_KEY","text":"`+secretValue+`"},{"type":"plain_text","name":"MODE","text":"prod"}]`))
+	wantOK(t, a)
+	if got := list(t); strings.Join(got, ",") != "API_KEY:secret_text" {
+		t.Errorf("secrets = %v, want API_KEY:secret_text", got)
+	}
+	info, _ := w.Script(w.Account.ID, "ci-worker")
+	if strings.Join(info.Secrets, ",") != "API_KEY" || info.Vars["MODE"] != "prod" || len(info.Vars) != 1 {
+		t.Errorf("Script = secrets %v vars %v, want API_KEY and MODE=prod", info.Secrets, info.Vars)
+	}
+
+	// A later version that binds only a var keeps the secret; a new secret joins it.
+	body, ct := withBindings(`[{"type":"plain_text","name":"MODE","text":"staging"},{"type":"secret_text","name":"B_TOKEN","text":"` + secretValue + `"}]`).body(t)
+	v := w.send(t, defaultClient, http.MethodPost, "/accounts/"+w.Account.ID+"/workers/scripts/ci-worker/versions", tok.Secret, ct, body, "")
+	wantOK(t, v)
+	if got := list(t); strings.Join(got, ",") != "API_KEY:secret_text,B_TOKEN:secret_text" {
+		t.Errorf("secrets after a second version = %v, want API_KEY and B_TOKEN", got)
+	}
+
+	// No answer shows a secret's value.
+	settings := w.do(t, defaultClient, http.MethodGet, "/accounts/"+w.Account.ID+"/workers/scripts/ci-worker/settings", tok.Secret, nil)
+	wantOK(t, settings)
+	raw := w.do(t, defaultClient, http.MethodGet, "/accounts/"+w.Account.ID+"/workers/scripts/ci-worker/secrets", tok.Secret, nil)
+	for what, b := range map[string][]byte{"upload": a.Body, "version": v.Body, "settings": settings.Body, "secrets": raw.Body} {
+		if strings.Contains(string(b), secretValue) {
+			t.Errorf("the %s answer shows a secret's value: %s", what, b)
+		}
+	}
+	if !strings.Contains(string(settings.Body), `"name":"API_KEY"`) || !strings.Contains(string(v.Body), `"name":"B_TOKEN"`) {
+		t.Errorf("answers lost the secrets' names: settings %s, version %s", settings.Body, v.Body)
+	}
 }
