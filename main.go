@@ -21,7 +21,9 @@ var actionYML []byte
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := realMain(ctx, os.Args, os.Stdout, os.Stderr)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	code := realMain(ctx, os.Args, os.Stdout, os.Stderr, hup)
 	stop()
 	os.Exit(code)
 }
@@ -29,7 +31,7 @@ func main() {
 // realMain picks the phase by the name the binary was started under: the image holds one binary
 // under two names, and a name cannot go missing the way an argument or a state value can, so the
 // post phase can never mint.
-func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, hup <-chan os.Signal) int {
 	deps := action.Deps{
 		Lookup:     os.LookupEnv,
 		Stdout:     stdout,
@@ -45,6 +47,7 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Stderr:     stderr,
 		HTTPClient: deps.HTTPClient,
 		ActionYML:  actionYML,
+		Hangup:     hup,
 	})
 }
 

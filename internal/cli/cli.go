@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -16,6 +17,8 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	HTTPClient     *http.Client
 	ActionYML      []byte // the action's contract, embedded in the binary
+	// Hangup delivers SIGHUP: serve reloads its policy.
+	Hangup <-chan os.Signal
 }
 
 // Exit codes.
@@ -38,6 +41,7 @@ phase); see action.yml. From a terminal:
   cfmint revoke ID    revoke a token by id
   cfmint permissions  list the permission groups a token may be granted
   cfmint sweep        delete tokens cfmint minted that were left behind
+  cfmint serve        run the keyless broker: OIDC ID tokens in, tokens out
   cfmint demo         run the action's main and post phases against a built-in,
                       in-memory Cloudflare API, and show what a workflow sees
   cfmint version      print the version
@@ -74,8 +78,10 @@ func Run(ctx context.Context, e Env) int {
 		return permissionsCmd(ctx, e, rest)
 	case "sweep":
 		return sweepCmd(ctx, e, rest)
+	case "serve":
+		return serveCmd(ctx, e, rest)
 	default:
-		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"mint", "revoke", "permissions", "sweep", "demo", "version", "help"}, ", "))
+		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"mint", "revoke", "permissions", "sweep", "serve", "demo", "version", "help"}, ", "))
 		return ExitUsage
 	}
 }

@@ -1,0 +1,344 @@
+package main
+
+// The broker as an operator runs it: the real binary's `cfmint serve`, a trust policy file, the
+// built-in Cloudflare API and a GitHub-shaped OIDC issuer, all on loopback; callers speak its HTTP
+// API with ID tokens the issuer signs (and forges).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/oidctest"
+)
+
+const brokerAudience = "https://cfmint.test"
+
+// brokerPolicy trusts the issuer for repository 892345611 (oidctest's default) on main.
+func brokerPolicy(iss *oidctest.Issuer, a *api) string {
+	return fmt.Sprintf(`audience: %s
+rules:
+  - name: site-deploy
+    issuer: %s
+    claims:
+      repository_id: "892345611"
+      repository_owner_id: "9919"
+    claim_patterns:
+      ref: refs/heads/(main|release-.*)
+    account_id: %s
+    allow:
+      presets: [workers-deploy]
+      permissions: [DNS Read]
+      zones: [example.com]
+    max_ttl: 30m
+`, brokerAudience, iss.URL(), a.fx.Account.ID)
+}
+
+// brokerProc is a running `cfmint serve`.
+type brokerProc struct {
+	cmd  *exec.Cmd
+	url  string
+	mu   sync.Mutex
+	logs strings.Builder
+	done chan error
+}
+
+func (b *brokerProc) log() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.logs.String()
+}
+
+func startBroker(t *testing.T, a *api, policyFile string, extra ...string) *brokerProc {
+	t.Helper()
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--policy", policyFile, "--shutdown-timeout", "5s"}, extra...)
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = []string{"CLOUDFLARE_BOOTSTRAP_TOKEN=" + a.fx.AccountBootstrap.Secret, "CLOUDFLARE_API_BASE_URL=" + a.url, "PATH=/usr/bin:/bin"}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := &brokerProc{cmd: cmd, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			b.mu.Lock()
+			b.logs.WriteString(line + "\n")
+			b.mu.Unlock()
+			var ev struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "listening" {
+				addr <- ev.Addr
+			}
+		}
+		b.done <- cmd.Wait()
+	}()
+	select {
+	case ad := <-addr:
+		b.url = "http://" + ad
+	case err := <-b.done:
+		t.Fatalf("cfmint serve exited at start (%v):\n%s", err, b.log())
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("cfmint serve did not start:\n%s", b.log())
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-b.done
+		}
+	})
+	return b
+}
+
+type brokerAnswer struct {
+	Status     int
+	RetryAfter string
+	Body       map[string]any
+	Raw        string
+}
+
+func (b *brokerProc) do(t *testing.T, method, path, idToken string, body map[string]string) brokerAnswer {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = strings.NewReader(string(j))
+	}
+	req, err := http.NewRequest(method, b.url+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idToken != "" {
+		req.Header.Set("Authorization", "Bearer "+idToken)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := brokerAnswer{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After"), Raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.Body)
+	return out
+}
+
+func writePolicy(t *testing.T, text string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestBrokerServe(t *testing.T) {
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	policyFile := writePolicy(t, brokerPolicy(iss, a))
+	b := startBroker(t, a, policyFile)
+	idt := func(extra oidctest.Claims) string {
+		c := oidctest.Claims{"aud": brokerAudience}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return iss.Token(c)
+	}
+	var issued []string // every ID token handed out, to scan the logs for
+	token := func(extra oidctest.Claims) string { s := idt(extra); issued = append(issued, s); return s }
+
+	// A mint: 201 with a token pinned to the caller's address, for the run.
+	first := token(nil)
+	res := b.do(t, "POST", "/v1/tokens", first, map[string]string{"preset": "workers-deploy", "ttl": "10m", "nonce": "abcdef0123456789"})
+	if res.Status != http.StatusCreated {
+		t.Fatalf("mint: %d %s\n%s", res.Status, res.Raw, b.log())
+	}
+	secret, _ := res.Body["token"].(string)
+	tid, _ := res.Body["id"].(string)
+	name, _ := res.Body["name"].(string)
+	if res.Body["rule"] != "site-deploy" || res.Body["account_id"] != a.fx.Account.ID || secret == "" {
+		t.Errorf("mint answered %s", strings.ReplaceAll(res.Raw, secret, "<SECRET>"))
+	}
+	if !strings.HasPrefix(name, "cfmint-broker:892345611:9876543210.1:abcdef0123456789:site-deploy:") {
+		t.Errorf("name = %q, want it to record the repository id, run, attempt, nonce and rule", name)
+	}
+	if f, _ := res.Body["ip_filter"].([]any); len(f) != 1 || f[0] != "127.0.0.1/32" {
+		t.Errorf("ip_filter = %v, want the caller's address", res.Body["ip_filter"])
+	}
+	scripts := "/accounts/" + a.fx.Account.ID + "/workers/scripts"
+	if got := a.call(t, secret, "GET", scripts, ""); got.Status != 200 {
+		t.Errorf("the minted token on Workers: %+v", got)
+	}
+	if got := a.call(t, secret, "GET", scripts, "127.0.0.2"); got.Status != 403 {
+		t.Errorf("the minted token from another address: %+v, want 403", got)
+	}
+	creates := a.creates()
+
+	// The same ID token again: refused, nothing minted.
+	if r := b.do(t, "POST", "/v1/tokens", first, map[string]string{"preset": "workers-deploy"}); r.Status != 401 || !strings.Contains(r.Raw, "already used") {
+		t.Errorf("replay: %d %s", r.Status, r.Raw)
+	}
+	// Every forged token: 401, nothing minted.
+	for _, f := range oidctest.Forgeries() {
+		forged := iss.Forge(f, oidctest.Claims{"aud": brokerAudience})
+		r := b.do(t, "POST", "/v1/tokens", forged, map[string]string{"preset": "workers-deploy"})
+		// A token over the server's header limit is refused before any handler runs.
+		if r.Status != 401 && !(f == oidctest.TooLarge && r.Status == http.StatusRequestHeaderFieldsTooLarge) {
+			t.Errorf("forgery %s: %d %s", f, r.Status, r.Raw)
+		}
+	}
+	// Denials: what the rule does not allow, and a repository no rule knows.
+	denials := []struct {
+		name   string
+		claims oidctest.Claims
+		body   map[string]string
+		status int
+		want   string
+	}{
+		{"permission", nil, map[string]string{"permissions": "DNS Write", "zones": "example.com"}, 403, "DNS Write"},
+		{"zone", nil, map[string]string{"permissions": "DNS Read", "zones": "example.net"}, 403, "example.net"},
+		{"ttl", nil, map[string]string{"preset": "workers-deploy", "ttl": "2h"}, 403, "30m"},
+		{"ip-filter", nil, map[string]string{"preset": "workers-deploy", "ip-filter": "198.51.100.0/24"}, 403, "ip"},
+		{"pattern", oidctest.Claims{"ref": "refs/heads/feature"}, map[string]string{"preset": "workers-deploy"}, 403, "refs/heads/feature"},
+		{"unknown repository", oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}, map[string]string{"preset": "workers-deploy"}, 403, "evil/repo"},
+		{"bad request key", nil, map[string]string{"bootstrap-token": "x"}, 400, "not a request key"},
+		{"bad ttl", nil, map[string]string{"preset": "workers-deploy", "ttl": "90"}, 400, "ttl"},
+	}
+	for _, d := range denials {
+		r := b.do(t, "POST", "/v1/tokens", token(d.claims), d.body)
+		if r.Status != d.status || !strings.Contains(strings.ToLower(r.Raw), strings.ToLower(d.want)) {
+			t.Errorf("%s: %d %s, want %d naming %q", d.name, r.Status, r.Raw, d.status, d.want)
+		}
+	}
+	if n := a.creates(); n != creates {
+		t.Errorf("refused requests created %d tokens", n-creates)
+	}
+
+	// Revokes: another run may not; the run itself may, and again is still 204.
+	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(oidctest.Claims{"run_id": "1111"}), nil); r.Status != 403 {
+		t.Errorf("revoke by another run: %d %s", r.Status, r.Raw)
+	}
+	if len(a.tokensNamed(name)) != 1 {
+		t.Fatalf("the token went after another run's revoke")
+	}
+	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(nil), nil); r.Status != 204 {
+		t.Errorf("revoke: %d %s", r.Status, r.Raw)
+	}
+	if len(a.tokensNamed(name)) != 0 {
+		t.Errorf("the token is still there after its revoke")
+	}
+	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(nil), nil); r.Status != 204 {
+		t.Errorf("revoke of a gone token: %d %s", r.Status, r.Raw)
+	}
+	// By nonce: what main never learned the id of.
+	r2 := b.do(t, "POST", "/v1/tokens", token(nil), map[string]string{"preset": "workers-deploy", "nonce": "feedface00000001"})
+	if r2.Status != 201 {
+		t.Fatalf("second mint: %d %s", r2.Status, r2.Raw)
+	}
+	if r := b.do(t, "DELETE", "/v1/tokens?nonce=feedface00000001", token(nil), nil); r.Status != 200 || r.Body["deleted"] != float64(1) {
+		t.Errorf("revoke by nonce: %d %s", r.Status, r.Raw)
+	}
+	if n := len(a.tokensNamed(r2.Body["name"].(string))); n != 0 {
+		t.Errorf("%d tokens left after the revoke by nonce", n)
+	}
+
+	// Metrics moved.
+	m := b.do(t, "GET", "/metrics", "", nil)
+	for _, want := range []string{
+		`cfmint_exchanges_total{outcome="minted",rule="site-deploy"} 2`,
+		`cfmint_denials_total{reason="replay"} 1`,
+		`cfmint_denials_total{reason="permission"}`,
+		`cfmint_revokes_total{outcome="revoked",rule="site-deploy"} 2`,
+		`cfmint_cloudflare_calls_total{operation="create",status="200"} 2`,
+		`cfmint_ratelimit_budget_remaining`,
+		`cfmint_build_info`,
+	} {
+		if !strings.Contains(m.Raw, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if r := b.do(t, "GET", "/readyz", "", nil); r.Status != 200 {
+		t.Errorf("readyz: %d %s", r.Status, r.Raw)
+	}
+
+	// SIGHUP with a policy that does not validate: refused, the old one stays.
+	if err := os.WriteFile(policyFile, []byte("audience: x\nrules: [{name: Bad Name}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.log(), "refused the new policy") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(b.log(), "refused the new policy") {
+		t.Errorf("no log line about the refused policy:\n%s", b.log())
+	}
+	if r := b.do(t, "POST", "/v1/tokens", token(nil), map[string]string{"preset": "workers-deploy", "nonce": "feedface00000002"}); r.Status != 201 {
+		t.Errorf("after a refused reload: %d %s", r.Status, r.Raw)
+	} else {
+		b.do(t, "DELETE", "/v1/tokens/"+r.Body["id"].(string), token(nil), nil)
+	}
+
+	// SIGTERM: drain and exit 0.
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-b.done:
+		if err != nil {
+			t.Errorf("cfmint serve exited with %v after SIGTERM", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Errorf("cfmint serve did not stop after SIGTERM")
+	}
+
+	// No secret in the log: minted tokens, the bootstrap token, ID tokens.
+	logs := b.log()
+	for _, s := range append([]string{secret, a.fx.AccountBootstrap.Secret, r2.Body["token"].(string)}, issued...) {
+		if s != "" && strings.Contains(logs, s) {
+			t.Errorf("the broker's log holds a secret")
+		}
+	}
+	if !strings.Contains(logs, `"event":"mint"`) || !strings.Contains(logs, `"event":"denial"`) || !strings.Contains(logs, `"event":"revoke"`) {
+		t.Errorf("the log lacks audit lines:\n%s", logs)
+	}
+	for _, tk := range a.Tokens() {
+		if strings.HasPrefix(tk.Name, "cfmint-broker:") {
+			t.Errorf("token %s left behind", tk.Name)
+		}
+	}
+}
+
+func TestBrokerRefusesABadPolicy(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	f := writePolicy(t, "audience: https://cfmint.test\nrules:\n  - name: r1\n    issuer: https://token.actions.githubusercontent.com\n    claims:\n      repository_id: 690011\n    account_id: nothex\n    colour: blue\n")
+	cmd := exec.CommandContext(context.Background(), binPath, "serve", "--listen", "127.0.0.1:0", "--policy", f)
+	cmd.Env = []string{"CLOUDFLARE_BOOTSTRAP_TOKEN=" + a.fx.AccountBootstrap.Secret, "CLOUDFLARE_API_BASE_URL=" + a.url}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want 2:\n%s", err, out)
+	}
+	for _, want := range []string{"r1", "repository_id", `"690011"`, "account_id", "colour"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the refusal does not name %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), a.fx.AccountBootstrap.Secret) {
+		t.Errorf("the refusal holds the bootstrap token")
+	}
+}
