@@ -46,8 +46,6 @@ func (b *Budget) Record(n int) {
 	b.used += n
 }
 
-
-
 // Remaining is how many calls are left in the current window.
 func (b *Budget) Remaining() int {
 	b.mu.Lock()

@@ -83,8 +83,8 @@ func (m *Metrics) exchange(rule, outcome string, d time.Duration) {
 }
 
 func (m *Metrics) revoke(rule, outcome string) { m.revokes.WithLabelValues(rule, outcome).Inc() }
-func (m *Metrics) denial(reason string)         { m.denials.WithLabelValues(reason).Inc() }
-func (m *Metrics) replayError()                 { m.replayErrs.Inc() }
+func (m *Metrics) denial(reason string)        { m.denials.WithLabelValues(reason).Inc() }
+func (m *Metrics) replayError()                { m.replayErrs.Inc() }
 
 // CloudflareCall records one call to Cloudflare's API.
 func (m *Metrics) CloudflareCall(op string, status int, d time.Duration) {
