@@ -342,3 +342,63 @@ func TestBrokerRefusesABadPolicy(t *testing.T) {
 		t.Errorf("the refusal holds the bootstrap token")
 	}
 }
+
+func TestPolicyCheckAndTest(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	dir := t.TempDir()
+	good := writePolicy(t, brokerPolicy(iss, a))
+	writeJSONFile := func(name string, v any) string {
+		f := filepath.Join(dir, name)
+		b, _ := json.Marshal(v)
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	claims := iss.Complete(oidctest.Claims{"aud": brokerAudience})
+	onMain := writeJSONFile("main.json", claims)
+	claims["ref"] = "refs/heads/feature"
+	onFeature := writeJSONFile("feature.json", claims)
+	dns := writeJSONFile("dns.json", map[string]string{"permissions": "DNS Write", "zones": "example.com"})
+	run := func(env []string, args ...string) (string, int) {
+		cmd := exec.Command(binPath, args...)
+		cmd.Env = append([]string{"CLOUDFLARE_API_BASE_URL=" + a.url}, env...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	boot := []string{"CLOUDFLARE_BOOTSTRAP_TOKEN=" + a.fx.AccountBootstrap.Secret}
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"check offline", nil, []string{"policy", "check", good}, 0, "valid: 1 rules"},
+		{"check against Cloudflare", boot, []string{"policy", "check", good}, 0, "valid"},
+		{"check a bad file", nil, []string{"policy", "check", writePolicy(t, "audience: x\nrules: []\n")}, 1, "at least one rule"},
+		{"test: allowed", boot, []string{"policy", "test", good, "--claims", onMain}, 0, "allowed by rule site-deploy"},
+		{"test: matching only", nil, []string{"policy", "test", good, "--claims", onMain}, 0, "matching rules, in order: site-deploy"},
+		{"test: pattern misses", boot, []string{"policy", "test", good, "--claims", onFeature}, 1, "refs/heads/feature"},
+		{"test: not allowed", boot, []string{"policy", "test", good, "--claims", onMain, "--request", dns}, 1, "DNS Write"},
+		{"test: no claims", nil, []string{"policy", "test", good}, 2, "--claims"},
+	}
+	for _, tc := range cases {
+		out, code := run(tc.env, tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit %d, want %d with %q:\n%s", tc.name, code, tc.code, tc.want, out)
+		}
+		if strings.Contains(out, a.fx.AccountBootstrap.Secret) {
+			t.Errorf("%s: the output holds the bootstrap token", tc.name)
+		}
+	}
+	if n := a.creates(); n != 0 {
+		t.Errorf("policy test created %d tokens", n)
+	}
+}

@@ -42,6 +42,7 @@ phase); see action.yml. From a terminal:
   cfmint permissions  list the permission groups a token may be granted
   cfmint sweep        delete tokens cfmint minted that were left behind
   cfmint serve        run the keyless broker: OIDC ID tokens in, tokens out
+  cfmint policy       check a broker's trust policy, or test it against claims
   cfmint demo         run the action's main and post phases against a built-in,
                       in-memory Cloudflare API, and show what a workflow sees
   cfmint version      print the version
@@ -80,8 +81,10 @@ func Run(ctx context.Context, e Env) int {
 		return sweepCmd(ctx, e, rest)
 	case "serve":
 		return serveCmd(ctx, e, rest)
+	case "policy":
+		return policyCmd(ctx, e, rest)
 	default:
-		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"mint", "revoke", "permissions", "sweep", "serve", "demo", "version", "help"}, ", "))
+		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"mint", "revoke", "permissions", "sweep", "serve", "policy", "demo", "version", "help"}, ", "))
 		return ExitUsage
 	}
 }
