@@ -36,9 +36,6 @@ one stays); SIGTERM stops accepting, lets exchanges in flight finish, and exits 
 Exit codes: 0 stopped cleanly, 1 failed to start or to stop, 2 bad flags or policy.
 `
 
-// ServeFlags are serve's flags, by name: the deployment manifests are checked against them.
-var ServeFlags = []string{"listen", "policy", "bootstrap-token-file", "client-ip-header", "replay-store", "shutdown-timeout", "rate-limit", "rate-reserve", "log-level"}
-
 func serveCmd(ctx context.Context, e Env, args []string) int {
 	fs := newFlagSet(e, "serve", serveUsage)
 	listen := fs.String("listen", ":8080", "the address to listen on")
