@@ -10,160 +10,16 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cfmint/cfmint/internal/redistest"
 )
-
-// redisServer is a redis-server of the test's own on a loopback port, with
-// no persistence, in a temporary directory. Stop and Start it to simulate
-// an outage; the port stays the same.
-type redisServer struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	args []string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startRedis starts a redis-server with the extra arguments, or skips the
-// test when there is none to start (and fails it in CI, which must run it).
-func startRedis(t *testing.T, extra ...string) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		const how = "redis-server is not on PATH; install it (apt-get install -y redis-server) to run the Redis replay store tests"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(how + ": CI must run them")
-		}
-		t.Skip(how)
-	}
-	r := &redisServer{t: t, bin: bin, dir: t.TempDir(), args: extra}
-	t.Cleanup(r.Stop)
-	// A free port can be taken between our check and redis-server's bind.
-	for attempt := 0; ; attempt++ {
-		r.port = freeLoopbackPort(t)
-		err := r.start()
-		if err == nil {
-			return r
-		}
-		if attempt == 2 {
-			t.Fatalf("starting redis-server: %v\n%s", err, r.serverLog())
-		}
-	}
-}
-
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (r *redisServer) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
-
-func (r *redisServer) URL() string { return "redis://" + r.Addr() + "/0" }
-
-func (r *redisServer) serverLog() string {
-	b, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-	return string(b)
-}
-
-// Start starts the server again on its port after a Stop.
-func (r *redisServer) Start() {
-	r.t.Helper()
-	if err := r.start(); err != nil {
-		r.t.Fatalf("restarting redis-server: %v\n%s", err, r.serverLog())
-	}
-}
-
-func (r *redisServer) start() error {
-	logFile, err := os.OpenFile(filepath.Join(r.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	args := append([]string{
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--daemonize", "no", "--loglevel", "warning",
-	}, r.args...)
-	cmd := exec.Command(r.bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	r.mu.Lock()
-	r.cmd, r.done = cmd, done
-	r.mu.Unlock()
-
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return fmt.Errorf("redis-server on port %d exited at start", r.port)
-		default:
-		}
-		if redisAnswers(r.Addr()) {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.Stop()
-	return fmt.Errorf("redis-server on port %d did not answer PING in 15s", r.port)
-}
-
-// redisAnswers reports whether a Redis answers PING at addr (+PONG, or
-// -NOAUTH from one that wants a password).
-func redisAnswers(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
-}
-
-// Stop stops the server and waits for it to exit.
-func (r *redisServer) Stop() {
-	r.mu.Lock()
-	cmd, done := r.cmd, r.done
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
 
 // logBuffer collects a logger's JSON lines.
 type logBuffer struct {
@@ -208,7 +64,7 @@ func newTestRedisStore(t *testing.T, rawURL string, o ReplayStoreOptions) *Redis
 
 func TestRedisReplayStoreClaims(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	ctx := context.Background()
 	replicaA := newTestRedisStore(t, srv.URL(), ReplayStoreOptions{})
 	replicaB := newTestRedisStore(t, srv.URL(), ReplayStoreOptions{})
@@ -272,7 +128,7 @@ func TestRedisReplayStoreClaims(t *testing.T) {
 
 func TestRedisReplayStoreRefusesPastUntil(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	s := newTestRedisStore(t, srv.URL(), ReplayStoreOptions{Now: fixedClock})
 	for _, until := range []time.Time{testNow, testNow.Add(-time.Second)} {
 		first, err := s.Claim(context.Background(), "k", until)
@@ -296,7 +152,7 @@ func TestRedisReplayStoreRefusesPastUntil(t *testing.T) {
 
 func TestRedisReplayStoreForgetsAtUntil(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	s := newTestRedisStore(t, srv.URL(), ReplayStoreOptions{})
 	ctx := context.Background()
 	until := time.Now().Add(300 * time.Millisecond)
@@ -325,7 +181,7 @@ func TestRedisReplayStoreForgetsAtUntil(t *testing.T) {
 
 func TestRedisReplayStoreConcurrentClaims(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	replicas := []*RedisReplayStore{
 		newTestRedisStore(t, srv.URL(), ReplayStoreOptions{}),
 		newTestRedisStore(t, srv.URL(), ReplayStoreOptions{}),
@@ -357,7 +213,7 @@ func TestRedisReplayStoreConcurrentClaims(t *testing.T) {
 
 func TestRedisReplayStoreOutage(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	logger, logs := newTestLogger()
 	var errorsSeen atomic.Int32
 	s := newTestRedisStore(t, srv.URL(), ReplayStoreOptions{
@@ -498,7 +354,7 @@ func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func TestRedisReplayStorePassword(t *testing.T) {
 	t.Parallel()
 	const password = "s3cr@t:pa/ss?w0rd"
-	srv := startRedis(t, "--requirepass", password)
+	srv := redistest.Start(t, "--requirepass", password)
 	withPassword := func(pw string) string {
 		u := url.URL{Scheme: "redis", User: url.UserPassword("", pw), Host: srv.Addr(), Path: "/0"}
 		return u.String()

@@ -34,6 +34,9 @@ type Fault struct {
 	Hang       bool // never answer, until the client gives up or the server closes
 	Malformed  bool // answer 200 with a body that is not valid JSON, without handling
 	LoseAnswer bool // handle the request (it takes effect), then drop the connection unanswered
+	// Hold handles the request (it takes effect), then waits this long before answering: the
+	// window in which a client that dies has made a change it never heard of.
+	Hold time.Duration
 }
 
 // faultState is an injected fault and how many uses it has left (-1: no

@@ -11,6 +11,7 @@ import (
 
 	cloudflare "github.com/cloudflare/cloudflare-go/v6"
 	"github.com/cloudflare/cloudflare-go/v6/accounts"
+	"github.com/cloudflare/cloudflare-go/v6/option"
 	"github.com/cloudflare/cloudflare-go/v6/shared"
 )
 
@@ -207,5 +208,46 @@ func TestFaultLoseAnswer(t *testing.T) {
 	last := w.Requests()[len(w.Requests())-1]
 	if last.Fault != "lose-answer" || last.Status != 200 || !strings.Contains(string(last.Response), `"value":"cfat_`) {
 		t.Errorf("logged %q %d %s, want the lost 200 answer", last.Fault, last.Status, last.Response)
+	}
+}
+
+func TestFaultHold(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.InjectFault(Fault{Method: http.MethodPost, Path: "/accounts/{account_id}/tokens", Times: 1, Hold: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.accountTokens(w.AccountBootstrap.Secret).New(ctx, accounts.TokenNewParams{
+			AccountID: cloudflare.F(w.Account.ID),
+			Name:      cloudflare.F("held"),
+			Policies:  cloudflare.F([]shared.TokenPolicyParam{sdkPolicy(gid(t, "DNS Write", scopeZone), map[string]string{zoneKey(w.Zone.ID): "*"})}),
+		}, option.WithMaxRetries(0))
+		done <- err
+	}()
+	// The create takes effect while its answer is held; the client then gives up.
+	held := func() int {
+		n := 0
+		for _, ti := range w.Tokens() {
+			if ti.Name == "held" {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); held() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the create was answered while held: %v", err)
+	default:
+	}
+	if held := held(); held != 1 {
+		t.Fatalf("%d tokens named held while the answer is held, want 1", held)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatalf("the client had an answer to a held create")
 	}
 }

@@ -312,6 +312,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	entry.Status = rec.statusCode()
 	entry.Response = bytes.Clone(rec.body.Bytes())
 	s.record(entry)
+	if f != nil && f.Hold > 0 && !s.wait(r.Context(), f.Hold) {
+		abort(w)
+		return
+	}
 	if f != nil && f.LoseAnswer {
 		// The request took effect; only the answer is lost, as when a
 		// connection drops after the server committed.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/action"
-	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 	"github.com/cfmint/cfmint/internal/trust"
