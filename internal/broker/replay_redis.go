@@ -137,6 +137,8 @@ func NewRedisReplayStore(rawURL string, o ReplayStoreOptions) (*RedisReplayStore
 	// after the broker's Retry-After anyway.
 	opts.DialerRetries = 1
 	opts.ContextTimeoutEnabled = true
+	// CLIENT SETINFO and maintenance notifications are round trips, and on
+	// a plain Redis failures that go-redis logs, that a SET NX does not need.
 	opts.DisableIdentity = true
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	for _, d := range []*time.Duration{&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout} {
