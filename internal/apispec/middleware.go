@@ -1,10 +1,12 @@
 package apispec
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -79,6 +81,9 @@ func (s *Spec) Middleware(prefix string, next http.Handler, report func(Violatio
 
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
+		if rec.hijacked {
+			return // the handler dropped the connection: no answer was sent to check
+		}
 
 		status := rec.status
 		if !rec.wroteHeader {
@@ -141,7 +146,18 @@ type recorder struct {
 	http.ResponseWriter
 	status      int
 	wroteHeader bool
+	hijacked    bool
 	body        bytes.Buffer
+}
+
+// Hijack hands the connection to the handler (which drops it to lose an answer) and notes that
+// nothing was answered.
+func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
+	if err == nil {
+		rec.hijacked = true
+	}
+	return c, rw, err
 }
 
 func (rec *recorder) WriteHeader(code int) {
