@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -35,9 +34,18 @@ const Lifetime = 5 * time.Minute
 // than 2048 bits.
 const keyBits = 2048
 
+// TB is what the issuer needs of a test: *testing.T and *testing.B are one; a benchmark program
+// can bring its own.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // Issuer is a running test issuer. Its methods are safe for concurrent use.
 type Issuer struct {
-	t    testing.TB
+	t    TB
 	srv  *httptest.Server
 	now  func() time.Time
 	hook func(*http.Request)
@@ -74,7 +82,7 @@ func WithRequestHook(hook func(*http.Request)) Option {
 
 // New starts an issuer on 127.0.0.1 with one signing key. It stops when the
 // test ends. A request for a path it does not serve fails the test.
-func New(t testing.TB, opts ...Option) *Issuer {
+func New(t TB, opts ...Option) *Issuer {
 	t.Helper()
 	i := &Issuer{
 		t:         t,
@@ -105,7 +113,7 @@ func New(t testing.TB, opts ...Option) *Issuer {
 	return i
 }
 
-func newKey(t testing.TB) *signingKey {
+func newKey(t TB) *signingKey {
 	t.Helper()
 	priv, err := rsa.GenerateKey(rand.Reader, keyBits)
 	if err != nil {
