@@ -6,6 +6,7 @@
 //
 //	go run ./bench                      # L = 100ms, 15 cycles
 //	go run ./bench -latency 50ms -n 30
+//	go run ./bench -broker              # the keyless broker: 200 jobs, 20 at a time
 package main
 
 import (
@@ -71,6 +72,9 @@ func realMain() error {
 		}
 	}
 
+	if *brokerMode {
+		return benchBroker(path, dir, *latency)
+	}
 	api := cfapitest.New()
 	fx := api.Seed()
 	first := &firstRequest{}
