@@ -191,3 +191,26 @@ func TestCreate9109(t *testing.T) {
 		})
 	}
 }
+
+// TestNoIPv6RouteDebugLine: the built-in API listens on 127.0.0.1 only, so the IPv6 trace has no
+// route, as in a container on Docker's default network. A debug line (shown with RUNNER_DEBUG,
+// never a warning) says so and how to add the host's IPv6 prefix; the token is pinned to the
+// IPv4 address alone.
+func TestNoIPv6RouteDebugLine(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	m := runMain(t, a.job(t, map[string]string{"RUNNER_DEBUG": "1"}), a.step("cf", map[string]string{"preset": "workers-deploy"}))
+	mustSucceed(t, m)
+	found := false
+	for _, line := range strings.Split(m.Stdout, "\n") {
+		if strings.HasPrefix(line, "::debug::") && strings.Contains(line, "the IPv6 trace failed for lack of a route") && strings.Contains(line, "ip-filter: runner, <the host's IPv6 prefix>") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no debug line about the missing IPv6 route:\n%s", m.Stdout)
+	}
+	if got := m.Outputs["ip-filter"]; got != "127.0.0.1/32" {
+		t.Errorf("ip-filter output %q, want the IPv4 address alone", got)
+	}
+}

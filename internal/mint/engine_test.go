@@ -83,7 +83,7 @@ func (f *fakeTokens) Create(_ context.Context, _ cftoken.Owner, _ string, req po
 }
 
 func (f *fakeTokens) Delete(_ context.Context, _ cftoken.Owner, _ string, id string) error {
-	f.record("delete "+id)
+	f.record("delete " + id)
 	if f.delete == nil {
 		f.unplanned("delete " + id)
 		return errors.New("unplanned")
