@@ -54,6 +54,7 @@ func Post(ctx context.Context, d Deps) error {
 	eng := &mint.Engine{Tokens: newRevoker(d, token), UI: a}
 
 	var errs []error
+	gone := false // the bootstrap token itself is no longer valid
 	if id != "" {
 		switch err := eng.Tokens.Delete(ctx, owner, acct, id); {
 		case err == nil:
@@ -64,6 +65,7 @@ func Post(ctx context.Context, d Deps) error {
 			a.Infof("Token %s (id %s) was already gone.", name, id)
 			summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was already gone.", mdEscape(name), id))
 		default:
+			gone = eng.BootstrapGone(ctx, owner, acct, err)
 			errs = append(errs, err)
 		}
 	}
@@ -72,6 +74,7 @@ func Post(ctx context.Context, d Deps) error {
 		exp, _ := time.Parse(time.RFC3339, expires)
 		n, err := eng.DeleteByName(ctx, owner, acct, name, exp)
 		if err != nil {
+			gone = gone || eng.BootstrapGone(ctx, owner, acct, err)
 			errs = append(errs, err)
 		} else {
 			a.Infof("The main phase's create had no clear answer (interrupted while creating, or lost); %d token(s) named %s were found and deleted.", n, name)
@@ -80,6 +83,13 @@ func Post(ctx context.Context, d Deps) error {
 	}
 	if len(errs) > 0 {
 		summaryLine(d, a, fmt.Sprintf("cfmint: **failed to revoke** %s; it expires at %s.", mdEscape(what), expires))
+		if gone {
+			fix := "delete them in the dashboard"
+			if id != "" {
+				fix = "once a valid bootstrap token is at hand (in $CLOUDFLARE_BOOTSTRAP_TOKEN), run `" + mint.RevokeCommand(owner, acct, id) + "`, or delete it in the dashboard"
+			}
+			return report(a, fmt.Errorf("the bootstrap token is no longer valid (%w), so %s could not be revoked; it stays live until %s: %s; then replace the bootstrap token's secret", errors.Join(errs...), what, expires, fix))
+		}
 		fix := "delete them in the dashboard"
 		if id != "" {
 			fix = "delete it in the dashboard, or run `cfmint revoke " + id + "`"

@@ -50,6 +50,9 @@ func runnerPin(ctx context.Context, d Deps, ui UI) ([]netip.Prefix, error) {
 	addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase(d), netaddr.Options{
 		Fallback:   fb,
 		OnFallback: func(err error) { fellBack = err },
+		OnNoIPv6Route: func(err error) {
+			ui.Debugf("the IPv6 trace failed for lack of a route (%v): the token is pinned to this runner's IPv4 address only. A container action runs on Docker's network, which has no IPv6 by default: if later steps run on a dual-stack host and reach Cloudflare over IPv6, set ip-filter: runner, <the host's IPv6 prefix>", err)
+		},
 	})
 	if err != nil {
 		return nil, field.Errorf("ip-filter", "could not find the runner's public address (%v); no token was minted, because cfmint never falls back to an unfiltered token. Retry, or set ip-filter to the runner's CIDRs", err)

@@ -129,22 +129,70 @@ func (e *Engine) DeleteByName(ctx context.Context, owner cftoken.Owner, accountI
 	return n, nil
 }
 
+// explainCreate says what a refused create means. A 9109 there is as likely a resource the
+// owner cannot delegate (a bucket that does not exist, a zone or account it has no access to)
+// as a missing permission, and Cloudflare's answer does not say which: name both, and the
+// resources that were asked for.
 func explainCreate(err error, p *Plan) error {
 	var ae *cftoken.APIError
 	if !errors.As(err, &ae) {
 		return err
 	}
 	switch {
-	case ae.Has(9109) && p.Owner == cftoken.OwnerAccount:
-		return fmt.Errorf("%w: the bootstrap token lacks Account API Tokens Write for account %s; edit it in the dashboard", err, p.AccountID)
 	case ae.Has(9109):
-		return fmt.Errorf("%w: the bootstrap token lacks API Tokens Write (a user token made from the \"Create additional tokens\" template)", err)
+		perm := "API Tokens Write (a user token made from the \"Create additional tokens\" template)"
+		if p.Owner == cftoken.OwnerAccount {
+			perm = "Account API Tokens Write for account " + p.AccountID
+		}
+		e := fmt.Errorf("%w: either the bootstrap token lacks %s, or a resource asked for does not exist or is not one its owner may delegate (%s); check each, and the bootstrap token's permissions", err, perm, askedResources(p))
+		// Name the most specific input asked for: a bucket is the likeliest to be missing.
+		switch {
+		case len(p.Buckets) > 0:
+			return field.Wrap("r2-buckets", e)
+		case len(p.Zones) > 0:
+			return field.Wrap("zones", e)
+		}
+		return e
 	case ae.Retryable():
 		return fmt.Errorf("%w; cfmint never retries a create, since a second try could mint a second token: re-run the job", err)
 	case ae.Status == 400 && len(p.Buckets) > 0 && strings.Contains(strings.ToLower(fmt.Sprint(ae.Details)), "bucket"):
 		return field.Wrap("r2-buckets", fmt.Errorf("%w; check that each bucket exists in account %s (and its jurisdiction)", err, p.AccountID))
 	}
 	return err
+}
+
+// askedResources lists what a plan grants on, in the user's words: the account, its zones and
+// buckets.
+func askedResources(p *Plan) string {
+	var parts []string
+	if p.AccountID != "" {
+		parts = append(parts, "account "+p.AccountID)
+	}
+	if len(p.Zones) > 0 {
+		names := make([]string, len(p.Zones))
+		for i, z := range p.Zones {
+			names[i] = z.Name
+		}
+		parts = append(parts, "zones "+strings.Join(names, ", "))
+	}
+	if len(p.Buckets) > 0 {
+		names := make([]string, len(p.Buckets))
+		for i, b := range p.Buckets {
+			names[i] = b.Name
+			if b.Jurisdiction != "" && b.Jurisdiction != "default" {
+				names[i] = b.Jurisdiction + ":" + b.Name
+			}
+		}
+		acct := ""
+		if p.AccountID != "" {
+			acct = " in account " + p.AccountID
+		}
+		parts = append(parts, "r2-buckets "+strings.Join(names, ", ")+acct)
+	}
+	if len(parts) == 0 {
+		return "no resource named"
+	}
+	return "asked for: " + strings.Join(parts, "; ")
 }
 
 // checkEcho confirms Cloudflare stored the IP condition and expiry that were asked for: a token

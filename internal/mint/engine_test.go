@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 // also says which calls the engine makes.
 type fakeTokens struct {
 	t      *testing.T
+	mu     sync.Mutex // Plan calls concurrently
 	calls  []string
 	groups func() ([]policy.Group, error)
 	verify func(secret string) (string, error)
@@ -27,13 +29,19 @@ type fakeTokens struct {
 	zone   func(name string) ([]cftoken.Zone, error)
 }
 
+func (f *fakeTokens) record(call string) {
+	f.mu.Lock()
+	f.calls = append(f.calls, call)
+	f.mu.Unlock()
+}
+
 func (f *fakeTokens) unplanned(what string) {
 	f.t.Helper()
 	f.t.Errorf("unplanned call: %s", what)
 }
 
 func (f *fakeTokens) PermissionGroups(context.Context, cftoken.Owner, string) ([]policy.Group, cftoken.ServerClock, error) {
-	f.calls = append(f.calls, "groups")
+	f.record("groups")
 	if f.groups == nil {
 		f.unplanned("groups")
 		return nil, cftoken.ServerClock{}, errors.New("unplanned")
@@ -43,7 +51,7 @@ func (f *fakeTokens) PermissionGroups(context.Context, cftoken.Owner, string) ([
 }
 
 func (f *fakeTokens) Verify(_ context.Context, _ cftoken.Owner, _ string, secret string) (string, error) {
-	f.calls = append(f.calls, "verify")
+	f.record("verify")
 	if f.verify == nil {
 		f.unplanned("verify")
 		return "", errors.New("unplanned")
@@ -52,7 +60,7 @@ func (f *fakeTokens) Verify(_ context.Context, _ cftoken.Owner, _ string, secret
 }
 
 func (f *fakeTokens) FindZone(_ context.Context, name string) ([]cftoken.Zone, error) {
-	f.calls = append(f.calls, "zone")
+	f.record("zone")
 	if f.zone == nil {
 		f.unplanned("zone " + name)
 		return nil, errors.New("unplanned")
@@ -66,7 +74,7 @@ func (f *fakeTokens) GetZone(_ context.Context, id string) (cftoken.Zone, error)
 }
 
 func (f *fakeTokens) Create(_ context.Context, _ cftoken.Owner, _ string, req policy.Request) (*cftoken.Minted, error) {
-	f.calls = append(f.calls, "create")
+	f.record("create")
 	if f.create == nil {
 		f.unplanned("create")
 		return nil, errors.New("unplanned")
@@ -75,7 +83,7 @@ func (f *fakeTokens) Create(_ context.Context, _ cftoken.Owner, _ string, req po
 }
 
 func (f *fakeTokens) Delete(_ context.Context, _ cftoken.Owner, _ string, id string) error {
-	f.calls = append(f.calls, "delete "+id)
+	f.record("delete " + id)
 	if f.delete == nil {
 		f.unplanned("delete " + id)
 		return errors.New("unplanned")
@@ -84,7 +92,7 @@ func (f *fakeTokens) Delete(_ context.Context, _ cftoken.Owner, _ string, id str
 }
 
 func (f *fakeTokens) List(context.Context, cftoken.Owner, string) ([]cftoken.Listed, error) {
-	f.calls = append(f.calls, "list")
+	f.record("list")
 	if f.list == nil {
 		f.unplanned("list")
 		return nil, errors.New("unplanned")

@@ -21,15 +21,14 @@ import (
 // once.
 func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		errs      []error
-		groups    []policy.Group
-		groupsErr error
-		verifyErr error
-		clock     cftoken.ServerClock
-		zonesOut  []policy.Zone
-		pinned    []netip.Prefix
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		errs     []error
+		groups   []policy.Group
+		boot     bootstrapAnswers
+		clock    cftoken.ServerClock
+		zonesOut []policy.Zone
+		pinned   []netip.Prefix
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -37,12 +36,13 @@ func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 		mu.Unlock()
 	}
 	wg.Go(func() {
-		groups, clock, groupsErr = e.Tokens.PermissionGroups(ctx, r.Owner, r.AccountID)
+		groups, clock, boot.groups = e.Tokens.PermissionGroups(ctx, r.Owner, r.AccountID)
 	})
 	wg.Go(func() {
 		// The bootstrap token must be of the owner kind asked for: verify answers only for a
 		// token of that kind (and, for account tokens, of that account).
-		_, verifyErr = e.Tokens.Verify(ctx, r.Owner, r.AccountID, "")
+		_, boot.verify = e.Tokens.Verify(ctx, r.Owner, r.AccountID, "")
+		e.askOther(ctx, &boot, r)
 	})
 	if len(r.ZoneNames)+len(r.ZoneIDs) > 0 {
 		wg.Go(func() {
@@ -65,7 +65,7 @@ func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 		})
 	}
 	wg.Wait()
-	if err := explainBootstrap(groupsErr, verifyErr, r); err != nil {
+	if err := explainBootstrap(boot, r); err != nil {
 		errs = append([]error{err}, errs...)
 	}
 	if len(errs) > 0 {
@@ -150,34 +150,94 @@ func (e *Engine) Zones(ctx context.Context, names, ids []string, accountID strin
 	return out, nil
 }
 
+// bootstrapAnswers are Cloudflare's answers about the bootstrap token: the permission-groups
+// call, the verify of the owner kind asked for, and, only when that verify answered 1000, the
+// verify of the other owner kind (other; otherAsked is false when it could not be asked: a user
+// token's account verify needs an account id).
+type bootstrapAnswers struct {
+	groups, verify, other error
+	otherAsked            bool
+}
+
+// askOther asks the other owner kind's verify when the first answered 1000, the one answer that
+// does not tell a dead token from a live one of the other kind. It costs a round trip on the
+// failure path only.
+func (e *Engine) askOther(ctx context.Context, b *bootstrapAnswers, r Request) {
+	var ve *cftoken.APIError
+	if !errors.As(b.verify, &ve) || !ve.Has(1000) {
+		return
+	}
+	other := cftoken.OwnerUser
+	if r.Owner == cftoken.OwnerUser {
+		if r.AccountID == "" {
+			return
+		}
+		other = cftoken.OwnerAccount
+	}
+	b.otherAsked = true
+	_, b.other = e.Tokens.Verify(ctx, other, r.AccountID, "")
+}
+
+// DeadBootstrap is the sentence for a bootstrap token Cloudflare no longer knows: it never
+// suggests changing token-owner, which would change the wrong thing.
+const DeadBootstrap = "the bootstrap token is not valid: it has expired, been revoked (Cloudflare revokes tokens it finds in public code) or deleted, or the secret holds the wrong value; make a new one and update the secret"
+
+// saysDead reports whether a refusal on a non-verify endpoint is Cloudflare's answer to a token
+// it does not accept at all ("Invalid access token" on the accounts, user, zones and token
+// APIs; 1000 or a 401 elsewhere), rather than to a live token that lacks a permission.
+func saysDead(ae *cftoken.APIError) bool {
+	if ae == nil {
+		return false
+	}
+	if ae.Has(1000) || ae.Status == 401 {
+		return true
+	}
+	for _, d := range ae.Details {
+		if d.Code == 9109 && strings.Contains(strings.ToLower(d.Message), "invalid access token") {
+			return true
+		}
+	}
+	return false
+}
+
 // explainBootstrap turns the answers about the bootstrap token into one sentence that says what
 // to fix.
-func explainBootstrap(groupsErr, verifyErr error, r Request) error {
-	var ge, ve *cftoken.APIError
-	errors.As(groupsErr, &ge)
-	errors.As(verifyErr, &ve)
+func explainBootstrap(b bootstrapAnswers, r Request) error {
+	var ge, ve, oe *cftoken.APIError
+	errors.As(b.groups, &ge)
+	errors.As(b.verify, &ve)
+	errors.As(b.other, &oe)
 	user := r.Owner == cftoken.OwnerUser
+	v1000 := ve != nil && ve.Has(1000)
+	otherOK := b.otherAsked && b.other == nil
+	// Both verifies refuse it (or only one could be asked) and the groups call does not know
+	// it either: Cloudflare does not know the token at all.
+	dead := v1000 && (!b.otherAsked || (oe != nil && oe.Has(1000))) && saysDead(ge)
 	switch {
 	case ge != nil && ge.Has(9109) && strings.Contains(strings.ToLower(fmt.Sprint(ge.Details)), "location"):
 		return field.Errorf("bootstrap-token", "its own IP filter does not allow this runner (%v); add the runner's address or range to the bootstrap token's filter, or run on runners whose addresses it allows", ge)
-	case ge != nil && ge.Has(1000):
-		return field.Errorf("bootstrap-token", "Cloudflare does not accept it (1000 Invalid API Token): it is wrong, expired or deleted; make a new one and update the secret")
-	case user && ge != nil && ge.Has(9109) && ve != nil && ve.Has(1000):
-		return field.Errorf("bootstrap-token", "it is not a user token (it looks account-owned: %v); token-owner: user needs a user token with API Tokens Write (the \"Create additional tokens\" template), or set token-owner: account", ge)
-	case !user && ge != nil && ge.Has(9109) && ve != nil && ve.Has(1000):
-		return field.Errorf("bootstrap-token", "it is not an account-owned token of account %s (%v; its account verify answered 1000): either it belongs to another account (check account-id), or it is a user token (then set token-owner: user); a bootstrap token needs Account API Tokens Write on the account", r.AccountID, ge)
+	case dead:
+		return field.Errorf("bootstrap-token", "%s (%v)", DeadBootstrap, ve)
+	case user && v1000 && otherOK:
+		return field.Errorf("bootstrap-token", "it is not a user token: it is account-owned, of account %s (its user verify answered 1000, its account verify succeeded); set token-owner: account, or make a user token with API Tokens Write (the \"Create additional tokens\" template)", r.AccountID)
+	case !user && v1000 && otherOK:
+		return field.Errorf("bootstrap-token", "it is not an account-owned token of account %s: it is a user token (its account verify answered 1000, its user verify succeeded); set token-owner: user, or make an account-owned bootstrap token with Account API Tokens Write (Manage Account > Account API Tokens)", r.AccountID)
+	case user && v1000 && ge != nil && ge.Has(9109):
+		return field.Errorf("bootstrap-token", "it is not a user token (it looks account-owned: %v); token-owner: user needs a user token with API Tokens Write (the \"Create additional tokens\" template), or set token-owner: account and the account-id of the token's account", ge)
+	case !user && v1000 && ge != nil && ge.Has(9109):
+		return field.Errorf("bootstrap-token", "it is not an account-owned token of account %s (%v; its account verify answered 1000, and it is not a user token either): it belongs to another account; check account-id, or make a bootstrap token with Account API Tokens Write on account %s", r.AccountID, ge, r.AccountID)
 	case user && ge != nil && ge.Has(9109):
 		return field.Errorf("bootstrap-token", "it may not manage user tokens (%v); for token-owner: user it must be a user token with API Tokens Write (the \"Create additional tokens\" template)", ge)
 	case ge != nil && ge.Has(9109):
 		return field.Errorf("bootstrap-token", "it may not manage tokens of account %s (%v); give it Account API Tokens Write on that account, or check account-id", r.AccountID, ge)
-	case groupsErr != nil:
-		return groupsErr
-	case !user && ve != nil && ve.Has(1000):
+	case b.groups != nil:
+		return b.groups
+	case !user && v1000:
 		return field.Errorf("bootstrap-token", "it is not an account-owned token of account %s (Cloudflare's account verify answered 1000); it may be a user token: then set token-owner: user, or make an account-owned bootstrap token (Manage Account > Account API Tokens)", r.AccountID)
-	case user && ve != nil && ve.Has(1000):
+	case user && v1000:
 		return field.Errorf("bootstrap-token", "it is not a user token (Cloudflare's user verify answered 1000); it may be account-owned: then set token-owner: account and account-id")
-	case verifyErr != nil:
-		return field.Wrap("bootstrap-token", verifyErr)
+	case b.verify != nil:
+		return field.Wrap("bootstrap-token", b.verify)
 	}
 	return nil
 }

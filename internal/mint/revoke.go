@@ -89,3 +89,26 @@ func Human(d time.Duration) string {
 	}
 	return s
 }
+
+// BootstrapGone reports whether err, Cloudflare's refusal of a call made with the bootstrap
+// token, means the bootstrap token itself is no longer valid (expired, revoked by Cloudflare's
+// leak scanner, deleted) rather than short of a permission. The refusal alone does not say
+// which: the bootstrap token's own verify, asked on this failure path only, does.
+func (e *Engine) BootstrapGone(ctx context.Context, owner cftoken.Owner, accountID string, err error) bool {
+	var ae *cftoken.APIError
+	if !errors.As(err, &ae) || (ae.Status != 401 && ae.Status != 403) {
+		return false
+	}
+	_, verr := e.Tokens.Verify(ctx, owner, accountID, "")
+	var ve *cftoken.APIError
+	return errors.As(verr, &ve) && ve.Has(1000)
+}
+
+// RevokeCommand is the command that revokes token id later, with a valid bootstrap token in
+// $CLOUDFLARE_BOOTSTRAP_TOKEN.
+func RevokeCommand(owner cftoken.Owner, accountID, id string) string {
+	if owner == cftoken.OwnerUser {
+		return "cfmint revoke " + id + " --token-owner user"
+	}
+	return "cfmint revoke " + id + " --account-id " + accountID
+}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -94,6 +95,11 @@ type Options struct {
 	// Grace is how long to wait for the second address family once the first has answered;
 	// default 1s.
 	Grace time.Duration
+	// OnNoIPv6Route, when set, is told when the IPv6 trace failed because this host has no
+	// IPv6 route (see NoRoute). A container on Docker's default network has none even on a
+	// dual-stack host, whose own later steps may then reach Cloudflare over IPv6: the user
+	// should be able to see why no IPv6 address was pinned.
+	OnNoIPv6Route func(err error)
 }
 
 // DefaultFallback is the trace asked when the API host's own trace fails.
@@ -110,7 +116,7 @@ func Runner(ctx context.Context, hc *http.Client, apiBase string, o Options) ([]
 	if o.Grace <= 0 {
 		o.Grace = time.Second
 	}
-	addrs, perr := bothFamilies(ctx, hc, primary, o.Grace)
+	addrs, perr := bothFamilies(ctx, hc, primary, o.Grace, o.OnNoIPv6Route)
 	if len(addrs) > 0 {
 		return addrs, nil
 	}
@@ -121,7 +127,7 @@ func Runner(ctx context.Context, hc *http.Client, apiBase string, o Options) ([]
 	if o.OnFallback != nil {
 		o.OnFallback(perr)
 	}
-	addrs, ferr := bothFamilies(ctx, hc, fb, o.Grace)
+	addrs, ferr := bothFamilies(ctx, hc, fb, o.Grace, o.OnNoIPv6Route)
 	if len(addrs) > 0 {
 		return addrs, nil
 	}
@@ -131,7 +137,7 @@ func Runner(ctx context.Context, hc *http.Client, apiBase string, o Options) ([]
 // bothFamilies asks one trace URL over IPv4 and IPv6 at once. Once one family has answered, the
 // other gets grace more time: on a runner without IPv6 its dial fails at once, but a network
 // that drops IPv6 silently must not hold up the job.
-func bothFamilies(ctx context.Context, hc *http.Client, url string, grace time.Duration) ([]netip.Addr, error) {
+func bothFamilies(ctx context.Context, hc *http.Client, url string, grace time.Duration, noV6 func(error)) ([]netip.Addr, error) {
 	t, ok := hc.Transport.(*http.Transport)
 	if !ok || t == nil {
 		a, err := Lookup(ctx, hc, url)
@@ -141,8 +147,9 @@ func bothFamilies(ctx context.Context, hc *http.Client, url string, grace time.D
 		return []netip.Addr{a}, nil
 	}
 	type result struct {
-		a   netip.Addr
-		err error
+		network string
+		a       netip.Addr
+		err     error
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -151,7 +158,7 @@ func bothFamilies(ctx context.Context, hc *http.Client, url string, grace time.D
 		c := &http.Client{Transport: familyTransport(t, network), Timeout: hc.Timeout}
 		go func() {
 			a, err := Lookup(ctx, c, url)
-			results <- result{a, err}
+			results <- result{network, a, err}
 		}()
 	}
 	var out []netip.Addr
@@ -161,6 +168,9 @@ func bothFamilies(ctx context.Context, hc *http.Client, url string, grace time.D
 		select {
 		case r := <-results:
 			if r.err != nil {
+				if r.network == "tcp6" && noV6 != nil && NoRoute(r.err) {
+					noV6(r.err)
+				}
 				errs = append(errs, r.err)
 				continue
 			}
@@ -178,6 +188,22 @@ func bothFamilies(ctx context.Context, hc *http.Client, url string, grace time.D
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// NoRoute reports whether a dial failed because the host has no route for the address family
+// at all (no interface address, no default route, no address of that family for the name), as
+// opposed to a path that exists but failed.
+func NoRoute(err error) bool {
+	var ae *net.AddrError
+	if errors.As(err, &ae) && strings.Contains(ae.Err, "no suitable address") {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.ENETUNREACH, syscall.EHOSTUNREACH, syscall.EADDRNOTAVAIL, syscall.EAFNOSUPPORT} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsAddr(as []netip.Addr, a netip.Addr) bool {

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -254,3 +256,44 @@ func TestRunnerOtherTransport(t *testing.T) {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestRunnerNoIPv6Route: an IPv6 dial that fails for lack of a route is reported to
+// OnNoIPv6Route, once, while the IPv4 address is still found; an IPv6 path that exists but
+// fails otherwise is not reported as missing.
+func TestRunnerNoIPv6Route(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		err    error
+		called bool
+	}{
+		{"network unreachable", &net.OpError{Op: "dial", Net: "tcp6", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}, true},
+		{"no IPv6 address to bind", &net.OpError{Op: "dial", Net: "tcp6", Err: os.NewSyscallError("connect", syscall.EADDRNOTAVAIL)}, true},
+		{"no AAAA record", &net.OpError{Op: "dial", Net: "tcp6", Err: &net.AddrError{Err: "no suitable address found", Addr: "dual.test"}}, true},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp6", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int32
+			srv := httptest.NewServer(traceHandler(&n))
+			t.Cleanup(srv.Close)
+			_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+			noV6 := func(context.Context, string) (net.Conn, error) { return nil, tc.err }
+			var told atomic.Int32
+			got, err := Runner(context.Background(), dialer(noV6), "http://dual.test:"+port+"/client/v4", Options{
+				OnNoIPv6Route: func(err error) {
+					told.Add(1)
+					if !errors.Is(err, tc.err.(*net.OpError).Err) && !strings.Contains(err.Error(), tc.err.Error()) {
+						t.Errorf("told %v, want the dial's error", err)
+					}
+				},
+			})
+			if err != nil || !slices.Equal(addrs(got), []string{"127.0.0.1"}) {
+				t.Fatalf("Runner = %v, %v; want 127.0.0.1", got, err)
+			}
+			if want := map[bool]int32{true: 1, false: 0}[tc.called]; told.Load() != want {
+				t.Errorf("OnNoIPv6Route called %d times, want %d", told.Load(), want)
+			}
+		})
+	}
+}
