@@ -49,7 +49,7 @@ func Main(ctx context.Context, d Deps) error {
 		}
 		return report(a, dryRun(d, a, plan))
 	}
-	m := Direct(d, a, cfg)
+	m := minterFor(d, a, cfg)
 	hooks := stateHooks(a)
 	t, err := m.Mint(ctx, cfg, hooks)
 	if err != nil {

@@ -17,6 +17,9 @@ import (
 func Post(ctx context.Context, d Deps) error {
 	a := newActions(d)
 	state := func(k string) string { return d.getenv("STATE_" + k) }
+	if state(stateNonce) != "" {
+		return brokerPost(ctx, d, a)
+	}
 	id, name, expires := state(stateTokenID), state(stateName), state(stateExpiresOn)
 	pending := state(statePending) == "true" && name != ""
 	if id == "" && !pending {

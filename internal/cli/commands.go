@@ -136,6 +136,9 @@ Mints a token and prints it on stdout; everything else goes to stderr:
 The token is not revoked when the command ends: it expires after --ttl, or revoke
 it early with 'cfmint revoke TOKEN_ID' (the id is printed on stderr, and in --format json).
 
+With --broker URL the token comes from a cfmint broker, in exchange for the CI job's
+OIDC ID token ($CFMINT_ID_TOKEN, else the GitHub runner's): no bootstrap token is needed.
+
 Exit codes: 0 minted, 1 Cloudflare refused or a check failed, 2 bad flags.
 `
 
@@ -153,6 +156,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	name := fs.String("name", "", "the token's name (default cfmint:<repo or local>:<purpose>:...)")
 	dry := fs.Bool("dry-run", false, "print the request that would be sent, and create nothing")
 	format := fs.String("format", "text", "text (the token alone) or json (token, id, expiry, filter)")
+	bf := registerBroker(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -166,6 +170,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	}
 	in := c.inputs(e)
 	in.Preset, in.Permissions, in.Zones, in.R2Buckets, in.TTL, in.IPFilter, in.Name = *preset, strings.Join(perms, "\n"), *zones, *buckets, *ttl, *ipf, *name
+	bf.apply(in)
 	cfg, err := config.Validate(in, terminalContext(e))
 	if err != nil {
 		flagErrors(e.Stderr, "mint", err)
@@ -191,7 +196,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "dry run: nothing was created")
 		return ExitOK
 	}
-	t, err := action.Direct(d, ui, cfg).Mint(ctx, cfg, mint.Hooks{})
+	t, err := mintVia(ctx, e, ui, cfg)
 	if err != nil {
 		flagErrors(e.Stderr, "mint", err)
 		return ExitFail
@@ -244,6 +249,7 @@ const revokeUsage = `Usage: cfmint revoke [flags] TOKEN_ID
 
 Revokes (deletes) a token by id with the bootstrap token. A token that is already
 gone counts as revoked.
+With --broker URL it revokes through the broker that minted it, with a fresh ID token.
 
 Exit codes: 0 revoked or already gone, 1 Cloudflare refused, 2 bad flags.
 `
@@ -252,6 +258,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	fs := newFlagSet(e, "revoke", revokeUsage)
 	var c common
 	c.register(fs, e)
+	bf := registerBroker(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -261,6 +268,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	}
 	in := c.inputs(e)
 	in.TokenID = fs.Arg(0)
+	bf.apply(in)
 	cfg, err := config.Validate(in, terminalContext(e))
 	if err != nil {
 		flagErrors(e.Stderr, "revoke", err)
@@ -268,6 +276,9 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	}
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
+	if cfg.Broker != "" {
+		return brokerRevoke(ctx, e, stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
+	}
 	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)

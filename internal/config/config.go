@@ -64,6 +64,8 @@ type Inputs struct {
 	// AllowLastingAccess lets a token carry groups that can create access outliving it
 	// (policy.LastingGroups).
 	AllowLastingAccess string `env:"ALLOW_LASTING_ACCESS"`
+	Broker             string `env:"BROKER"`
+	Audience           string `env:"AUDIENCE"`
 
 	// ExportEnvSet tells an export-env that is set but empty (export nothing) from one that is
 	// not set at all (a terminal run: the default applies); go-envconfig sees both as empty.
@@ -142,6 +144,11 @@ type Config struct {
 	// outliving it (policy.LastingGroups); each one granted deserves a warning and a flag in the
 	// summary.
 	AllowLastingAccess bool
+	// Broker is the broker's URL (no trailing slash) when tokens come from a broker instead of a
+	// bootstrap token; Audience is the audience its ID tokens are asked for.
+	Broker, Audience string
+	// BrokerRequest is the mint request for a broker: the inputs of RequestKeys as written.
+	BrokerRequest map[string]string
 
 	TokenID        string        // revoke mode: the token to revoke
 	SweepOlderThan time.Duration // sweep mode: also delete live tokens older than this (0: only expired ones)
@@ -188,8 +195,9 @@ func validateAccess(in *Inputs, c *Config) []error {
 	var errs []error
 	tok := val(in.BootstrapToken)
 	switch {
+	case tok == "" && c.Broker != "":
 	case tok == "":
-		errs = append(errs, inputError("bootstrap-token", "is empty; set it to a secret holding a Cloudflare token that may create tokens (GitHub does not give secrets to workflows run from forks, so a pull request from a fork sees it empty)"))
+		errs = append(errs, inputError("bootstrap-token", "is empty; set it to a secret holding a Cloudflare token that may create tokens (GitHub does not give secrets to workflows run from forks, so a pull request from a fork sees it empty), or set broker to mint through a cfmint broker instead"))
 	case strings.IndexFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
 		// The value is secret, so the error says what is wrong without showing it.
 		errs = append(errs, inputError("bootstrap-token", "contains white space or control characters; paste the token alone, on one line"))
@@ -214,7 +222,7 @@ func validateAccess(in *Inputs, c *Config) []error {
 		} else {
 			c.AccountID = strings.ToLower(acct)
 		}
-	} else if c.Owner == OwnerAccount {
+	} else if c.Owner == OwnerAccount && c.Broker == "" {
 		errs = append(errs, inputError("account-id", "is empty; an account-owned token (token-owner: account) needs the account id (32 hex characters)"))
 	}
 	if d, err := ParseTimeout(in.Timeout); err != nil {
@@ -234,7 +242,8 @@ func validateAccess(in *Inputs, c *Config) []error {
 // input, the bad value (never the secret) and what is allowed.
 func Validate(in *Inputs, rc Context) (*Config, error) {
 	c := &Config{}
-	errs := validateAccess(in, c)
+	errs := validateBroker(in, c)
+	errs = append(errs, validateAccess(in, c)...)
 
 	preset := val(in.Preset)
 	if preset != "" {
@@ -354,6 +363,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	} else {
 		c.Name = DefaultName(rc, purpose(c))
 	}
+	errs = append(errs, brokerModes(in, c)...)
 
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

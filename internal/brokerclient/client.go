@@ -1,0 +1,316 @@
+package brokerclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/cfmint/cfmint/internal/mint"
+)
+
+const (
+	// maxBrokerAnswer bounds what is read of a broker's answer: an issued token is a few KiB.
+	maxBrokerAnswer = 256 << 10
+	// maxSentence clips the broker's error sentence quoted back to the user.
+	maxSentence = 1000
+	// firstBackoff is the wait before a retry whose answer carried no Retry-After; it doubles.
+	firstBackoff = time.Second
+	// maxBackoff caps a wait the client chooses itself.
+	maxBackoff = 30 * time.Second
+	// attemptsWithoutDeadline bounds the attempts when the context has no deadline.
+	attemptsWithoutDeadline = 5
+)
+
+// ErrAnswerLost means a mint request reached the broker but no usable answer came back: the
+// broker may have minted a token nobody holds. Clean up with RevokeNonce and the nonce sent.
+var ErrAnswerLost = errors.New("the broker's answer to the mint was lost")
+
+// Client asks a cfmint broker for tokens. Each call, and each retry, spends a fresh ID token:
+// the broker accepts every ID token once.
+type Client struct {
+	// Base is the broker's URL, without a trailing slash.
+	Base string
+	// Audience is the audience the ID token is asked for.
+	Audience string
+	// HTTPClient talks to the broker and to the runner; nil: http.DefaultClient.
+	HTTPClient *http.Client
+	// Lookup reads the environment, for FetchIDToken.
+	Lookup func(string) (string, bool)
+	// OnIDToken, when set, sees each ID token before it is sent: the action masks it there.
+	OnIDToken func(string)
+	// OnRetry, when set, hears of each retry before its wait: the error that caused it, and how
+	// long the client waits.
+	OnRetry func(err *Error, wait time.Duration)
+	// Sleep waits d or until ctx ends; nil: a timer. Tests replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock the deadline is compared with; nil: time.Now.
+	Now func() time.Time
+}
+
+// Error is a call the broker refused or could not answer. It holds the broker's sentence and
+// the HTTP status, never a token.
+type Error struct {
+	Op       string // "mint", "revoke"
+	Status   int    // 0: no answer
+	Msg      string // the broker's sentence, or what went wrong on the way
+	Attempts int
+	Waited   time.Duration // time spent waiting between attempts
+	// Lost is set for a mint whose request was sent but whose answer never arrived; errors.Is
+	// with ErrAnswerLost tells it.
+	Lost bool
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	switch {
+	case e.Status != 0:
+		fmt.Fprintf(&b, "the broker refused the %s (HTTP %d): %s", e.Op, e.Status, e.Msg)
+	default:
+		fmt.Fprintf(&b, "failed to reach the broker for the %s: %s", e.Op, e.Msg)
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " (after %d attempts and %s of waiting)", e.Attempts, e.Waited.Round(time.Millisecond))
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrAnswerLost) true for a lost mint answer.
+func (e *Error) Is(target error) bool { return target == ErrAnswerLost && e.Lost }
+
+// Mint exchanges an ID token for a Cloudflare token. fields are the action's inputs by their
+// names (preset, permissions, zones, r2-buckets, ttl, ip-filter, nonce). A request that may have
+// minted without an answer returns an *Error for which errors.Is(err, ErrAnswerLost) holds.
+func (c *Client) Mint(ctx context.Context, fields map[string]string) (*mint.Issued, error) {
+	body, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("brokerclient: %w", err)
+	}
+	var out mint.Issued
+	err = c.do(ctx, "mint", http.MethodPost, "/v1/tokens", body, http.StatusCreated, &out)
+	if err != nil {
+		return nil, err
+	}
+	if out.ID == "" || out.Secret == "" {
+		return nil, &Error{Op: "mint", Msg: "the broker's answer holds no token id or token", Lost: true}
+	}
+	return &out, nil
+}
+
+// Revoke deletes token id through the broker; a token already gone is no error.
+func (c *Client) Revoke(ctx context.Context, id string) error {
+	return c.do(ctx, "revoke", http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, http.StatusNoContent, nil)
+}
+
+// RevokeNonce deletes every token the broker minted for the caller's run with nonce, and says
+// how many there were.
+func (c *Client) RevokeNonce(ctx context.Context, nonce string) (int, error) {
+	var out struct {
+		Deleted int `json:"deleted"`
+	}
+	err := c.do(ctx, "revoke", http.MethodDelete, "/v1/tokens?nonce="+url.QueryEscape(nonce), nil, http.StatusOK, &out)
+	return out.Deleted, err
+}
+
+// do makes a call, retrying what the broker asks to be retried, within ctx's deadline.
+func (c *Client) do(ctx context.Context, op, method, path string, body []byte, want int, out any) error {
+	now := c.Now
+	if now == nil {
+		now = time.Now
+	}
+	sleep := c.Sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	var (
+		waited  time.Duration
+		backoff = firstBackoff
+		lastTok string
+		last    *Error
+	)
+	for attempt := 1; ; attempt++ {
+		tok, err := FetchIDToken(ctx, hc, c.Lookup, c.Audience)
+		if err != nil {
+			if last != nil {
+				// The earlier answer says more than why no retry could start.
+				last.Msg += "; then no fresh ID token for a retry: " + err.Error()
+				return last
+			}
+			return err
+		}
+		if last != nil && tok == lastTok {
+			last.Msg += fmt.Sprintf("; not retried: the ID token (from $%s) is the one already spent, and the broker takes each once", EnvIDToken)
+			return last
+		}
+		lastTok = tok
+		if c.OnIDToken != nil {
+			c.OnIDToken(tok)
+		}
+		retryAfter, e := c.once(ctx, hc, op, method, path, body, want, out, tok)
+		if e == nil {
+			return nil
+		}
+		e.Attempts, e.Waited = attempt, waited
+		last = e
+		if retryAfter < 0 {
+			return e
+		}
+		wait := retryAfter
+		if wait == 0 {
+			wait = backoff
+			backoff = min(2*backoff, maxBackoff)
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			if left := dl.Sub(now()); wait >= left {
+				e.Msg += fmt.Sprintf("; the broker asked to wait %s more, past the timeout", wait.Round(time.Second))
+				return e
+			}
+		} else if attempt >= attemptsWithoutDeadline {
+			return e
+		}
+		if c.OnRetry != nil {
+			c.OnRetry(e, wait)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			e.Msg += "; stopped waiting to retry: " + err.Error()
+			return e
+		}
+		waited += wait
+	}
+}
+
+// once makes one attempt. retryAfter is how long to wait before the next one (0: the client
+// chooses), or negative when another attempt cannot help or must not be made.
+func (c *Client) once(ctx context.Context, hc *http.Client, op, method, path string, body []byte, want int, out any, tok string) (retryAfter time.Duration, _ *Error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	// Whether the request was written tells a mint that never reached the broker (safe to
+	// retry) from one whose answer was lost (maybe minted: never retried, cleaned up by nonce).
+	wrote := false
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true }})
+	req, err := http.NewRequestWithContext(tctx, method, c.Base+path, rd)
+	if err != nil {
+		return -1, &Error{Op: op, Msg: fmt.Sprintf("%q is not a URL", c.Base)}
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		// url.Error names the method and URL, neither of which holds a secret.
+		e := &Error{Op: op, Msg: err.Error()}
+		switch {
+		case ctx.Err() != nil:
+			e.Lost = method == http.MethodPost && wrote
+			return -1, e
+		case method == http.MethodPost && wrote:
+			e.Lost = true
+			e.Msg += "; the broker may have minted a token whose answer never came back"
+			return -1, e
+		}
+		return 0, e
+	}
+	defer resp.Body.Close()
+	raw, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBrokerAnswer+1))
+	if resp.StatusCode == want {
+		switch {
+		case rerr != nil || len(raw) > maxBrokerAnswer:
+			return -1, &Error{Op: op, Msg: "failed to read the broker's answer", Lost: method == http.MethodPost}
+		case out == nil:
+			return 0, nil
+		}
+		if err := json.Unmarshal(raw, out); err != nil {
+			// Never quote the body: a mint's answer holds the token.
+			return -1, &Error{Op: op, Msg: "the broker's answer is not the JSON it should be", Lost: method == http.MethodPost}
+		}
+		return 0, nil
+	}
+	msg, fromBroker := sentence(raw, tok)
+	e := &Error{Op: op, Status: resp.StatusCode, Msg: msg}
+	if !fromBroker {
+		// An answer in no broker's shape came from something in between (a proxy, a load
+		// balancer): for a mint, the broker behind it may have minted.
+		e.Msg = fmt.Sprintf("an answer that is not the broker's (%s)", http.StatusText(resp.StatusCode))
+		if method == http.MethodPost {
+			e.Lost = true
+			return -1, e
+		}
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), e
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		if method != http.MethodPost {
+			return 0, e
+		}
+	}
+	return -1, e
+}
+
+// sentence reads the broker's {"error": "..."}; ok is false when the body is not of that form.
+// The sentence is clipped, stripped of control characters and of the ID token, should a broker
+// ever echo it.
+func sentence(raw []byte, tok string) (string, bool) {
+	var v struct {
+		Error string `json:"error"`
+	}
+	if len(raw) > maxBrokerAnswer || json.Unmarshal(raw, &v) != nil || strings.TrimSpace(v.Error) == "" {
+		return "", false
+	}
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf) {
+			return ' '
+		}
+		return r
+	}, v.Error)
+	if tok != "" {
+		s = strings.ReplaceAll(s, tok, "***")
+	}
+	if r := []rune(s); len(r) > maxSentence {
+		s = string(r[:maxSentence-3]) + "..."
+	}
+	return strings.TrimSpace(s), true
+}
+
+// parseRetryAfter reads Retry-After: seconds or an HTTP date; 0 when absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
