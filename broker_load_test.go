@@ -124,7 +124,7 @@ func TestBrokerLoad(t *testing.T) {
 	a := startAPI(t, cfapitest.WithRateLimit(1200, 5*time.Minute))
 	a.SetLatency(10 * time.Millisecond)
 	iss := oidctest.New(t)
-	b := startBroker(t, a, writePolicy(t, brokerPolicy(iss, a)))
+	b := runServe(t, a, writePolicy(t, brokerPolicy(iss, a)))
 	before := len(a.Requests())
 	jobs := runBrokerJobs(b, iss, 200, 20, time.Minute)
 	for _, j := range jobs {
@@ -147,7 +147,7 @@ func TestBrokerRateLimitExhausted(t *testing.T) {
 	// own budget does not know, so Cloudflare's 429s reach it.
 	a := startAPI(t, cfapitest.WithRateLimit(150, 3*time.Second))
 	iss := oidctest.New(t)
-	b := startBroker(t, a, writePolicy(t, brokerPolicy(iss, a)))
+	b := runServe(t, a, writePolicy(t, brokerPolicy(iss, a)))
 	jobs := runBrokerJobs(b, iss, 80, 20, 30*time.Second)
 	minted, throttled := 0, 0
 	for _, j := range jobs {
@@ -179,7 +179,7 @@ func TestBrokerBudgetKeepsAReserveForRevokes(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)
 	iss := oidctest.New(t)
-	b := startBroker(t, a, writePolicy(t, brokerPolicy(iss, a)), "--rate-limit", "40", "--rate-reserve", "20")
+	b := runServe(t, a, writePolicy(t, brokerPolicy(iss, a)), "--rate-limit", "40", "--rate-reserve", "20")
 	var ids []string
 	refused := false
 	for range 20 {

@@ -76,8 +76,8 @@ func TestBrokerReplicasShareSingleUse(t *testing.T) {
 	a := startAPI(t)
 	iss := oidctest.New(t)
 	policy := writePolicy(t, brokerPolicy(iss, a))
-	one := startBroker(t, a, policy, "--replay-store", rd.URL())
-	two := startBroker(t, a, policy, "--replay-store", rd.URL())
+	one := runServe(t, a, policy, "--replay-store", rd.URL())
+	two := runServe(t, a, policy, "--replay-store", rd.URL())
 	idt := iss.Token(claimsFor(nil))
 	st, _, body, err := one.try("POST", "/v1/tokens", idt, map[string]string{"preset": "workers-deploy"})
 	if err != nil || st != http.StatusCreated {
@@ -113,8 +113,8 @@ func TestBrokerReplicaDiesMidCreate(t *testing.T) {
 	a := startAPI(t)
 	iss := oidctest.New(t)
 	policy := writePolicy(t, brokerPolicy(iss, a))
-	doomed := startBroker(t, a, policy)
-	other := startBroker(t, a, policy)
+	doomed := runServe(t, a, policy)
+	other := runServe(t, a, policy)
 	lb := newSwitchProxy(t, hostOf(doomed))
 
 	// Cloudflare stores the token but holds its answer; the replica dies meanwhile.
@@ -165,7 +165,7 @@ func TestBrokerDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t)
 	iss := oidctest.New(t)
-	b := startBroker(t, a, writePolicy(t, brokerPolicy(iss, a)))
+	b := runServe(t, a, writePolicy(t, brokerPolicy(iss, a)))
 	a.SetLatency(300 * time.Millisecond)
 	const n = 5
 	results := make(chan int, n)

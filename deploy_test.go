@@ -73,7 +73,7 @@ func TestDeployManifests(t *testing.T) {
 	}
 	a := startAPI(t)
 	iss := oidctest.New(t)
-	b := startBroker(t, a, writePolicy(t, brokerPolicy(iss, a)))
+	b := runServe(t, a, writePolicy(t, brokerPolicy(iss, a)))
 	for p := range probes {
 		if r := b.do(t, "GET", p, "", nil); r.Status != 200 {
 			t.Errorf("probe path %s answers %d", p, r.Status)

@@ -60,7 +60,7 @@ func (b *brokerProc) log() string {
 	return b.logs.String()
 }
 
-func startBroker(t *testing.T, a *api, policyFile string, extra ...string) *brokerProc {
+func runServe(t *testing.T, a *api, policyFile string, extra ...string) *brokerProc {
 	t.Helper()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--policy", policyFile, "--shutdown-timeout", "5s"}, extra...)
 	cmd := exec.Command(binPath, args...)
@@ -152,7 +152,7 @@ func TestBrokerServe(t *testing.T) {
 	a := startAPI(t)
 	iss := oidctest.New(t)
 	policyFile := writePolicy(t, brokerPolicy(iss, a))
-	b := startBroker(t, a, policyFile)
+	b := runServe(t, a, policyFile)
 	idt := func(extra oidctest.Claims) string {
 		c := oidctest.Claims{"aud": brokerAudience}
 		for k, v := range extra {
