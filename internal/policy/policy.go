@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cfmint/cfmint/internal/field"
 	"github.com/cfmint/cfmint/internal/logsafe"
@@ -202,11 +204,7 @@ type Hints struct {
 // case-insensitively. A name that exists at two scopes is taken at the scope written, else at zone
 // scope when zones are given; otherwise the error names both.
 func Resolve(lines []string, available []Group, h Hints) ([]Group, error) {
-	byName := map[string][]Group{}
-	for _, g := range available {
-		k := strings.ToLower(g.Name)
-		byName[k] = append(byName[k], g)
-	}
+	byName := index(available)
 	var out []Group
 	var errs []error
 	seen := map[string]bool{}
@@ -461,4 +459,43 @@ func distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// indexes remembers the name index of the last few group lists: the broker resolves every
+// request against the same cached list, and building the index is most of a resolve's work.
+var indexes struct {
+	sync.Mutex
+	recent []groupIndex
+}
+
+type groupIndex struct {
+	data   *Group // the list's backing array, which nobody changes in place
+	n      int
+	byName map[string][]Group
+}
+
+// index maps each lower-case group name to its groups (a name can exist at several scopes).
+// The map is shared: callers only read it.
+func index(available []Group) map[string][]Group {
+	if len(available) == 0 {
+		return map[string][]Group{}
+	}
+	key := unsafe.SliceData(available)
+	indexes.Lock()
+	for _, ix := range indexes.recent {
+		if ix.data == key && ix.n == len(available) {
+			indexes.Unlock()
+			return ix.byName
+		}
+	}
+	indexes.Unlock()
+	byName := map[string][]Group{}
+	for _, g := range available {
+		k := strings.ToLower(g.Name)
+		byName[k] = append(byName[k], g)
+	}
+	indexes.Lock()
+	indexes.recent = append([]groupIndex{{data: key, n: len(available), byName: byName}}, indexes.recent[:min(len(indexes.recent), 3)]...)
+	indexes.Unlock()
+	return byName
 }
