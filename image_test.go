@@ -33,7 +33,10 @@ import (
 const (
 	// imageBudget is what the whole image may weigh, uncompressed. The binary must fit in it
 	// beside the distroless/static base, which weighs about 2 MiB; baseAllowance leaves it room.
-	imageBudget   = 20 << 20
+	// The broker's go-redis is a third of the binary's code: text/template (which
+	// go-githubactions imports) looks methods up by name, so the linker keeps every exported
+	// method of go-redis's clients, used or not.
+	imageBudget   = 28 << 20
 	baseAllowance = 3 << 20
 
 	// caBundle is where distroless/static keeps the CA certificates, and the first file Go's
