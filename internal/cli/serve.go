@@ -104,10 +104,7 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 
 	budget := broker.NewBudget(*rateLimit, 5*time.Minute, *rateReserve)
 	metrics := broker.NewMetrics(budget)
-	cfHTTP := &http.Client{Transport: broker.Instrument(e.HTTPClient.Transport, metrics, budget)}
-	if cfHTTP.Transport == nil {
-		cfHTTP.Transport = broker.Instrument(http.DefaultTransport, metrics, budget)
-	}
+	cfHTTP := &http.Client{Transport: broker.Instrument(pooled(e.HTTPClient.Transport), metrics, budget)}
 	tokens := cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: cfHTTP})
 	once := cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: cfHTTP, Attempts: 1})
 	// ID-token issuers get a client of their own: their calls are not Cloudflare's budget.
@@ -176,6 +173,22 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 			return ExitOK
 		}
 	}
+}
+
+// pooled keeps enough idle connections to Cloudflare for the exchanges a broker runs at once:
+// net/http keeps two per host by default, and every exchange past them would dial (and later
+// close) a connection of its own.
+func pooled(rt http.RoundTripper) http.RoundTripper {
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		if rt != nil {
+			return rt
+		}
+		t = http.DefaultTransport.(*http.Transport)
+	}
+	t = t.Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 128
+	return t
 }
 
 func loadPolicy(file string) (*trust.Policy, error) {
