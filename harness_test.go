@@ -102,13 +102,12 @@ func (a *api) job(t *testing.T, env map[string]string) *runner.Job {
 		t.Fatal(err)
 	}
 	base := map[string]string{
-		"GITHUB_ACTIONS":          "true",
-		"GITHUB_REPOSITORY":       "octo-org/site",
-		"GITHUB_RUN_ID":           "1001",
-		"GITHUB_RUN_ATTEMPT":      "1",
-		"GITHUB_JOB":              "deploy",
-		"GITHUB_WORKFLOW":         "ci",
-		"CLOUDFLARE_API_BASE_URL": a.url,
+		"GITHUB_ACTIONS":     "true",
+		"GITHUB_REPOSITORY":  "octo-org/site",
+		"GITHUB_RUN_ID":      "1001",
+		"GITHUB_RUN_ATTEMPT": "1",
+		"GITHUB_JOB":         "deploy",
+		"GITHUB_WORKFLOW":    "ci",
 		// The fallback trace would otherwise be Cloudflare's own: tests talk to loopback only.
 		"CFMINT_TRACE_FALLBACK_URL": noFallback,
 		"PATH":                      "/usr/bin:/bin",
@@ -125,11 +124,14 @@ func (a *api) job(t *testing.T, env map[string]string) *runner.Job {
 	})
 }
 
-// step is a workers-deploy step with the account bootstrap token; edit adds or changes inputs.
+// step is a step with the account bootstrap token, pointed at the built-in API through the
+// api-base-url input (the action reads no environment variable for it); with adds or changes
+// inputs.
 func (a *api) step(id string, with map[string]string) runner.Step {
 	w := map[string]string{
 		"bootstrap-token": a.fx.AccountBootstrap.Secret,
 		"account-id":      a.fx.Account.ID,
+		"api-base-url":    a.url,
 	}
 	for k, v := range with {
 		w[k] = v

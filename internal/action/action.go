@@ -110,28 +110,16 @@ func nonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// APIBase is the API base URL a phase or command of d talks to.
-func APIBase(d Deps) string { return apiBase(d) }
-
-// apiBase is CLOUDFLARE_API_BASE_URL (the variable wrangler honours) or Cloudflare's API.
-func apiBase(d Deps) string {
-	if v := strings.TrimSpace(d.getenv("CLOUDFLARE_API_BASE_URL")); v != "" {
-		return v
-	}
-	return cftoken.DefaultBaseURL
+// NewClient is a Cloudflare client with cfg's bootstrap token, talking to cfg's API base.
+func NewClient(d Deps, cfg *config.Config) *cftoken.Client {
+	return newClient(d, cfg.APIBase, cfg.BootstrapToken, 0)
 }
 
-// NewClient is a Cloudflare client for d's API base and HTTP client, authenticated by token.
-func NewClient(d Deps, token string) *cftoken.Client { return newClient(d, token) }
-
-func newClient(d Deps, token string) *cftoken.Client {
-	return cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff})
-}
-
-// newRevoker is a client for the post phase's revoke: it retries until the phase's deadline,
-// because giving up early leaves a live token behind.
-func newRevoker(d Deps, token string) *cftoken.Client {
-	return cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: -1})
+// newClient is a client for base, the API base a phase read from its api-base-url input (never
+// from an environment variable, which an earlier step of the job can write), authenticated by
+// token. attempts is cftoken.Options.Attempts.
+func newClient(d Deps, base, token string, attempts int) *cftoken.Client {
+	return cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: attempts})
 }
 
 // fileDelimiter is the heredoc delimiter go-githubactions writes file commands with. A value

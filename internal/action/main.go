@@ -47,7 +47,7 @@ func Main(ctx context.Context, d Deps) error {
 		if err != nil {
 			return report(a, interrupted(ctx, cfg.Timeout, err))
 		}
-		return report(a, dryRun(d, a, plan))
+		return report(a, dryRun(a, cfg, plan))
 	}
 	m := Direct(d, a, cfg)
 	hooks := stateHooks(a)
@@ -188,8 +188,8 @@ func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl ti
 }
 
 // dryRun prints the request a mint would send, and its summary, and creates nothing.
-func dryRun(d Deps, a *githubactions.Action, p *mint.Plan) error {
-	pv, err := mint.Preview(apiBase(d), p)
+func dryRun(a *githubactions.Action, cfg *config.Config, p *mint.Plan) error {
+	pv, err := mint.Preview(cfg.APIBase, p)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/field"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
@@ -49,9 +50,16 @@ func Post(ctx context.Context, d Deps) error {
 	if token == "" {
 		return report(a, fmt.Errorf("input \"bootstrap-token\": is empty in the post phase, so %s cannot be revoked; it expires at %s", what, expires))
 	}
+	// The same input main read: the bootstrap token goes where the workflow file says, never
+	// where an environment variable an earlier step wrote says.
+	base, err := config.ParseAPIBase(in.APIBaseURL)
+	if err != nil {
+		return report(a, field.Errorf("api-base-url", "%v; %s cannot be revoked, and expires at %s", err, what, expires))
+	}
 	owner := cftoken.Owner(state(stateOwner))
 	acct := state(stateAccountID)
-	eng := &mint.Engine{Tokens: newRevoker(d, token), UI: a}
+	// The revoke retries until the phase's deadline: giving up early leaves a live token behind.
+	eng := &mint.Engine{Tokens: newClient(d, base, token, -1), UI: a}
 
 	var errs []error
 	if id != "" {

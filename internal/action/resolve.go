@@ -19,12 +19,12 @@ type UI interface {
 	mint.UI
 }
 
-// Engine is the mint engine with the bootstrap token of cfg, talking to d's API.
-func Engine(d Deps, ui UI, token string) *mint.Engine {
+// Engine is the mint engine with cfg's bootstrap token, talking to cfg's API base.
+func Engine(d Deps, ui UI, cfg *config.Config) *mint.Engine {
 	return &mint.Engine{
-		Tokens: newClient(d, token),
+		Tokens: newClient(d, cfg.APIBase, cfg.BootstrapToken, 0),
 		// The new token's verify has its own retry loop: one attempt per call inside it.
-		Once: cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: 1}),
+		Once: newClient(d, cfg.APIBase, cfg.BootstrapToken, 1),
 		UI:   ui,
 	}
 }
@@ -34,9 +34,9 @@ func Engine(d Deps, ui UI, token string) *mint.Engine {
 func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan, error) {
 	r := mint.FromConfig(cfg)
 	if cfg.IPFilter.Runner {
-		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) { return runnerPin(ctx, d, ui) }
+		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) { return runnerPin(ctx, d, ui, cfg.APIBase) }
 	}
-	p, err := Engine(d, ui, cfg.BootstrapToken).Plan(ctx, r)
+	p, err := Engine(d, ui, cfg).Plan(ctx, r)
 	if err == nil && cfg.IPFilter.None {
 		ui.Warningf("ip-filter is none: the token will work from any address on the internet until it expires or is revoked. Prefer the default, runner.")
 	}
@@ -44,10 +44,10 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan
 }
 
 // runnerPin is the runner's own address as the API host sees it, one prefix per family.
-func runnerPin(ctx context.Context, d Deps, ui UI) ([]netip.Prefix, error) {
+func runnerPin(ctx context.Context, d Deps, ui UI, apiBase string) ([]netip.Prefix, error) {
 	var fellBack error
 	fb := d.getenv("CFMINT_TRACE_FALLBACK_URL")
-	addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase(d), netaddr.Options{
+	addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase, netaddr.Options{
 		Fallback:   fb,
 		OnFallback: func(err error) { fellBack = err },
 	})

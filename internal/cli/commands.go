@@ -17,6 +17,7 @@ import (
 	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 )
@@ -63,7 +64,17 @@ func (c *common) inputs(e Env) *config.Inputs {
 		// Read from the environment rather than a flag default, so that --help never prints it.
 		tok = getenv(e, "CLOUDFLARE_BOOTSTRAP_TOKEN")
 	}
-	return &config.Inputs{BootstrapToken: tok, AccountID: c.accountID, TokenOwner: c.owner, Timeout: c.timeout, ExportEnvSet: true}
+	// In a terminal the environment is the user's own, so the API base comes from wrangler's
+	// variable; the action reads only its api-base-url input, since an earlier step of a job can
+	// write the job's environment.
+	return &config.Inputs{BootstrapToken: tok, AccountID: c.accountID, TokenOwner: c.owner, Timeout: c.timeout, APIBaseURL: getenv(e, "CLOUDFLARE_API_BASE_URL"), ExportEnvSet: true}
+}
+
+// warnBase says when the bootstrap token is about to go somewhere other than Cloudflare's API.
+func warnBase(e Env, cfg *config.Config) {
+	if !config.IsCloudflareHost(cfg.APIBase) {
+		fmt.Fprintf(e.Stderr, "warning: $CLOUDFLARE_API_BASE_URL sends the bootstrap token to %s, which is not Cloudflare's API (%s); unset it unless that is a stand-in you trust\n", logsafe.String(cfg.APIBase), config.DefaultAPIBase)
+	}
 }
 
 func getenv(e Env, k string) string {
@@ -76,7 +87,7 @@ func (e Env) deps() action.Deps {
 }
 
 // flagFor names the flags (or arguments) whose names differ from the inputs they stand for.
-var flagFor = map[string]string{"sweep-older-than": "--older-than", "sweep-repository": "--repo", "token-id": "TOKEN_ID", "token-owner": "--token-owner (or --owner)"}
+var flagFor = map[string]string{"api-base-url": "$CLOUDFLARE_API_BASE_URL", "sweep-older-than": "--older-than", "sweep-repository": "--repo", "token-id": "TOKEN_ID", "token-owner": "--token-owner (or --owner)"}
 
 // phrase words the engine's and the validator's errors for a terminal: fields are the flags the
 // user typed, and what a workflow's post phase would do is the user's to do.
@@ -171,6 +182,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		flagErrors(e.Stderr, "mint", err)
 		return ExitUsage
 	}
+	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
 	ui := stderrUI{w: e.Stderr, verbose: c.verbose}
@@ -181,7 +193,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 			flagErrors(e.Stderr, "mint", err)
 			return ExitFail
 		}
-		pv, err := mint.Preview(action.APIBase(d), plan)
+		pv, err := mint.Preview(cfg.APIBase, plan)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "cfmint mint: %v\n", err)
 			return ExitFail
@@ -266,9 +278,10 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 		flagErrors(e.Stderr, "revoke", err)
 		return ExitUsage
 	}
+	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
+	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
 		return ExitFail
@@ -306,9 +319,10 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 		flagErrors(e.Stderr, "permissions", err)
 		return ExitUsage
 	}
+	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	groups, _, err := action.NewClient(e.deps(), cfg.BootstrapToken).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
+	groups, _, err := action.NewClient(e.deps(), cfg).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint permissions: %v\n", err)
 		return ExitFail
@@ -363,12 +377,13 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 		flagErrors(e.Stderr, "sweep", err)
 		return ExitUsage
 	}
+	warnBase(e, cfg)
 	if cfg.SweepRepo == "" {
 		cfg.SweepRepo = "local"
 	}
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.BootstrapToken)
+	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
 	swept, err := eng.Sweep(ctx, mint.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry})
 	verb := "deleted"
 	if *dry {
