@@ -1,0 +1,122 @@
+package main
+
+// What an earlier step of the same job can plant for cfmint: variables in $GITHUB_ENV (an API
+// base, trust roots, state), values in the run's context (a commit message in a name), and the
+// tests that show cfmint does not act on them. docs/security.md tells the same story.
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/runner"
+)
+
+// attacker is a second built-in API on another port, playing the host an earlier step would
+// like the bootstrap token sent to. It records the Authorization header of every request.
+type attacker struct {
+	*cfapitest.Server
+	srv  *httptest.Server
+	mu   sync.Mutex
+	auth []string
+}
+
+func startAttacker(t *testing.T) *attacker {
+	t.Helper()
+	x := &attacker{Server: cfapitest.New()}
+	x.Seed()
+	inner := x.Handler()
+	x.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		x.mu.Lock()
+		x.auth = append(x.auth, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
+		x.mu.Unlock()
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(x.srv.Close)
+	return x
+}
+
+func (x *attacker) url() string { return x.srv.URL + "/client/v4" }
+
+// requests are what reached the attacker, each "METHOD PATH AUTHORIZATION".
+func (x *attacker) requests() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return append([]string(nil), x.auth...)
+}
+
+// plant is an earlier step of the job writing text to $GITHUB_ENV.
+func plant(t *testing.T, j *runner.Job, text string) {
+	t.Helper()
+	if err := j.AppendEnv(text); err != nil {
+		t.Fatalf("planting %q: %v", text, err)
+	}
+}
+
+// TestPlantedAPIBase: CLOUDFLARE_API_BASE_URL written to $GITHUB_ENV by an earlier step does not
+// take the bootstrap token anywhere, in main or post; the mint goes to the host of the
+// api-base-url input.
+func TestPlantedAPIBase(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	evil := startAttacker(t)
+	j := a.job(t, nil)
+	plant(t, j, "CLOUDFLARE_API_BASE_URL="+evil.url()+"\n")
+	s := a.step("cf", map[string]string{"preset": "workers-deploy"})
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	id := m.Outputs["token-id"]
+	if _, ok := a.Token(id); !ok || a.creates() != 1 {
+		t.Fatalf("the API of the input holds no token %q (%d creates)", id, a.creates())
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if _, ok := a.Token(id); ok {
+		t.Errorf("post did not revoke token %s at the API of the input", id)
+	}
+	if got := evil.requests(); len(got) > 0 {
+		for i := range got {
+			for _, boot := range []string{a.fx.AccountBootstrap.Secret, a.fx.UserBootstrap.Secret} {
+				got[i] = strings.ReplaceAll(got[i], boot, "<BOOTSTRAP>")
+			}
+		}
+		t.Errorf("the planted host received %d requests: %q", len(got), got)
+	}
+	checkSecrets(t, a, m.Outputs["token"], m, p)
+}
+
+// TestAPIBaseInput: the input itself refuses http to a host that is not loopback, and every
+// other URL that would leak the bootstrap token or not be Cloudflare's API base, before any
+// request is sent.
+func TestAPIBaseInput(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ base, want string }{
+		{"http://api.cloudflare.com/client/v4", "not a loopback address"},
+		{"ftp://127.0.0.1/client/v4", "has scheme ftp"},
+		{"https://user:secret@api.cloudflare.com/client/v4", "user information"},
+		{"/client/v4", "not an absolute URL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.base, func(t *testing.T) {
+			t.Parallel()
+			a := startAPI(t)
+			j := a.job(t, nil)
+			s := a.step("cf", map[string]string{"preset": "workers-deploy", "api-base-url": tc.base})
+			m := runMain(t, j, s)
+			if m.ExitCode != 1 || !hasAnnotation(m, "error", `input "api-base-url"`) || !hasAnnotation(m, "error", tc.want) {
+				t.Errorf("exit %d, errors:\n%s", m.ExitCode, errorsOf(m))
+			}
+			if strings.Contains(m.Stdout+m.Stderr, "secret@") {
+				t.Errorf("the password of the URL was printed:\n%s", m.Stdout)
+			}
+			p := runPost(t, j, s, m)
+			mustSucceed(t, p)
+			if n := len(a.Requests()); n != 0 {
+				t.Errorf("the API received %d requests", n)
+			}
+		})
+	}
+}
