@@ -5,8 +5,11 @@ package main
 // tests that show cfmint does not act on them. docs/security.md tells the same story.
 
 import (
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -119,4 +122,36 @@ func TestAPIBaseInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPlantedTrustRoots: SSL_CERT_FILE and SSL_CERT_DIR planted through $GITHUB_ENV, naming the
+// certificate of a server that poses as Cloudflare's API, do not make the phases trust it (Go's
+// own roots would take them): the handshake fails, and no request, so no bootstrap token,
+// reaches the server. The planted CLOUDFLARE_API_BASE_URL is what an attacker would add for a
+// cfmint that still read it.
+func TestPlantedTrustRoots(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	evil := startAttacker(t)
+	tlsSrv := httptest.NewUnstartedServer(evil.srv.Config.Handler)
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+	dir := t.TempDir()
+	cert := writeCert(t, filepath.Join(dir, "api.pem"), tlsSrv.Certificate())
+	base := tlsSrv.URL + "/client/v4"
+
+	j := a.job(t, nil)
+	plant(t, j, "SSL_CERT_FILE="+cert+"\nSSL_CERT_DIR="+dir+"\nCLOUDFLARE_API_BASE_URL="+base+"\n")
+	s := a.step("cf", map[string]string{"preset": "workers-deploy", "api-base-url": base})
+	m := runMain(t, j, s)
+	if m.ExitCode != 1 || !hasAnnotation(m, "error", "certificate signed by unknown authority") {
+		t.Errorf("main: exit %d, errors:\n%s", m.ExitCode, errorsOf(m))
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if got := evil.requests(); len(got) > 0 {
+		t.Errorf("the server with the planted certificate received %d requests", len(got))
+	}
+	checkSecrets(t, a, "", m, p)
 }

@@ -145,6 +145,15 @@ const (
 	PostName = "cfmint-post"
 )
 
+// IsPhase reports whether argv0 (by its base name) names one of the action's phases.
+func IsPhase(argv0 string) bool {
+	switch filepath.Base(argv0) {
+	case MainName, PostName:
+		return true
+	}
+	return false
+}
+
 // RunPhase runs the phase the binary was started as (by the base name of argv0) and returns its
 // exit code; ok is false when argv0 names no phase.
 func RunPhase(ctx context.Context, argv0 string, d Deps) (code int, ok bool) {

@@ -3,6 +3,7 @@ package cftoken
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,6 +108,11 @@ func (c *Client) retry(ctx context.Context, call func() error) error {
 				wait = e.RetryAfter
 			}
 		case *TransportError:
+			var ce *tls.CertificateVerificationError
+			if errors.As(e.Err, &ce) {
+				// A certificate that failed verification fails the same way next time.
+				return err
+			}
 		default:
 			return err
 		}

@@ -2,9 +2,13 @@ package cftoken
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -386,5 +390,39 @@ func TestListPages(t *testing.T) {
 	ts, err := c.List(context.Background(), OwnerAccount, testAccount)
 	if err != nil || len(ts) != 51 || len(s.requests()) != 2 {
 		t.Errorf("List = %d tokens, %v after %d requests; want 51 after 2", len(ts), err, len(s.requests()))
+	}
+}
+
+// TestCertificateNotRetried: a server whose certificate fails verification fails the same way
+// on every attempt, so the client gives up after one.
+func TestCertificateNotRetried(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a request arrived over a connection whose certificate should have been refused: %s %s", r.Method, r.URL.Path)
+	}))
+	var mu sync.Mutex
+	conns := 0
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors are the point
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	// No root for the test server's certificate: verification fails.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}}}
+	c := New(bootstrap, Options{BaseURL: srv.URL + "/client/v4", HTTPClient: hc, Backoff: time.Millisecond})
+	_, _, err := c.PermissionGroups(context.Background(), OwnerAccount, testAccount)
+	var ce *tls.CertificateVerificationError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a certificate verification error", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 1 {
+		t.Errorf("%d connections, want 1: a certificate error is not retried", conns)
 	}
 }
