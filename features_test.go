@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -361,6 +362,50 @@ func TestSweepOlderThan(t *testing.T) {
 	for _, id := range []string{recent, oldNotOurs} {
 		if _, ok := a.Token(id); !ok {
 			t.Errorf("token %s was swept", id)
+		}
+	}
+}
+
+// TestSweepOnCloudflaresClock: a sweep decides expired and old on Cloudflare's clock (its
+// status, and the Date of its answer), not the runner's. The runner's clock cannot be set
+// forward, so Cloudflare's runs 12 minutes behind instead: to the runner, a token Cloudflare
+// lists as active with 10 minutes left is past its expiry, and one issued 55 minutes ago is
+// older than 1h. Neither may go; an expired one must. Nor may a token of another repository
+// whose name shares the first 64 characters.
+func TestSweepOnCloudflaresClock(t *testing.T) {
+	t.Parallel()
+	behind := func(d time.Duration) time.Time { return time.Now().Add(-12*time.Minute - d) }
+	clock := cfapitest.NewClock(behind(55 * time.Minute))
+	a := startAPI(t, cfapitest.WithClock(clock.Now))
+	acct := a.fx.Account.ID
+	long := "octo-org/" + strings.Repeat("a", 64)
+	issue := func(name string, expires time.Time) string {
+		id, _, err := a.IssueToken(cfapitest.TokenSpec{Name: name, OwnerAccount: acct, ExpiresOn: expires,
+			Policies: []cfapitest.Policy{{Groups: []string{"Workers Scripts Write"}, Resources: map[string]any{"com.cloudflare.api.account." + acct: "*"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	aging := issue(config.RepoNamePrefix(long)+"workers-deploy:6.1:deploy:cf", behind(-time.Hour))
+	clock.Set(behind(5 * time.Minute))
+	live := issue(config.RepoNamePrefix(long)+"workers-deploy:7.1:deploy:cf", behind(-10*time.Minute))
+	dead := issue(config.RepoNamePrefix(long)+"workers-deploy:8.1:deploy:cf", behind(time.Minute))
+	neighbour := issue(config.RepoNamePrefix(long+"-two")+"workers-deploy:8.1:deploy:cf", behind(time.Minute))
+	clock.Set(behind(0))
+	if tk, _ := a.Token(live); tk.Status != "active" {
+		t.Fatalf("the live token is %q to Cloudflare", tk.Status)
+	}
+
+	j := a.job(t, map[string]string{"GITHUB_REPOSITORY": long})
+	m := runMain(t, j, a.step("sweep", map[string]string{"sweep": "true", "sweep-older-than": "1h"}))
+	mustSucceed(t, m)
+	if m.Outputs["swept-ids"] != dead {
+		t.Errorf("swept %q, want only the expired token %s", m.Outputs["swept-ids"], dead)
+	}
+	for id, what := range map[string]string{live: "active with 10 minutes left", aging: "issued 55 minutes ago", neighbour: "of another repository"} {
+		if _, ok := a.Token(id); !ok {
+			t.Errorf("the sweep deleted the token %s", what)
 		}
 	}
 }

@@ -112,7 +112,7 @@ func (e *Engine) Undo(ctx context.Context, t *Issued, h Hooks, cause error) erro
 // that expiry (a second guard against a name that is not unique, such as a user's own), and
 // returns how many.
 func (e *Engine) DeleteByName(ctx context.Context, owner cftoken.Owner, accountID, name string, expires time.Time) (int, error) {
-	ts, err := e.Tokens.List(ctx, owner, accountID)
+	ts, _, err := e.Tokens.List(ctx, owner, accountID)
 	if err != nil {
 		return 0, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -72,9 +73,14 @@ func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	pols, err := policy.Build(policy.Wanted{Lines: r.Lines(), AccountID: r.AccountID, Zones: zonesOut, AllZones: r.AllZones, Buckets: r.Buckets, Owner: string(r.Owner)}, groups)
+	pols, err := policy.Build(policy.Wanted{Lines: r.Lines(), AccountID: r.AccountID, Zones: zonesOut, AllZones: r.AllZones, Buckets: r.Buckets, Owner: string(r.Owner), AllowLastingAccess: r.AllowLastingAccess}, groups)
 	if err != nil {
 		return nil, err
+	}
+	for _, l := range policy.LastingAccess(pols) {
+		// Allowed, and still worth a warning on every run: the token's expiry does not end
+		// what the group creates.
+		e.UI.Warningf("allow-lasting-access: the token carries %s, which %s; revoking the token does not undo that, so check what the job created", logsafe.Quote(l.Name), l.Reason)
 	}
 	if r.Preset != "" && len(policy.Presets[r.Preset].BucketGroups) > 0 && len(r.Buckets) == 0 {
 		e.UI.Noticef("preset %s without r2-buckets grants %s on every bucket of the account; naming the buckets in r2-buckets would grant %s on those only", r.Preset, strings.Join(policy.Presets[r.Preset].Groups, ", "), strings.Join(policy.Presets[r.Preset].BucketGroups, ", "))
