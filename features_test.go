@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -407,6 +408,66 @@ func TestSweepOnCloudflaresClock(t *testing.T) {
 		if _, ok := a.Token(id); !ok {
 			t.Errorf("the sweep deleted the token %s", what)
 		}
+	}
+}
+
+// TestZoneNameWithoutAccount: without account-id, a zone name must name one active zone the
+// bootstrap token can read. Anyone can add a zone of any name to an account of their own (it
+// stays pending there), so a second zone of that name, or a pending one, is an error that lists
+// the candidates, and nothing is minted; account-id settles it.
+func TestZoneNameWithoutAccount(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	u := a.AddUser("ops@example.com", a.fx.Account.ID, a.fx.OtherAccount.ID)
+	allZones := func(acct string) map[string]any {
+		return map[string]any{"com.cloudflare.api.account." + acct: map[string]any{"com.cloudflare.api.account.zone.*": "*"}}
+	}
+	_, boot, err := a.IssueToken(cfapitest.TokenSpec{Name: "bootstrap of a user in two accounts", OwnerUserID: u.ID, Policies: []cfapitest.Policy{
+		{Groups: []string{"API Tokens Write"}, Resources: map[string]any{"com.cloudflare.api.user." + u.ID: "*"}},
+		{Groups: []string{"Zone Read"}, Resources: allZones(a.fx.Account.ID)},
+		{Groups: []string{"Zone Read"}, Resources: allZones(a.fx.OtherAccount.ID)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := a.AddZone(a.fx.Account.ID, "shared.example")
+	copycat := a.AddZone(a.fx.OtherAccount.ID, "shared.example")
+	a.SetZoneStatus(copycat.ID, "pending")
+	lone := a.AddZone(a.fx.OtherAccount.ID, "lone.example")
+	a.SetZoneStatus(lone.ID, "pending")
+
+	cases := []struct {
+		name, zones, account string
+		errs                 []string // empty: the mint succeeds
+	}{
+		{name: "two zones of the name", zones: "shared.example", errs: []string{"names 2 zones", shared.ID, copycat.ID, "(pending, account " + a.fx.OtherAccount.ID + ")", "set account-id", "write the zone id"}},
+		{name: "a pending zone", zones: "lone.example", errs: []string{lone.ID, `"pending", not active`, "set account-id"}},
+		{name: "account-id settles it", zones: "shared.example", account: a.fx.Account.ID},
+		{name: "the zone id settles it", zones: shared.ID},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := a.job(t, nil)
+			s := a.step("cf", map[string]string{"token-owner": "user", "bootstrap-token": boot, "account-id": tc.account, "preset": "dns-edit", "zones": tc.zones})
+			before := a.creates()
+			m := runMain(t, j, s)
+			if len(tc.errs) == 0 {
+				mustSucceed(t, m)
+				if tk, ok := a.Token(m.Outputs["token-id"]); !ok || !strings.Contains(fmt.Sprint(tk.Policies), shared.ID) || strings.Contains(fmt.Sprint(tk.Policies), copycat.ID) {
+					t.Errorf("token %+v, want it on zone %s only", tk, shared.ID)
+				}
+				mustSucceed(t, runPost(t, j, s, m))
+				return
+			}
+			if m.ExitCode != 1 || a.creates() != before {
+				t.Errorf("exit %d after %d creates; want a failure and none", m.ExitCode, a.creates()-before)
+			}
+			for _, want := range tc.errs {
+				if !hasAnnotation(m, "error", want) {
+					t.Errorf("no error says %q:\n%s", want, errorsOf(m))
+				}
+			}
+		})
 	}
 }
 

@@ -199,9 +199,9 @@ func (s ServerClock) Now() (t time.Time, ok bool) {
 	return s.date.Add(time.Since(s.at)).UTC(), true
 }
 
-// Zone is a zone with its account.
+// Zone is a zone with its account and status ("active", "pending", "moved", ...).
 type Zone struct {
-	ID, Name, AccountID string
+	ID, Name, AccountID, Status string
 }
 
 // FindZone looks a zone up by name among those the token can read.
@@ -215,7 +215,7 @@ func (c *Client) FindZone(ctx context.Context, name string) ([]Zone, error) {
 		}
 		for _, z := range page.Result {
 			if strings.EqualFold(z.Name, name) {
-				out = append(out, Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID})
+				out = append(out, Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID, Status: string(z.Status)})
 			}
 		}
 		return nil
@@ -231,7 +231,7 @@ func (c *Client) GetZone(ctx context.Context, id string) (Zone, error) {
 		if err != nil {
 			return reduce(fmt.Sprintf("look up zone %s", id), err)
 		}
-		out = Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID}
+		out = Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID, Status: string(z.Status)}
 		return nil
 	})
 	return out, err
