@@ -5,6 +5,7 @@ package main
 // tests that show cfmint does not act on them. docs/security.md tells the same story.
 
 import (
+	"context"
 	"io"
 	"log"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/runner"
@@ -154,4 +156,82 @@ func TestPlantedTrustRoots(t *testing.T) {
 		t.Errorf("the server with the planted certificate received %d requests", len(got))
 	}
 	checkSecrets(t, a, "", m, p)
+}
+
+// TestPlantedState: STATE_* variables planted through $GITHUB_ENV (naming another job's token)
+// reach post like the state main saves, in every mode of the step. Post deletes nothing they
+// name: main writes every state key at its start, so the runner's values replace planted ones,
+// and post acts only on state bound to this run by main.
+func TestPlantedState(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		with   map[string]string
+		noMain bool   // the main phase's container never starts
+		post   string // what post's log says
+	}{
+		{name: "mint", with: map[string]string{"preset": "workers-deploy"}, post: "Revoked token"},
+		{name: "mint, revoke false", with: map[string]string{"preset": "workers-deploy", "revoke": "false"}, post: "left to expire"},
+		{name: "revoke mode", with: map[string]string{"token-id": "target"}, post: "Nothing to revoke"},
+		{name: "sweep mode", with: map[string]string{"sweep": "true"}, post: "Nothing to revoke"},
+		{name: "validation failure", with: map[string]string{"preset": "no-such-preset"}, post: "Nothing to revoke"},
+		{name: "dry run", with: map[string]string{"preset": "workers-deploy", "dry-run": "true"}, post: "Nothing to revoke"},
+		{name: "main never started", with: map[string]string{"preset": "workers-deploy"}, noMain: true, post: "ignored the state"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := startAPI(t)
+			acct := a.fx.Account.ID
+			expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+			issue := func(name string) string {
+				id, _, err := a.IssueToken(cfapitest.TokenSpec{Name: name, OwnerAccount: acct, ExpiresOn: expires,
+					Policies: []cfapitest.Policy{{Groups: []string{"Workers Scripts Write"}, Resources: map[string]any{"com.cloudflare.api.account." + acct: "*"}}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+			victim := issue("another job's deploy token")
+			byName := issue("cfmint:octo-org/site:workers-deploy:1001.1:deploy:cf")
+			if tc.with["token-id"] == "target" {
+				tc.with["token-id"] = issue("the token this step revokes")
+			}
+			j := a.job(t, nil)
+			// Everything post reads, naming the victims: one by id, one by name and expiry as a
+			// create cut short would leave, and a binding as a guess at how main marks its state.
+			plant(t, j, strings.Join([]string{
+				"STATE_token-id=" + victim, "STATE_owner=account", "STATE_account-id=" + acct,
+				"STATE_name=cfmint:octo-org/site:workers-deploy:1001.1:deploy:cf", "STATE_expires-on=" + expires.Format(time.RFC3339),
+				"STATE_create-pending=true", "STATE_revoke=true", "STATE_run=1001.1:cf", "",
+			}, "\n"))
+			s := a.step("cf", tc.with)
+			ctx := context.Background()
+			if tc.noMain {
+				c, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = c
+			}
+			m, err := j.RunMain(ctx, s)
+			if m == nil {
+				t.Fatalf("main phase: %v", err)
+			}
+			p := runPost(t, j, s, m)
+			mustSucceed(t, p)
+			if !strings.Contains(p.Log, tc.post) {
+				t.Errorf("post does not say %q:\n%s", tc.post, p.Log)
+			}
+			for id, what := range map[string]string{victim: "named by id", byName: "named by name"} {
+				if _, ok := a.Token(id); !ok {
+					t.Errorf("post deleted the victim %s", what)
+				}
+			}
+			if minted := m.Outputs["token-id"]; minted != "" {
+				_, live := a.Token(minted)
+				if want := tc.with["revoke"] == "false"; live != want {
+					t.Errorf("the step's own token %s: live %v, want %v", minted, live, want)
+				}
+			}
+		})
+	}
 }

@@ -3,7 +3,9 @@ package action
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,7 +47,35 @@ const (
 	// statePending is "true" while a create is in flight: if main dies then, post looks for the
 	// token by name, since its id never arrived.
 	statePending = "create-pending"
+	// stateRun says that this run's main phase wrote the state (see stateBinding).
+	stateRun = "run"
 )
+
+// stateKeys are the state keys main owns, stateRun aside. State reaches post as STATE_<name>
+// variables, and so does anything an earlier step of the job wrote to $GITHUB_ENV under those
+// names; the runner replaces only the variables of keys main wrote. So main writes every key,
+// empty, before anything else: post then sees main's values or none, never planted ones.
+var stateKeys = []string{stateTokenID, stateOwner, stateAccountID, stateName, stateExpiresOn, stateRevoke, statePending}
+
+// claimState is the first thing main does: every key empty, and stateRun bound to this run.
+func claimState(d Deps, a *githubactions.Action, bootstrap string) {
+	for _, k := range stateKeys {
+		a.SaveState(k, "")
+	}
+	a.SaveState(stateRun, stateBinding(d, bootstrap))
+}
+
+// stateBinding ties state to the run, attempt and step (which the runner sets, and $GITHUB_ENV
+// cannot change), keyed with the bootstrap token, which an earlier step does not have: a step
+// that plants state cannot forge it for a main phase that never wrote its own (one whose
+// container did not start, say). It is no secret: HMAC-SHA256 does not give its key away, and
+// it holds only for this run's step.
+func stateBinding(d Deps, bootstrap string) string {
+	coords := d.getenv("GITHUB_RUN_ID") + "." + d.getenv("GITHUB_RUN_ATTEMPT") + ":" + d.getenv("GITHUB_ACTION")
+	mac := hmac.New(sha256.New, []byte(strings.TrimSpace(bootstrap)))
+	mac.Write([]byte("cfmint main-phase state\x00" + coords))
+	return coords + ":" + hex.EncodeToString(mac.Sum(nil)[:16])
+}
 
 // ErrReported means the phase failed and has already said why through ::error:: commands.
 var ErrReported = errors.New("failed; see the errors above")

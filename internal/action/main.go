@@ -27,6 +27,9 @@ func Main(ctx context.Context, d Deps) error {
 	if err != nil {
 		return report(a, err)
 	}
+	// Before anything can fail or return: whatever mode this run is in, post must see this
+	// phase's state, not what an earlier step planted.
+	claimState(d, a, in.BootstrapToken)
 	cfg, err := config.Validate(in, runContext(d))
 	if err != nil {
 		return report(a, err)

@@ -2,22 +2,49 @@ package action
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
 // Post runs the post phase: it revokes the token main saved in state. It never mints: it reads
-// no permission inputs, only the state main left and the bootstrap token.
+// no permission inputs, only the state main left and the bootstrap token. It acts on state only
+// when stateRun shows that this run's main phase wrote it (claimState).
 func Post(ctx context.Context, d Deps) error {
 	a := newActions(d)
+	in, err := config.ReadInputs(ctx, d.Lookup)
+	if err != nil {
+		return report(a, err)
+	}
+	token := strings.TrimSpace(in.BootstrapToken)
 	state := func(k string) string { return d.getenv("STATE_" + k) }
+	if got := state(stateRun); !hmac.Equal([]byte(got), []byte(stateBinding(d, token))) {
+		// This run's main wrote none of what is there: act on none of it.
+		var planted []string
+		for _, k := range append(slices.Clone(stateKeys), stateRun) {
+			if state(k) != "" {
+				planted = append(planted, k)
+			}
+		}
+		if len(planted) > 0 {
+			also := ""
+			if id := state(stateTokenID); id != "" {
+				also = fmt.Sprintf(" (then revoke token %s by hand; it expires at %s)", logsafe.String(id), logsafe.String(state(stateExpiresOn)))
+			}
+			a.Warningf("ignored the state this phase found (%s), and revoked nothing: this step's main phase did not write it, so an earlier step of the job may have planted it through $GITHUB_ENV; or main wrote it with another bootstrap-token than this phase's%s", strings.Join(planted, ", "), also)
+		}
+		a.Infof("Nothing to revoke: the main phase did not leave a token.")
+		return nil
+	}
 	id, name, expires := state(stateTokenID), state(stateName), state(stateExpiresOn)
 	pending := state(statePending) == "true" && name != ""
 	if id == "" && !pending {
@@ -27,13 +54,9 @@ func Post(ctx context.Context, d Deps) error {
 	// revoke: false keeps a token that was handed out; one whose create was interrupted never
 	// was, and nobody can use or revoke it but this phase.
 	if state(stateRevoke) == "false" && !pending {
-		a.Infof("revoke is false: token %s (id %s) is left to expire at %s.", name, id, expires)
+		a.Infof("revoke is false: token %s (id %s) is left to expire at %s.", logsafe.String(name), id, expires)
 		summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was left to expire at %s (revoke: false).", mdEscape(name), id, expires))
 		return nil
-	}
-	in, err := config.ReadInputs(ctx, d.Lookup)
-	if err != nil {
-		return report(a, err)
 	}
 	timeout, err := config.ParseTimeout(in.Timeout)
 	if err != nil {
@@ -42,7 +65,6 @@ func Post(ctx context.Context, d Deps) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	token := strings.TrimSpace(in.BootstrapToken)
 	what := "token " + id
 	if id == "" {
 		what = fmt.Sprintf("tokens named %q", name)
