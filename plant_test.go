@@ -8,8 +8,11 @@ import (
 	"context"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -232,6 +235,92 @@ func TestPlantedState(t *testing.T) {
 					t.Errorf("the step's own token %s: live %v, want %v", minted, live, want)
 				}
 			}
+		})
+	}
+}
+
+// TestProxyPinsItsAddress: when cfmint's requests go through a proxy (as HTTPS_PROXY, planted
+// or not, sends them), Cloudflare sees the proxy's address and the runner filter pins the token
+// to it: main warns, naming the proxy, and the summary shows it beside the filter. Go never
+// sends a request for a loopback address through the proxy variables, so the phases run in this
+// process with a client whose proxy is this test's, which reaches the API from 127.0.0.3.
+func TestProxyPinsItsAddress(t *testing.T) {
+	t.Parallel()
+	f := startAPIWith(t, nil)
+	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}, Timeout: 5 * time.Second}
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		// A forward proxy's request already names the host it is for.
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.Out.Host = pr.In.URL.Host },
+		Transport: &http.Transport{DialContext: from.DialContext},
+	})
+	t.Cleanup(proxy.Close)
+	pu, _ := url.Parse(proxy.URL)
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	j := f.jobWith(t, map[string]string{"CFMINT_TRACE_FALLBACK_URL": noFallback}, inProcess(hc))
+	s := f.step("cf", map[string]string{"preset": "workers-deploy"})
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	if got := m.Outputs["ip-filter"]; got != "127.0.0.3/32" {
+		t.Errorf("ip-filter %q, want the proxy's address 127.0.0.3/32", got)
+	}
+	if !hasAnnotation(m, "warning", "through the proxy "+pu.Host) {
+		t.Errorf("no warning names the proxy: %+v", m.Annotations)
+	}
+	if !strings.Contains(m.Summary, "| Proxy | cfmint reached Cloudflare through `"+pu.Host+"`") || !strings.Contains(m.Summary, "| IP filter | `127.0.0.3/32` |") {
+		t.Errorf("the summary does not show the proxy beside the filter:\n%s", m.Summary)
+	}
+	scripts := "/accounts/" + f.fx.Account.ID + "/workers/scripts"
+	if got := f.call(t, m.Outputs["token"], http.MethodGet, scripts, "127.0.0.3"); got.Status != 200 {
+		t.Errorf("from the proxy's address: %+v", got)
+	}
+	if got := f.call(t, m.Outputs["token"], http.MethodGet, scripts, "127.0.0.1"); got.Status != 403 {
+		t.Errorf("from the runner's own address: %+v, want 403", got)
+	}
+	mustSucceed(t, runPost(t, j, s, m))
+	if left := f.leftovers(); len(left) != 0 {
+		t.Errorf("left behind: %v", names(left))
+	}
+}
+
+// TestLastingAccess: a group whose holder can create access that outlives the token (here,
+// inviting account members) is refused unless the workflow sets allow-lasting-access: true;
+// then main warns, naming the group and what it can create, and the summary flags it, in a mint
+// and in a dry run.
+func TestLastingAccess(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		with   map[string]string
+		minted bool
+	}{
+		{name: "refused without the input", with: map[string]string{"permissions": "Account Settings Write"}},
+		{name: "allowed", with: map[string]string{"permissions": "Account Settings Write", "allow-lasting-access": "true"}, minted: true},
+		{name: "dry run", with: map[string]string{"permissions": "Account Settings Write", "allow-lasting-access": "true", "dry-run": "true"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := startAPI(t)
+			j := a.job(t, nil)
+			s := a.step("cf", tc.with)
+			m := runMain(t, j, s)
+			if tc.with["allow-lasting-access"] == "" {
+				if m.ExitCode != 1 || !hasAnnotation(m, "error", `input "allow-lasting-access": is false, but "Account Settings Write" can invite members`) || a.creates() != 0 {
+					t.Errorf("exit %d, %d creates, errors:\n%s", m.ExitCode, a.creates(), errorsOf(m))
+				}
+				return
+			}
+			mustSucceed(t, m)
+			if !hasAnnotation(m, "warning", `allow-lasting-access: the token carries "Account Settings Write", which can invite members to the account with any role`) {
+				t.Errorf("no warning names the group and what it can create: %+v", m.Annotations)
+			}
+			if !strings.Contains(m.Summary, "| **Lasting access** | **Account Settings Write** can invite members") || !strings.Contains(m.Summary, "| Account Settings Write (lasting access) |") {
+				t.Errorf("the summary does not flag the group:\n%s", m.Summary)
+			}
+			if minted := m.Outputs["token-id"] != ""; minted != tc.minted || a.creates() != map[bool]int{true: 1}[tc.minted] {
+				t.Errorf("token-id %q after %d creates; want minted=%v", m.Outputs["token-id"], a.creates(), tc.minted)
+			}
+			mustSucceed(t, runPost(t, j, s, m))
 		})
 	}
 }

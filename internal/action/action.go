@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -204,4 +205,25 @@ func RunPhase(ctx context.Context, argv0 string, d Deps) (code int, ok bool) {
 		newActions(d).Errorf("%s", err.Error())
 	}
 	return 1, true
+}
+
+// proxyFor is the proxy (host and port, never its user information) that d's client sends
+// requests for base through, or "" when it sends them directly.
+func proxyFor(d Deps, base string) string {
+	if d.HTTPClient == nil {
+		return ""
+	}
+	t, ok := d.HTTPClient.Transport.(*http.Transport)
+	if !ok || t.Proxy == nil {
+		return ""
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	p, err := t.Proxy(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
+	if err != nil || p == nil {
+		return ""
+	}
+	return p.Host
 }

@@ -162,6 +162,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	ttl := fs.String("ttl", "15m", "how long the token lives, 1m to 6h")
 	ipf := fs.String("ip-filter", "runner", "runner, none, or CIDRs; runner may be combined with CIDRs")
 	name := fs.String("name", "", "the token's name (default cfmint:<repo or local>:<purpose>:...)")
+	lasting := fs.Bool("allow-lasting-access", false, "allow groups that can create access outliving the token (account members, identity providers, service tokens, ...)")
 	dry := fs.Bool("dry-run", false, "print the request that would be sent, and create nothing")
 	format := fs.String("format", "text", "text (the token alone) or json (token, id, expiry, filter)")
 	if code, ok := parse(fs, args); !ok {
@@ -177,6 +178,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	}
 	in := c.inputs(e)
 	in.Preset, in.Permissions, in.Zones, in.R2Buckets, in.TTL, in.IPFilter, in.Name = *preset, strings.Join(perms, "\n"), *zones, *buckets, *ttl, *ipf, *name
+	in.AllowLastingAccess = strconv.FormatBool(*lasting)
 	cfg, err := config.Validate(in, terminalContext(e))
 	if err != nil {
 		flagErrors(e.Stderr, "mint", err)
