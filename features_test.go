@@ -18,6 +18,7 @@ import (
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/policy"
+	"github.com/cfmint/cfmint/internal/runner"
 )
 
 // TestPermissionForms mints with each way of writing a permission and checks the exact grant.
@@ -636,6 +637,60 @@ printf '%s' "$CLOUDFLARE_API_TOKEN" | wc -c`
 	}
 	if n := strings.TrimSpace(string(out)); n == "0" || n == "" {
 		t.Errorf("token length %q", n)
+	}
+}
+
+// TestCLIMintMasksInWorkflow: `cfmint mint` in a workflow step (GITHUB_ACTIONS=true) masks the
+// token and its S3 secret on stderr, which the runner reads commands from, before any line
+// about the token; stdout keeps the output alone for capture. In a terminal it prints no mask.
+func TestCLIMintMasksInWorkflow(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	for _, inWorkflow := range []bool{true, false} {
+		env := map[string]string{}
+		if inWorkflow {
+			env["GITHUB_ACTIONS"] = "true"
+		}
+		out, errOut, code := a.cli(t, env, "mint", "--preset", "r2-upload", "--r2-buckets", "assets", "--format", "json")
+		if code != 0 {
+			t.Fatalf("mint: exit %d: %s", code, errOut)
+		}
+		var got struct {
+			Token string `json:"token"`
+			S3    string `json:"r2_secret_access_key"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil || got.Token == "" || got.S3 == "" {
+			t.Fatalf("stdout %q: %v", out, err)
+		}
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		masks := map[string]int{}
+		minted := -1
+		for i, line := range lines {
+			if name, ok := runner.FindCommand(line); ok {
+				if name != "add-mask" {
+					t.Errorf("stderr line %d is a %s command: %q", i+1, name, line)
+				}
+				masks[strings.TrimPrefix(line, "::add-mask::")] = i
+				continue
+			}
+			if strings.Contains(line, got.Token) || strings.Contains(line, got.S3) {
+				t.Errorf("stderr line %d holds a secret", i+1)
+			}
+			if strings.HasPrefix(line, "Minted token") {
+				minted = i
+			}
+		}
+		if !inWorkflow {
+			if len(masks) > 0 {
+				t.Errorf("a terminal run printed %d mask commands", len(masks))
+			}
+			continue
+		}
+		for what, secret := range map[string]string{"token": got.Token, "S3 secret": got.S3} {
+			if i, ok := masks[secret]; !ok || i > minted {
+				t.Errorf("the %s is not masked before the line about the token (mask at %d, mint line at %d):\n%s", what, i, minted, strings.NewReplacer(got.Token, "<TOKEN>", got.S3, "<S3>").Replace(errOut))
+			}
+		}
 	}
 }
 

@@ -205,7 +205,14 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "dry run: nothing was created")
 		return ExitOK
 	}
-	t, err := action.Direct(d, ui, cfg).Mint(ctx, cfg, mint.Hooks{})
+	var hooks mint.Hooks
+	if getenv(e, "GITHUB_ACTIONS") == "true" {
+		// Inside a workflow step (`run: cfmint mint`), the runner reads commands from stderr as
+		// from stdout: the token and its S3 secret are masked before either reaches a line,
+		// while stdout keeps the token alone for $(...) capture.
+		hooks.Mask = func(secret string) { fmt.Fprintf(e.Stderr, "::add-mask::%s\n", secret) }
+	}
+	t, err := action.Direct(d, ui, cfg).Mint(ctx, cfg, hooks)
 	if err != nil {
 		flagErrors(e.Stderr, "mint", err)
 		return ExitFail
