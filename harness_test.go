@@ -247,6 +247,7 @@ func (a *api) creates() int {
 // anywhere: streams, outputs, env, state, summary.
 func checkSecrets(t *testing.T, a *api, secret string, phases ...*runner.Phase) {
 	t.Helper()
+	checkCommands(t, phases...)
 	for _, boot := range []string{a.fx.AccountBootstrap.Secret, a.fx.UserBootstrap.Secret} {
 		for _, p := range phases {
 			for what, s := range map[string]string{"stdout": p.Stdout, "stderr": p.Stderr, "summary": p.Summary, "log": p.Log} {
@@ -290,5 +291,24 @@ func checkSecrets(t *testing.T, a *api, secret string, phases ...*runner.Phase) 
 	}
 	if !masked {
 		t.Errorf("the minted secret was never masked")
+	}
+}
+
+// logCommands are the workflow commands cfmint issues: masks and annotations. Anything else the
+// runner would read in a line (set-output, save-state, set-env, add-path, stop-commands, in the
+// "::" form or the legacy "##[" one) came from a value cfmint printed.
+var logCommands = map[string]bool{"add-mask": true, "error": true, "warning": true, "notice": true, "debug": true}
+
+// checkCommands runs every line the phases wrote through the runner's own command parsers.
+func checkCommands(t *testing.T, phases ...*runner.Phase) {
+	t.Helper()
+	for _, p := range phases {
+		for what, text := range map[string]string{"stdout": p.Stdout, "stderr": p.Stderr} {
+			for i, line := range strings.Split(text, "\n") {
+				if name, ok := runner.FindCommand(line); ok && !logCommands[name] {
+					t.Errorf("%s phase %s line %d is a %s command: %q", p.Name, what, i+1, name, line)
+				}
+			}
+		}
 	}
 }

@@ -324,3 +324,67 @@ func TestLastingAccess(t *testing.T) {
 		})
 	}
 }
+
+// evilCommand is what issue 9 found a commit message could carry into cfmint's log.
+const evilCommand = "##[set-output name=r2-endpoint]https://evil.example"
+
+// TestNoCommandFromValues: a value cfmint prints that came from an input, the run or
+// Cloudflare never reads as a workflow command: a name input built from a commit message is
+// refused, and a swept token's name or a Cloudflare error message is printed escaped. Every
+// line goes through the runner's own parsers, and the step gets no output from them.
+func TestNoCommandFromValues(t *testing.T) {
+	t.Parallel()
+	t.Run("name input", func(t *testing.T) {
+		t.Parallel()
+		a := startAPI(t)
+		j := a.job(t, nil)
+		s := a.step("cf", map[string]string{"preset": "workers-deploy", "name": "deploy fix: " + evilCommand})
+		m := runMain(t, j, s)
+		if m.ExitCode != 1 || !hasAnnotation(m, "error", `input "name"`) || a.creates() != 0 {
+			t.Errorf("exit %d after %d creates, errors:\n%s", m.ExitCode, a.creates(), errorsOf(m))
+		}
+		p := runPost(t, j, s, m)
+		checkCommands(t, m, p)
+		noEvilOutput(t, m, p)
+	})
+	t.Run("swept token name", func(t *testing.T) {
+		t.Parallel()
+		a := startAPI(t)
+		acct := a.fx.Account.ID
+		var ids []string
+		for _, name := range []string{"cfmint:octo-org/site:x " + evilCommand, "cfmint:octo-org/site:y\n::set-output name=r2-endpoint::https://evil.example"} {
+			id, _, err := a.IssueToken(cfapitest.TokenSpec{Name: name, OwnerAccount: acct, ExpiresOn: time.Now().Add(-time.Hour),
+				Policies: []cfapitest.Policy{{Groups: []string{"Workers Scripts Write"}, Resources: map[string]any{"com.cloudflare.api.account." + acct: "*"}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		m := runMain(t, a.job(t, nil), a.step("sweep", map[string]string{"sweep": "true"}))
+		mustSucceed(t, m)
+		if m.Outputs["swept"] != "2" || !strings.Contains(m.Log, `##\[set-output`) {
+			t.Errorf("swept %q; log:\n%s", m.Outputs["swept"], m.Log)
+		}
+		checkCommands(t, m)
+		noEvilOutput(t, m)
+	})
+	t.Run("Cloudflare error message, CLI", func(t *testing.T) {
+		t.Parallel()
+		a := startAPI(t)
+		a.InjectFault(cfapitest.Fault{Method: http.MethodPost, Path: "/accounts/{account_id}/tokens", Status: 400, Code: 1001, Message: "bad request " + evilCommand})
+		_, errOut, code := a.cli(t, map[string]string{"GITHUB_ACTIONS": "true"}, "mint", "--preset", "workers-deploy", "--ip-filter", "127.0.0.1")
+		if code != 1 || !strings.Contains(errOut, `bad request ##\[set-output`) {
+			t.Errorf("exit %d, stderr:\n%s", code, errOut)
+		}
+		checkCommands(t, &runner.Phase{Name: "cli", Stderr: errOut})
+	})
+}
+
+func noEvilOutput(t *testing.T, phases ...*runner.Phase) {
+	t.Helper()
+	for _, p := range phases {
+		if v, ok := p.Outputs["r2-endpoint"]; ok {
+			t.Errorf("%s phase set output r2-endpoint=%q", p.Name, v)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
@@ -89,7 +90,7 @@ func newActions(d Deps) *githubactions.Action {
 // could not settle.
 var phrase = mint.Phrase{
 	Unseen: func(name string) string {
-		return fmt.Sprintf("the post phase will look again for tokens named %q", name)
+		return "the post phase will look again for tokens named " + logsafe.Quote(name)
 	},
 	Undo: func(string) string { return "the post phase will try again" },
 }

@@ -182,7 +182,7 @@ func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl ti
 	if filter != "" {
 		where = filter
 	}
-	a.Infof("Minted token %s (id %s), valid until %s (%s), usable from %s.", t.Name, t.ID, t.ExpiresOn.Format(time.RFC3339), human(ttl), where)
+	a.Infof("Minted token %s (id %s), valid until %s (%s), usable from %s.", logsafe.String(t.Name), logsafe.String(t.ID), t.ExpiresOn.Format(time.RFC3339), human(ttl), where)
 	if len(envs) > 0 {
 		var names []string
 		for _, e := range envs {
@@ -207,7 +207,7 @@ func dryRun(a *githubactions.Action, cfg *config.Config, p *mint.Plan, n Notes) 
 		return err
 	}
 	a.Infof("dry-run: everything resolved; this is the request cfmint would send, and nothing was created:")
-	a.Infof("%s", pretty)
+	a.Infof("%s", logsafe.JSON(pretty))
 	for _, o := range [][2]string{{"name", p.Request.Name}, {"ip-filter", mint.CIDRList(p.Request.CIDRs)}, {"expires-on", p.Request.ExpiresOn.Format(time.RFC3339)}} {
 		if err := fileSafe(o[0], o[1]); err != nil {
 			return err

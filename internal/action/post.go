@@ -67,7 +67,7 @@ func Post(ctx context.Context, d Deps) error {
 	defer cancel()
 	what := "token " + id
 	if id == "" {
-		what = fmt.Sprintf("tokens named %q", name)
+		what = "tokens named " + logsafe.Quote(name)
 	}
 	if token == "" {
 		return report(a, fmt.Errorf("input \"bootstrap-token\": is empty in the post phase, so %s cannot be revoked; it expires at %s", what, expires))
@@ -87,11 +87,11 @@ func Post(ctx context.Context, d Deps) error {
 	if id != "" {
 		switch err := eng.Tokens.Delete(ctx, owner, acct, id); {
 		case err == nil:
-			a.Infof("Revoked token %s (id %s).", name, id)
+			a.Infof("Revoked token %s (id %s).", logsafe.String(name), id)
 			summaryLine(d, a, fmt.Sprintf("cfmint: revoked token `%s` (`%s`).", mdEscape(name), id))
 		case errors.Is(err, cftoken.ErrNotFound):
 			// Already gone (deleted elsewhere, or by main after a failure): the goal is met.
-			a.Infof("Token %s (id %s) was already gone.", name, id)
+			a.Infof("Token %s (id %s) was already gone.", logsafe.String(name), id)
 			summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was already gone.", mdEscape(name), id))
 		default:
 			errs = append(errs, err)
@@ -104,7 +104,7 @@ func Post(ctx context.Context, d Deps) error {
 		if err != nil {
 			errs = append(errs, err)
 		} else {
-			a.Infof("The main phase's create had no clear answer (interrupted while creating, or lost); %d token(s) named %s were found and deleted.", n, name)
+			a.Infof("The main phase's create had no clear answer (interrupted while creating, or lost); %d token(s) named %s were found and deleted.", n, logsafe.String(name))
 			summaryLine(d, a, fmt.Sprintf("cfmint: the main phase's create had no clear answer; %d token(s) named `%s` were found and deleted.", n, mdEscape(name)))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/netaddr"
 )
@@ -58,7 +59,7 @@ func runnerPin(ctx context.Context, d Deps, ui UI, apiBase string) ([]netip.Pref
 		if fb == "" {
 			fb = netaddr.DefaultFallback
 		}
-		ui.Warningf("the runner's address (%v) comes from the fallback %s, because the API host's own trace gave none (%v); the fallback may see the runner by another address than the API does: if the token is refused with 9109 \"Cannot use the access token from location\", set ip-filter to the runner's CIDRs", addrs, fb, fellBack)
+		ui.Warningf("the runner's address (%v) comes from the fallback %s, because the API host's own trace gave none (%v); the fallback may see the runner by another address than the API does: if the token is refused with 9109 \"Cannot use the access token from location\", set ip-filter to the runner's CIDRs", addrs, logsafe.String(fb), fellBack)
 	}
 	var out []netip.Prefix
 	for _, a := range addrs {

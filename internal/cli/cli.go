@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/cfmint/cfmint/internal/logsafe"
 )
 
 // Env is everything the CLI takes from the process; main hands it down.
@@ -75,7 +77,7 @@ func Run(ctx context.Context, e Env) int {
 	case "sweep":
 		return sweepCmd(ctx, e, rest)
 	default:
-		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"mint", "revoke", "permissions", "sweep", "demo", "version", "help"}, ", "))
+		fmt.Fprintf(e.Stderr, "cfmint: unknown command %s; commands: %s\n", logsafe.Quote(cmd), strings.Join([]string{"mint", "revoke", "permissions", "sweep", "demo", "version", "help"}, ", "))
 		return ExitUsage
 	}
 }

@@ -99,7 +99,7 @@ var phrase = mint.Phrase{
 		return "--" + name
 	},
 	Unseen: func(name string) string {
-		return fmt.Sprintf("look for tokens named %q in the dashboard, or run `cfmint sweep` once they expire", name)
+		return "look for tokens named " + logsafe.Quote(name) + " in the dashboard, or run `cfmint sweep` once they expire"
 	},
 	Undo: func(id string) string { return "run `cfmint revoke " + id + "`" },
 }
@@ -169,11 +169,11 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.Stderr, "cfmint mint: unexpected argument %q; see cfmint mint --help\n", fs.Arg(0))
+		fmt.Fprintf(e.Stderr, "cfmint mint: unexpected argument %s; see cfmint mint --help\n", logsafe.Quote(fs.Arg(0)))
 		return ExitUsage
 	}
 	if *format != "text" && *format != "json" {
-		fmt.Fprintf(e.Stderr, "cfmint mint: --format: %q is not a format; use text or json\n", *format)
+		fmt.Fprintf(e.Stderr, "cfmint mint: --format: %s is not a format; use text or json\n", logsafe.Quote(*format))
 		return ExitUsage
 	}
 	in := c.inputs(e)
@@ -201,7 +201,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 			return ExitFail
 		}
 		b, _ := json.MarshalIndent(pv, "", "  ")
-		fmt.Fprintln(e.Stdout, string(b))
+		fmt.Fprintln(e.Stdout, string(logsafe.JSON(b)))
 		fmt.Fprintln(e.Stderr, "dry run: nothing was created")
 		return ExitOK
 	}
@@ -222,7 +222,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		filter[i] = p.String()
 	}
 	fmt.Fprintf(e.Stderr, "Minted token %s (id %s), valid until %s, usable from %s. Revoke it early with: cfmint revoke %s\n",
-		t.Name, t.ID, t.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), t.ID)
+		logsafe.String(t.Name), logsafe.String(t.ID), t.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), logsafe.String(t.ID))
 	if *format == "text" {
 		fmt.Fprintln(e.Stdout, t.Secret)
 		return ExitOK
@@ -237,7 +237,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		out["r2_endpoint"] = t.R2Endpoint
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
-	fmt.Fprintln(e.Stdout, string(b))
+	fmt.Fprintln(e.Stdout, string(logsafe.JSON(b)))
 	return ExitOK
 }
 
@@ -347,7 +347,7 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 		for _, s := range g.Scopes {
 			scopes = append(scopes, strings.TrimPrefix(strings.TrimPrefix(s, "com.cloudflare.api."), "com.cloudflare.edge."))
 		}
-		fmt.Fprintf(e.Stdout, "%-55s %s\n", g.Name, strings.Join(scopes, ","))
+		fmt.Fprintf(e.Stdout, "%-55s %s\n", logsafe.String(g.Name), logsafe.String(strings.Join(scopes, ",")))
 		n++
 	}
 	fmt.Fprintf(e.Stderr, "%d groups\n", n)
@@ -375,7 +375,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.Stderr, "cfmint sweep: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(e.Stderr, "cfmint sweep: unexpected argument %s\n", logsafe.Quote(fs.Arg(0)))
 		return ExitUsage
 	}
 	in := c.inputs(e)
@@ -403,7 +403,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 		if s.Err != nil {
 			result = "FAILED: " + s.Err.Error()
 		}
-		fmt.Fprintf(e.Stdout, "%s  %q  %s  (%s)\n", s.ID, s.Name, result, s.Reason)
+		fmt.Fprintf(e.Stdout, "%s  %s  %s  (%s)\n", s.ID, logsafe.Quote(s.Name), result, s.Reason)
 	}
 	fmt.Fprintf(e.Stderr, "%d token(s) %s\n", len(swept), verb)
 	if err != nil {

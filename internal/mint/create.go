@@ -14,6 +14,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -24,7 +25,7 @@ const CleanupBudget = 6 * time.Second
 // Mint creates the token and makes sure it is the token that was asked for and that it works.
 // From the create on, every failure deletes the token again.
 func (e *Engine) Mint(ctx context.Context, p *Plan, h Hooks) (*Issued, error) {
-	e.UI.Debugf("creating token %q: %s", p.Request.Name, Describe(p))
+	e.UI.Debugf("creating token %s: %s", logsafe.Quote(p.Request.Name), logsafe.String(Describe(p)))
 	if h.Creating != nil {
 		h.Creating(p)
 	}
@@ -192,7 +193,7 @@ func (e *Engine) verify(ctx context.Context, p *Plan, m *cftoken.Minted) error {
 		if err == nil {
 			// Cloudflare knows the token and says it is disabled or expired: waiting will not
 			// change that.
-			return fmt.Errorf("Cloudflare says the new token is %q, not active", status)
+			return fmt.Errorf("Cloudflare says the new token is %s, not active", logsafe.Quote(status))
 		}
 		last = err
 		var ae *cftoken.APIError
