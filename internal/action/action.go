@@ -142,9 +142,9 @@ func nonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// NewClient is a Cloudflare client with cfg's bootstrap token, talking to cfg's API base.
-func NewClient(d Deps, cfg *config.Config) *cftoken.Client {
-	return newClient(d, cfg.APIBase, cfg.BootstrapToken, 0)
+// NewClient is a Cloudflare client authenticated by token, talking to the API at base.
+func NewClient(d Deps, base, token string) *cftoken.Client {
+	return newClient(d, base, token, 0)
 }
 
 // newClient is a client for base, the API base a phase read from its api-base-url input (never

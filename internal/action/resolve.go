@@ -20,12 +20,13 @@ type UI interface {
 	mint.UI
 }
 
-// Engine is the mint engine with cfg's bootstrap token, talking to cfg's API base.
-func Engine(d Deps, ui UI, cfg *config.Config) *mint.Engine {
+// Engine is the mint engine with the bootstrap token, talking to the API at base (a validated
+// config's APIBase: in the action, the api-base-url input).
+func Engine(d Deps, ui UI, base, token string) *mint.Engine {
 	return &mint.Engine{
-		Tokens: newClient(d, cfg.APIBase, cfg.BootstrapToken, 0),
+		Tokens: newClient(d, base, token, 0),
 		// The new token's verify has its own retry loop: one attempt per call inside it.
-		Once: newClient(d, cfg.APIBase, cfg.BootstrapToken, 1),
+		Once: newClient(d, base, token, 1),
 		UI:   ui,
 	}
 }
@@ -37,7 +38,7 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan
 	if cfg.IPFilter.Runner {
 		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) { return runnerPin(ctx, d, ui, cfg.APIBase) }
 	}
-	p, err := Engine(d, ui, cfg).Plan(ctx, r)
+	p, err := Engine(d, ui, cfg.APIBase, cfg.BootstrapToken).Plan(ctx, r)
 	if err == nil && cfg.IPFilter.None {
 		ui.Warningf("ip-filter is none: the token will work from any address on the internet until it expires or is revoked. Prefer the default, runner.")
 	}

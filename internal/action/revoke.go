@@ -12,7 +12,7 @@ import (
 
 // revokeStep is the action's revoke mode (token-id): revoke and exit; post has nothing to do.
 func revokeStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config.Config) error {
-	gone, err := Engine(d, a, cfg).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
+	gone, err := Engine(d, a, cfg.APIBase, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		return fmt.Errorf("%w; check token-id, token-owner and account-id", err)
 	}
