@@ -158,7 +158,7 @@ func checkEcho(p *Plan, m *cftoken.Minted) error {
 	got := canonical(m.IPIn)
 	slices.Sort(want)
 	if !slices.Equal(want, got) || len(m.IPNotIn) > 0 {
-		return fmt.Errorf("Cloudflare's answer does not echo the IP filter asked for (asked %v, got in=%v not_in=%v)", want, m.IPIn, m.IPNotIn)
+		return fmt.Errorf("Cloudflare's answer does not echo the IP filter asked for (asked %v, got in=%s not_in=%s)", want, logsafe.String(fmt.Sprint(m.IPIn)), logsafe.String(fmt.Sprint(m.IPNotIn)))
 	}
 	if !m.ExpiresOn.Equal(p.Request.ExpiresOn) {
 		return fmt.Errorf("Cloudflare's answer does not echo the expiry asked for (asked %s, got %s)", p.Request.ExpiresOn.Format(time.RFC3339), m.ExpiresOn.Format(time.RFC3339))

@@ -214,9 +214,9 @@ func (e *Engine) findZone(ctx context.Context, name, accountID string) (policy.Z
 		other = append(other, z.AccountID)
 	}
 	if len(other) > 0 {
-		return policy.Zone{}, field.Errorf("zones", "%q belongs to account %s, not to account-id %s; use that account's id, or a zone of account %s", name, strings.Join(other, ", "), accountID, accountID)
+		return policy.Zone{}, field.Errorf("zones", "%s belongs to account %s, not to account-id %s; use that account's id, or a zone of account %s", logsafe.Quote(name), logsafe.String(strings.Join(other, ", ")), accountID, accountID)
 	}
-	return policy.Zone{}, field.Errorf("zones", "%q was not found among the zones the bootstrap token can read; check the spelling, or give the bootstrap token Zone Read on it (or write the zone id instead of the name)", name)
+	return policy.Zone{}, field.Errorf("zones", "%s was not found among the zones the bootstrap token can read; check the spelling, or give the bootstrap token Zone Read on it (or write the zone id instead of the name)", logsafe.Quote(name))
 }
 
 // candidates lists zones for an error: id, status and account of each.
