@@ -688,8 +688,8 @@ func TestDualStackBinary(t *testing.T) {
 	}
 	f := startAPIWith(t, nil)
 	port := serveAlsoOnV6(t, f)
-	j := f.job(t, map[string]string{"CLOUDFLARE_API_BASE_URL": "http://localhost:" + port + "/client/v4", "CFMINT_TRACE_FALLBACK_URL": f.traceURL()})
-	s := f.step("cf", map[string]string{"preset": "workers-deploy"})
+	j := f.job(t, map[string]string{"CFMINT_TRACE_FALLBACK_URL": f.traceURL()})
+	s := f.step("cf", map[string]string{"preset": "workers-deploy", "api-base-url": "http://localhost:" + port + "/client/v4"})
 	m := runMain(t, j, s)
 	mustSucceed(t, m)
 	checkDualFilter(t, f, m)
@@ -729,9 +729,10 @@ func checkDualFilter(t *testing.T, f *fapi, m *runner.Phase) {
 	}
 }
 
-// TestDualStackInProcess runs the phases in this process with a resolver that maps the API's
+// TestDualStackInProcess runs the phases in this process with a dialer that maps the API's
 // host name to 127.0.0.1 and ::1, as a dual-stack runner resolves api.cloudflare.com: the token
-// is pinned to both addresses and works from both.
+// is pinned to both addresses and works from both. The name is localhost, the one name http may
+// go to, whatever this machine's own resolver says of it.
 func TestDualStackInProcess(t *testing.T) {
 	t.Parallel()
 	f := startAPIWith(t, nil)
@@ -739,7 +740,7 @@ func TestDualStackInProcess(t *testing.T) {
 	var d net.Dialer
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, p, err := net.SplitHostPort(addr)
-		if err == nil && host == "dual.test" {
+		if err == nil && host == "localhost" {
 			addr = net.JoinHostPort("127.0.0.1", p)
 			if network == "tcp6" {
 				addr = net.JoinHostPort("::1", p)
@@ -747,11 +748,8 @@ func TestDualStackInProcess(t *testing.T) {
 		}
 		return d.DialContext(ctx, network, addr)
 	}}}
-	j := f.jobWith(t, map[string]string{
-		"CLOUDFLARE_API_BASE_URL":   "http://dual.test:" + port + "/client/v4",
-		"CFMINT_TRACE_FALLBACK_URL": f.traceURL(),
-	}, inProcess(hc))
-	s := f.step("cf", map[string]string{"preset": "workers-deploy"})
+	j := f.jobWith(t, map[string]string{"CFMINT_TRACE_FALLBACK_URL": f.traceURL()}, inProcess(hc))
+	s := f.step("cf", map[string]string{"preset": "workers-deploy", "api-base-url": "http://localhost:" + port + "/client/v4"})
 	m := runMain(t, j, s)
 	mustSucceed(t, m)
 	checkDualFilter(t, f, m)
@@ -803,7 +801,7 @@ func (a *api) jobWith(t *testing.T, env map[string]string, exe runner.Executor) 
 	base := map[string]string{
 		"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "octo-org/site", "GITHUB_RUN_ID": "1001",
 		"GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "deploy", "GITHUB_WORKFLOW": "ci",
-		"CLOUDFLARE_API_BASE_URL": a.url, "PATH": "/usr/bin:/bin",
+		"PATH": "/usr/bin:/bin",
 	}
 	for k, v := range env {
 		base[k] = v

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,7 +16,9 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/policy"
+	"github.com/cfmint/cfmint/internal/runner"
 )
 
 // TestPermissionForms mints with each way of writing a permission and checks the exact grant.
@@ -365,6 +368,110 @@ func TestSweepOlderThan(t *testing.T) {
 	}
 }
 
+// TestSweepOnCloudflaresClock: a sweep decides expired and old on Cloudflare's clock (its
+// status, and the Date of its answer), not the runner's. The runner's clock cannot be set
+// forward, so Cloudflare's runs 12 minutes behind instead: to the runner, a token Cloudflare
+// lists as active with 10 minutes left is past its expiry, and one issued 55 minutes ago is
+// older than 1h. Neither may go; an expired one must. Nor may a token of another repository
+// whose name shares the first 64 characters.
+func TestSweepOnCloudflaresClock(t *testing.T) {
+	t.Parallel()
+	behind := func(d time.Duration) time.Time { return time.Now().Add(-12*time.Minute - d) }
+	clock := cfapitest.NewClock(behind(55 * time.Minute))
+	a := startAPI(t, cfapitest.WithClock(clock.Now))
+	acct := a.fx.Account.ID
+	long := "octo-org/" + strings.Repeat("a", 64)
+	issue := func(name string, expires time.Time) string {
+		id, _, err := a.IssueToken(cfapitest.TokenSpec{Name: name, OwnerAccount: acct, ExpiresOn: expires,
+			Policies: []cfapitest.Policy{{Groups: []string{"Workers Scripts Write"}, Resources: map[string]any{"com.cloudflare.api.account." + acct: "*"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	aging := issue(config.RepoNamePrefix(long)+"workers-deploy:6.1:deploy:cf", behind(-time.Hour))
+	clock.Set(behind(5 * time.Minute))
+	live := issue(config.RepoNamePrefix(long)+"workers-deploy:7.1:deploy:cf", behind(-10*time.Minute))
+	dead := issue(config.RepoNamePrefix(long)+"workers-deploy:8.1:deploy:cf", behind(time.Minute))
+	neighbour := issue(config.RepoNamePrefix(long+"-two")+"workers-deploy:8.1:deploy:cf", behind(time.Minute))
+	clock.Set(behind(0))
+	if tk, _ := a.Token(live); tk.Status != "active" {
+		t.Fatalf("the live token is %q to Cloudflare", tk.Status)
+	}
+
+	j := a.job(t, map[string]string{"GITHUB_REPOSITORY": long})
+	m := runMain(t, j, a.step("sweep", map[string]string{"sweep": "true", "sweep-older-than": "1h"}))
+	mustSucceed(t, m)
+	if m.Outputs["swept-ids"] != dead {
+		t.Errorf("swept %q, want only the expired token %s", m.Outputs["swept-ids"], dead)
+	}
+	for id, what := range map[string]string{live: "active with 10 minutes left", aging: "issued 55 minutes ago", neighbour: "of another repository"} {
+		if _, ok := a.Token(id); !ok {
+			t.Errorf("the sweep deleted the token %s", what)
+		}
+	}
+}
+
+// TestZoneNameWithoutAccount: without account-id, a zone name must name one active zone the
+// bootstrap token can read. Anyone can add a zone of any name to an account of their own (it
+// stays pending there), so a second zone of that name, or a pending one, is an error that lists
+// the candidates, and nothing is minted; account-id settles it.
+func TestZoneNameWithoutAccount(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	u := a.AddUser("ops@example.com", a.fx.Account.ID, a.fx.OtherAccount.ID)
+	allZones := func(acct string) map[string]any {
+		return map[string]any{"com.cloudflare.api.account." + acct: map[string]any{"com.cloudflare.api.account.zone.*": "*"}}
+	}
+	_, boot, err := a.IssueToken(cfapitest.TokenSpec{Name: "bootstrap of a user in two accounts", OwnerUserID: u.ID, Policies: []cfapitest.Policy{
+		{Groups: []string{"API Tokens Write"}, Resources: map[string]any{"com.cloudflare.api.user." + u.ID: "*"}},
+		{Groups: []string{"Zone Read"}, Resources: allZones(a.fx.Account.ID)},
+		{Groups: []string{"Zone Read"}, Resources: allZones(a.fx.OtherAccount.ID)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := a.AddZone(a.fx.Account.ID, "shared.example")
+	copycat := a.AddZone(a.fx.OtherAccount.ID, "shared.example")
+	a.SetZoneStatus(copycat.ID, "pending")
+	lone := a.AddZone(a.fx.OtherAccount.ID, "lone.example")
+	a.SetZoneStatus(lone.ID, "pending")
+
+	cases := []struct {
+		name, zones, account string
+		errs                 []string // empty: the mint succeeds
+	}{
+		{name: "two zones of the name", zones: "shared.example", errs: []string{"names 2 zones", shared.ID, copycat.ID, "(pending, account " + a.fx.OtherAccount.ID + ")", "set account-id", "write the zone id"}},
+		{name: "a pending zone", zones: "lone.example", errs: []string{lone.ID, `"pending", not active`, "set account-id"}},
+		{name: "account-id settles it", zones: "shared.example", account: a.fx.Account.ID},
+		{name: "the zone id settles it", zones: shared.ID},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			j := a.job(t, nil)
+			s := a.step("cf", map[string]string{"token-owner": "user", "bootstrap-token": boot, "account-id": tc.account, "preset": "dns-edit", "zones": tc.zones})
+			before := a.creates()
+			m := runMain(t, j, s)
+			if len(tc.errs) == 0 {
+				mustSucceed(t, m)
+				if tk, ok := a.Token(m.Outputs["token-id"]); !ok || !strings.Contains(fmt.Sprint(tk.Policies), shared.ID) || strings.Contains(fmt.Sprint(tk.Policies), copycat.ID) {
+					t.Errorf("token %+v, want it on zone %s only", tk, shared.ID)
+				}
+				mustSucceed(t, runPost(t, j, s, m))
+				return
+			}
+			if m.ExitCode != 1 || a.creates() != before {
+				t.Errorf("exit %d after %d creates; want a failure and none", m.ExitCode, a.creates()-before)
+			}
+			for _, want := range tc.errs {
+				if !hasAnnotation(m, "error", want) {
+					t.Errorf("no error says %q:\n%s", want, errorsOf(m))
+				}
+			}
+		})
+	}
+}
+
 // cli runs the binary as a terminal user would.
 func (a *api) cli(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -530,6 +637,60 @@ printf '%s' "$CLOUDFLARE_API_TOKEN" | wc -c`
 	}
 	if n := strings.TrimSpace(string(out)); n == "0" || n == "" {
 		t.Errorf("token length %q", n)
+	}
+}
+
+// TestCLIMintMasksInWorkflow: `cfmint mint` in a workflow step (GITHUB_ACTIONS=true) masks the
+// token and its S3 secret on stderr, which the runner reads commands from, before any line
+// about the token; stdout keeps the output alone for capture. In a terminal it prints no mask.
+func TestCLIMintMasksInWorkflow(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	for _, inWorkflow := range []bool{true, false} {
+		env := map[string]string{}
+		if inWorkflow {
+			env["GITHUB_ACTIONS"] = "true"
+		}
+		out, errOut, code := a.cli(t, env, "mint", "--preset", "r2-upload", "--r2-buckets", "assets", "--format", "json")
+		if code != 0 {
+			t.Fatalf("mint: exit %d: %s", code, errOut)
+		}
+		var got struct {
+			Token string `json:"token"`
+			S3    string `json:"r2_secret_access_key"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil || got.Token == "" || got.S3 == "" {
+			t.Fatalf("stdout %q: %v", out, err)
+		}
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		masks := map[string]int{}
+		minted := -1
+		for i, line := range lines {
+			if name, ok := runner.FindCommand(line); ok {
+				if name != "add-mask" {
+					t.Errorf("stderr line %d is a %s command: %q", i+1, name, line)
+				}
+				masks[strings.TrimPrefix(line, "::add-mask::")] = i
+				continue
+			}
+			if strings.Contains(line, got.Token) || strings.Contains(line, got.S3) {
+				t.Errorf("stderr line %d holds a secret", i+1)
+			}
+			if strings.HasPrefix(line, "Minted token") {
+				minted = i
+			}
+		}
+		if !inWorkflow {
+			if len(masks) > 0 {
+				t.Errorf("a terminal run printed %d mask commands", len(masks))
+			}
+			continue
+		}
+		for what, secret := range map[string]string{"token": got.Token, "S3 secret": got.S3} {
+			if i, ok := masks[secret]; !ok || i > minted {
+				t.Errorf("the %s is not masked before the line about the token (mask at %d, mint line at %d):\n%s", what, i, minted, strings.NewReplacer(got.Token, "<TOKEN>", got.S3, "<S3>").Replace(errOut))
+			}
+		}
 	}
 }
 

@@ -102,13 +102,12 @@ func (a *api) job(t *testing.T, env map[string]string) *runner.Job {
 		t.Fatal(err)
 	}
 	base := map[string]string{
-		"GITHUB_ACTIONS":          "true",
-		"GITHUB_REPOSITORY":       "octo-org/site",
-		"GITHUB_RUN_ID":           "1001",
-		"GITHUB_RUN_ATTEMPT":      "1",
-		"GITHUB_JOB":              "deploy",
-		"GITHUB_WORKFLOW":         "ci",
-		"CLOUDFLARE_API_BASE_URL": a.url,
+		"GITHUB_ACTIONS":     "true",
+		"GITHUB_REPOSITORY":  "octo-org/site",
+		"GITHUB_RUN_ID":      "1001",
+		"GITHUB_RUN_ATTEMPT": "1",
+		"GITHUB_JOB":         "deploy",
+		"GITHUB_WORKFLOW":    "ci",
 		// The fallback trace would otherwise be Cloudflare's own: tests talk to loopback only.
 		"CFMINT_TRACE_FALLBACK_URL": noFallback,
 		"PATH":                      "/usr/bin:/bin",
@@ -125,11 +124,14 @@ func (a *api) job(t *testing.T, env map[string]string) *runner.Job {
 	})
 }
 
-// step is a workers-deploy step with the account bootstrap token; edit adds or changes inputs.
+// step is a step with the account bootstrap token, pointed at the built-in API through the
+// api-base-url input (the action reads no environment variable for it); with adds or changes
+// inputs.
 func (a *api) step(id string, with map[string]string) runner.Step {
 	w := map[string]string{
 		"bootstrap-token": a.fx.AccountBootstrap.Secret,
 		"account-id":      a.fx.Account.ID,
+		"api-base-url":    a.url,
 	}
 	for k, v := range with {
 		w[k] = v
@@ -245,6 +247,7 @@ func (a *api) creates() int {
 // anywhere: streams, outputs, env, state, summary.
 func checkSecrets(t *testing.T, a *api, secret string, phases ...*runner.Phase) {
 	t.Helper()
+	checkCommands(t, phases...)
 	for _, boot := range []string{a.fx.AccountBootstrap.Secret, a.fx.UserBootstrap.Secret} {
 		for _, p := range phases {
 			for what, s := range map[string]string{"stdout": p.Stdout, "stderr": p.Stderr, "summary": p.Summary, "log": p.Log} {
@@ -288,5 +291,24 @@ func checkSecrets(t *testing.T, a *api, secret string, phases ...*runner.Phase) 
 	}
 	if !masked {
 		t.Errorf("the minted secret was never masked")
+	}
+}
+
+// logCommands are the workflow commands cfmint issues: masks and annotations. Anything else the
+// runner would read in a line (set-output, save-state, set-env, add-path, stop-commands, in the
+// "::" form or the legacy "##[" one) came from a value cfmint printed.
+var logCommands = map[string]bool{"add-mask": true, "error": true, "warning": true, "notice": true, "debug": true}
+
+// checkCommands runs every line the phases wrote through the runner's own command parsers.
+func checkCommands(t *testing.T, phases ...*runner.Phase) {
+	t.Helper()
+	for _, p := range phases {
+		for what, text := range map[string]string{"stdout": p.Stdout, "stderr": p.Stderr} {
+			for i, line := range strings.Split(text, "\n") {
+				if name, ok := runner.FindCommand(line); ok && !logCommands[name] {
+					t.Errorf("%s phase %s line %d is a %s command: %q", p.Name, what, i+1, name, line)
+				}
+			}
+		}
 	}
 }

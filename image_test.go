@@ -39,10 +39,6 @@ const (
 	imageBudget   = 28 << 20
 	baseAllowance = 3 << 20
 
-	// caBundle is where distroless/static keeps the CA certificates, and the first file Go's
-	// crypto/x509 reads on Linux.
-	caBundle = "/etc/ssl/certs/ca-certificates.crt"
-
 	// demoSuccess is the last line `cfmint demo` prints when everything went as expected.
 	demoSuccess = "The token worked only where it was meant to, and is gone."
 )
@@ -254,7 +250,7 @@ func buildLayout(dir string) (*imageLayout, error) {
 	}
 
 	// What distroless/static brings that the binary relies on: the CA bundle (for HTTPS to
-	// Cloudflare) and /tmp with mode 1777 (the demo's scratch directory). Nothing else: no
+	// Cloudflare, at main.go's caBundle, the only roots the phases trust) and /tmp with mode 1777 (the demo's scratch directory). Nothing else: no
 	// /etc/passwd, no /proc, no /dev, no shell.
 	ca, err := os.ReadFile(caBundle)
 	if err != nil {

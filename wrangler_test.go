@@ -49,7 +49,9 @@ func TestWranglerDeploy(t *testing.T) {
 	a := startAPI(t)
 	trip := newTripwire(t)
 
-	j := a.job(t, nil)
+	// The workflow points wrangler at the built-in API through the job's env, and cfmint through
+	// its input.
+	j := a.job(t, map[string]string{"CLOUDFLARE_API_BASE_URL": a.url})
 	s := a.step("cf", map[string]string{"preset": "workers-deploy"})
 	m := runMain(t, j, s)
 	mustSucceed(t, m)

@@ -102,7 +102,7 @@ func realMain() error {
 			Env: map[string]string{
 				"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "octo-org/site", "GITHUB_RUN_ID": fmt.Sprint(5000 + i),
 				"GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "deploy", "GITHUB_WORKFLOW": "ci",
-				"CLOUDFLARE_API_BASE_URL": base, "PATH": "/usr/bin:/bin",
+				"PATH": "/usr/bin:/bin",
 			},
 			Exec:    exe,
 			Action:  act,
@@ -111,7 +111,7 @@ func realMain() error {
 		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprint("job", i)), 0o755); err != nil {
 			return err
 		}
-		step := runner.Step{ID: "cf", With: map[string]string{"bootstrap-token": fx.AccountBootstrap.Secret, "account-id": fx.Account.ID, "preset": "workers-deploy"}}
+		step := runner.Step{ID: "cf", With: map[string]string{"bootstrap-token": fx.AccountBootstrap.Secret, "account-id": fx.Account.ID, "preset": "workers-deploy", "api-base-url": base}}
 		t0 := time.Now()
 		m, err := j.RunMain(context.Background(), step)
 		mainWall := time.Since(t0)

@@ -3,12 +3,15 @@ package action
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
@@ -45,7 +49,37 @@ const (
 	// statePending is "true" while a create is in flight: if main dies then, post looks for the
 	// token by name, since its id never arrived.
 	statePending = "create-pending"
+	// stateRun says that this run's main phase wrote the state (see stateBinding).
+	stateRun = "run"
 )
+
+// stateKeys are the state keys main owns, stateRun aside. State reaches post as STATE_<name>
+// variables, and so does anything an earlier step of the job wrote to $GITHUB_ENV under those
+// names; the runner replaces only the variables of keys main wrote. So main writes every key,
+// empty, before anything else: post then sees main's values or none, never planted ones.
+var stateKeys = []string{stateTokenID, stateOwner, stateAccountID, stateName, stateExpiresOn, stateRevoke, statePending, stateNonce}
+
+// claimState is the first thing main does: every key empty, and stateRun bound to this run.
+func claimState(d Deps, a *githubactions.Action, bootstrap string) {
+	for _, k := range stateKeys {
+		a.SaveState(k, "")
+	}
+	a.SaveState(stateRun, stateBinding(d, bootstrap))
+}
+
+// stateBinding ties state to the run, attempt and step (which the runner sets, and $GITHUB_ENV
+// cannot change), keyed with the bootstrap token, which an earlier step does not have: a step
+// that plants state cannot forge it for a main phase that never wrote its own (one whose
+// container did not start, say). It is no secret: HMAC-SHA256 does not give its key away, and
+// it holds only for this run's step. Through a broker there is no bootstrap token to key it with,
+// and an earlier step could forge it; planted state then makes post ask the broker to revoke an
+// id or nonce, and the broker revokes only tokens it minted for this run.
+func stateBinding(d Deps, bootstrap string) string {
+	coords := d.getenv("GITHUB_RUN_ID") + "." + d.getenv("GITHUB_RUN_ATTEMPT") + ":" + d.getenv("GITHUB_ACTION")
+	mac := hmac.New(sha256.New, []byte(strings.TrimSpace(bootstrap)))
+	mac.Write([]byte("cfmint main-phase state\x00" + coords))
+	return coords + ":" + hex.EncodeToString(mac.Sum(nil)[:16])
+}
 
 // ErrReported means the phase failed and has already said why through ::error:: commands.
 var ErrReported = errors.New("failed; see the errors above")
@@ -58,7 +92,7 @@ func newActions(d Deps) *githubactions.Action {
 // could not settle.
 var phrase = mint.Phrase{
 	Unseen: func(name string) string {
-		return fmt.Sprintf("the post phase will look again for tokens named %q", name)
+		return "the post phase will look again for tokens named " + logsafe.Quote(name)
 	},
 	Undo: func(string) string { return "the post phase will try again" },
 }
@@ -110,28 +144,16 @@ func nonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// APIBase is the API base URL a phase or command of d talks to.
-func APIBase(d Deps) string { return apiBase(d) }
-
-// apiBase is CLOUDFLARE_API_BASE_URL (the variable wrangler honours) or Cloudflare's API.
-func apiBase(d Deps) string {
-	if v := strings.TrimSpace(d.getenv("CLOUDFLARE_API_BASE_URL")); v != "" {
-		return v
-	}
-	return cftoken.DefaultBaseURL
+// NewClient is a Cloudflare client authenticated by token, talking to the API at base.
+func NewClient(d Deps, base, token string) *cftoken.Client {
+	return newClient(d, base, token, 0)
 }
 
-// NewClient is a Cloudflare client for d's API base and HTTP client, authenticated by token.
-func NewClient(d Deps, token string) *cftoken.Client { return newClient(d, token) }
-
-func newClient(d Deps, token string) *cftoken.Client {
-	return cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff})
-}
-
-// newRevoker is a client for the post phase's revoke: it retries until the phase's deadline,
-// because giving up early leaves a live token behind.
-func newRevoker(d Deps, token string) *cftoken.Client {
-	return cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: -1})
+// newClient is a client for base, the API base a phase read from its api-base-url input (never
+// from an environment variable, which an earlier step of the job can write), authenticated by
+// token. attempts is cftoken.Options.Attempts.
+func newClient(d Deps, base, token string, attempts int) *cftoken.Client {
+	return cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: attempts})
 }
 
 // fileDelimiter is the heredoc delimiter go-githubactions writes file commands with. A value
@@ -157,6 +179,15 @@ const (
 	PostName = "cfmint-post"
 )
 
+// IsPhase reports whether argv0 (by its base name) names one of the action's phases.
+func IsPhase(argv0 string) bool {
+	switch filepath.Base(argv0) {
+	case MainName, PostName:
+		return true
+	}
+	return false
+}
+
 // RunPhase runs the phase the binary was started as (by the base name of argv0) and returns its
 // exit code; ok is false when argv0 names no phase.
 func RunPhase(ctx context.Context, argv0 string, d Deps) (code int, ok bool) {
@@ -177,4 +208,25 @@ func RunPhase(ctx context.Context, argv0 string, d Deps) (code int, ok bool) {
 		newActions(d).Errorf("%s", err.Error())
 	}
 	return 1, true
+}
+
+// proxyFor is the proxy (host and port, never its user information) that d's client sends
+// requests for base through, or "" when it sends them directly.
+func proxyFor(d Deps, base string) string {
+	if d.HTTPClient == nil {
+		return ""
+	}
+	t, ok := d.HTTPClient.Transport.(*http.Transport)
+	if !ok || t.Proxy == nil {
+		return ""
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	p, err := t.Proxy(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
+	if err != nil || p == nil {
+		return ""
+	}
+	return p.Host
 }

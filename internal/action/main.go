@@ -13,6 +13,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
@@ -27,6 +28,9 @@ func Main(ctx context.Context, d Deps) error {
 	if err != nil {
 		return report(a, err)
 	}
+	// Before anything can fail or return: whatever mode this run is in, post must see this
+	// phase's state, not what an earlier step planted.
+	claimState(d, a, in.BootstrapToken)
 	cfg, err := config.Validate(in, runContext(d))
 	if err != nil {
 		return report(a, err)
@@ -47,7 +51,7 @@ func Main(ctx context.Context, d Deps) error {
 		if err != nil {
 			return report(a, interrupted(ctx, cfg.Timeout, err))
 		}
-		return report(a, dryRun(d, a, plan))
+		return report(a, dryRun(a, cfg, plan, Notes{Proxy: proxyFor(d, cfg.APIBase)}))
 	}
 	m := minterFor(d, a, cfg)
 	hooks := stateHooks(a)
@@ -55,7 +59,7 @@ func Main(ctx context.Context, d Deps) error {
 	if err != nil {
 		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
-	if err := publish(a, cfg, t, cfg.TTL, m.Via()); err != nil {
+	if err := publish(a, cfg, t, cfg.TTL, Notes{Via: m.Via(), Proxy: proxyFor(d, cfg.APIBase)}); err != nil {
 		return report(a, m.Undo(ctx, t, hooks, err))
 	}
 	if !cfg.Revoke {
@@ -111,14 +115,19 @@ func interrupted(ctx context.Context, timeout time.Duration, err error) error {
 	return errors.Join(append(mint.Split(err), why)...)
 }
 
-// warnProxy says when a proxy may change the address Cloudflare sees.
+// warnProxy says when a proxy changes the address Cloudflare sees, which the runner filter pins
+// the token to.
 func warnProxy(d Deps, ui mint.UI, cfg *config.Config) {
 	if !cfg.IPFilter.Runner || cfg.Mode != config.ModeMint {
 		return
 	}
+	if p := proxyFor(d, cfg.APIBase); p != "" {
+		ui.Warningf("cfmint reaches Cloudflare through the proxy %s (HTTPS_PROXY), so Cloudflare sees the proxy's address and the token is pinned to that, not to the runner: whatever can send through the proxy can use the token, and steps that bypass it are refused. If the proxy is not one this runner is set up with, an earlier step of the job may have set it through $GITHUB_ENV", logsafe.String(p))
+		return
+	}
 	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
 		if d.getenv(k) != "" {
-			ui.Warningf("%s is set: the runner's address is taken through the proxy, and later steps that bypass it (or another proxy) will reach Cloudflare from another address, which the token's IP filter refuses", k)
+			ui.Warningf("%s is set, but cfmint reaches Cloudflare without it (NO_PROXY, or a loopback address), so the token is pinned to the runner's own address: later steps that go through the proxy reach Cloudflare from the proxy's address, which the token's IP filter refuses", k)
 			return
 		}
 	}
@@ -126,7 +135,7 @@ func warnProxy(d Deps, ui mint.UI, cfg *config.Config) {
 
 // publish hands the token to later steps: outputs, env and a summary. It writes nothing unless
 // every value is safe to write.
-func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl time.Duration, via string) (err error) {
+func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl time.Duration, n Notes) (err error) {
 	// go-githubactions panics when it cannot write a file command; a half-published token must
 	// still be deleted, so the panic becomes an error for the caller's undo.
 	defer func() {
@@ -173,7 +182,7 @@ func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl ti
 	if filter != "" {
 		where = filter
 	}
-	a.Infof("Minted token %s (id %s), valid until %s (%s), usable from %s.", t.Name, t.ID, t.ExpiresOn.Format(time.RFC3339), human(ttl), where)
+	a.Infof("Minted token %s (id %s), valid until %s (%s), usable from %s.", logsafe.String(t.Name), logsafe.String(t.ID), t.ExpiresOn.Format(time.RFC3339), human(ttl), where)
 	if len(envs) > 0 {
 		var names []string
 		for _, e := range envs {
@@ -182,14 +191,14 @@ func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl ti
 		a.Infof("Exported to later steps: %s.", strings.Join(names, ", "))
 	}
 	if a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		a.AddStepSummary(Summary("### cfmint: minted a Cloudflare API token", t, ttl, via))
+		a.AddStepSummary(Summary("### cfmint: minted a Cloudflare API token", t, ttl, n))
 	}
 	return nil
 }
 
 // dryRun prints the request a mint would send, and its summary, and creates nothing.
-func dryRun(d Deps, a *githubactions.Action, p *mint.Plan) error {
-	pv, err := mint.Preview(apiBase(d), p)
+func dryRun(a *githubactions.Action, cfg *config.Config, p *mint.Plan, n Notes) error {
+	pv, err := mint.Preview(cfg.APIBase, p)
 	if err != nil {
 		return err
 	}
@@ -198,7 +207,7 @@ func dryRun(d Deps, a *githubactions.Action, p *mint.Plan) error {
 		return err
 	}
 	a.Infof("dry-run: everything resolved; this is the request cfmint would send, and nothing was created:")
-	a.Infof("%s", pretty)
+	a.Infof("%s", logsafe.JSON(pretty))
 	for _, o := range [][2]string{{"name", p.Request.Name}, {"ip-filter", mint.CIDRList(p.Request.CIDRs)}, {"expires-on", p.Request.ExpiresOn.Format(time.RFC3339)}} {
 		if err := fileSafe(o[0], o[1]); err != nil {
 			return err
@@ -206,14 +215,22 @@ func dryRun(d Deps, a *githubactions.Action, p *mint.Plan) error {
 		a.SetOutput(o[0], o[1])
 	}
 	if a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		a.AddStepSummary(Summary("### cfmint: dry run (no token was created)", p.Issued(nil), p.TTL, "") + "\n```json\n" + string(pretty) + "\n```\n")
+		a.AddStepSummary(Summary("### cfmint: dry run (no token was created)", p.Issued(nil), p.TTL, n) + "\n```json\n" + string(pretty) + "\n```\n")
 	}
 	return nil
 }
 
-// Summary renders a token as the step summary's markdown; via names the broker that minted it,
-// if one did. It holds no secret.
-func Summary(title string, t *mint.Issued, ttl time.Duration, via string) string {
+// Notes are what a summary says besides the token itself.
+type Notes struct {
+	// Via names the broker that minted the token; empty when minted directly.
+	Via string
+	// Proxy is the proxy (host:port) that requests to Cloudflare went through: Cloudflare then
+	// saw the proxy's address, and the runner filter holds it.
+	Proxy string
+}
+
+// Summary renders a token as the step summary's markdown. It holds no secret.
+func Summary(title string, t *mint.Issued, ttl time.Duration, n Notes) string {
 	var b strings.Builder
 	b.WriteString(title + "\n\n")
 	b.WriteString("| | |\n|---|---|\n")
@@ -226,8 +243,8 @@ func Summary(title string, t *mint.Issued, ttl time.Duration, via string) string
 	} else {
 		b.WriteString("| Owner | user |\n")
 	}
-	if via != "" {
-		fmt.Fprintf(&b, "| Broker | %s (rule `%s`) |\n", mdEscape(via), mdEscape(t.Rule))
+	if n.Via != "" {
+		fmt.Fprintf(&b, "| Broker | %s (rule `%s`) |\n", mdEscape(n.Via), mdEscape(t.Rule))
 	}
 	fmt.Fprintf(&b, "| Expires | %s (%s) |\n", t.ExpiresOn.Format(time.RFC3339), human(ttl))
 	if len(t.CIDRs) == 0 {
@@ -235,9 +252,23 @@ func Summary(title string, t *mint.Issued, ttl time.Duration, via string) string
 	} else {
 		fmt.Fprintf(&b, "| IP filter | `%s` |\n", mint.CIDRList(t.CIDRs))
 	}
+	if n.Proxy != "" {
+		fmt.Fprintf(&b, "| Proxy | cfmint reached Cloudflare through `%s`, so Cloudflare saw the proxy's address, not the runner's: the IP filter holds that |\n", mdEscape(n.Proxy))
+	}
+	seen := map[string]bool{}
+	for _, g := range t.Grants {
+		if g.Lasting != "" && !seen[g.Permission] {
+			seen[g.Permission] = true
+			fmt.Fprintf(&b, "| **Lasting access** | **%s** %s; revoking the token does not undo that (allow-lasting-access: true) |\n", mdEscape(g.Permission), mdEscape(g.Lasting))
+		}
+	}
 	b.WriteString("\n| Permission | Resources |\n|---|---|\n")
 	for _, g := range t.Grants {
-		fmt.Fprintf(&b, "| %s | %s |\n", mdEscape(g.Permission), resourceText(g.Resources))
+		perm := mdEscape(g.Permission)
+		if g.Lasting != "" {
+			perm += " (lasting access)"
+		}
+		fmt.Fprintf(&b, "| %s | %s |\n", perm, resourceText(g.Resources))
 	}
 	return b.String()
 }

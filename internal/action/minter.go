@@ -20,7 +20,7 @@ type Minter interface {
 
 // Direct mints with the bootstrap token of the config, talking to Cloudflare itself.
 func Direct(d Deps, ui UI, cfg *config.Config) Minter {
-	return &direct{d: d, ui: ui, eng: Engine(d, ui, cfg.BootstrapToken)}
+	return &direct{d: d, ui: ui, eng: Engine(d, ui, cfg.APIBase, cfg.BootstrapToken)}
 }
 
 type direct struct {

@@ -8,6 +8,7 @@ import (
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/netaddr"
 )
@@ -19,12 +20,13 @@ type UI interface {
 	mint.UI
 }
 
-// Engine is the mint engine with the bootstrap token of cfg, talking to d's API.
-func Engine(d Deps, ui UI, token string) *mint.Engine {
+// Engine is the mint engine with the bootstrap token, talking to the API at base (a validated
+// config's APIBase: in the action, the api-base-url input).
+func Engine(d Deps, ui UI, base, token string) *mint.Engine {
 	return &mint.Engine{
-		Tokens: newClient(d, token),
+		Tokens: newClient(d, base, token, 0),
 		// The new token's verify has its own retry loop: one attempt per call inside it.
-		Once: cftoken.New(token, cftoken.Options{BaseURL: apiBase(d), HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: 1}),
+		Once: newClient(d, base, token, 1),
 		UI:   ui,
 	}
 }
@@ -34,9 +36,9 @@ func Engine(d Deps, ui UI, token string) *mint.Engine {
 func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan, error) {
 	r := mint.FromConfig(cfg)
 	if cfg.IPFilter.Runner {
-		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) { return runnerPin(ctx, d, ui) }
+		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) { return runnerPin(ctx, d, ui, cfg.APIBase) }
 	}
-	p, err := Engine(d, ui, cfg.BootstrapToken).Plan(ctx, r)
+	p, err := Engine(d, ui, cfg.APIBase, cfg.BootstrapToken).Plan(ctx, r)
 	if err == nil && cfg.IPFilter.None {
 		ui.Warningf("ip-filter is none: the token will work from any address on the internet until it expires or is revoked. Prefer the default, runner.")
 	}
@@ -44,10 +46,10 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan
 }
 
 // runnerPin is the runner's own address as the API host sees it, one prefix per family.
-func runnerPin(ctx context.Context, d Deps, ui UI) ([]netip.Prefix, error) {
+func runnerPin(ctx context.Context, d Deps, ui UI, apiBase string) ([]netip.Prefix, error) {
 	var fellBack error
 	fb := d.getenv("CFMINT_TRACE_FALLBACK_URL")
-	addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase(d), netaddr.Options{
+	addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase, netaddr.Options{
 		Fallback:   fb,
 		OnFallback: func(err error) { fellBack = err },
 		OnNoIPv6Route: func(err error) {
@@ -61,7 +63,7 @@ func runnerPin(ctx context.Context, d Deps, ui UI) ([]netip.Prefix, error) {
 		if fb == "" {
 			fb = netaddr.DefaultFallback
 		}
-		ui.Warningf("the runner's address (%v) comes from the fallback %s, because the API host's own trace gave none (%v); the fallback may see the runner by another address than the API does: if the token is refused with 9109 \"Cannot use the access token from location\", set ip-filter to the runner's CIDRs", addrs, fb, fellBack)
+		ui.Warningf("the runner's address (%v) comes from the fallback %s, because the API host's own trace gave none (%v); the fallback may see the runner by another address than the API does: if the token is refused with 9109 \"Cannot use the access token from location\", set ip-filter to the runner's CIDRs", addrs, logsafe.String(fb), fellBack)
 	}
 	var out []netip.Prefix
 	for _, a := range addrs {

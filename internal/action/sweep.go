@@ -10,6 +10,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
@@ -18,7 +19,7 @@ func sweepStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config
 	if cfg.SweepRepo == "" {
 		return errors.New("input \"sweep-repository\": is empty and GITHUB_REPOSITORY is not set; name the repository (owner/repo) or * for every repository")
 	}
-	swept, err := Engine(d, a, cfg.BootstrapToken).Sweep(ctx, mint.SweepOptions{
+	swept, err := Engine(d, a, cfg.APIBase, cfg.BootstrapToken).Sweep(ctx, mint.SweepOptions{
 		Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo,
 		OlderThan: cfg.SweepOlderThan, DryRun: cfg.DryRun,
 	})
@@ -41,12 +42,13 @@ func sweepStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config
 		} else {
 			ids = append(ids, s.ID)
 		}
-		// %q: a name comes from Cloudflare and could hold a line break that starts a log command.
-		a.Infof("%s %s (%q): %s.", verb, s.ID, s.Name, s.Reason)
+		// A name comes from Cloudflare, as whoever made the token chose it: it could hold a
+		// command, or a line break that starts one.
+		a.Infof("%s %s (%s): %s.", verb, s.ID, logsafe.Quote(s.Name), s.Reason)
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", s.ID, mdEscape(s.Name), s.Reason, mdEscape(result))
 	}
 	if len(swept) == 0 && err == nil {
-		a.Infof("Nothing to sweep: no expired tokens named for %s.", cfg.SweepRepo)
+		a.Infof("Nothing to sweep: no expired tokens named for %s.", logsafe.String(cfg.SweepRepo))
 	}
 	a.SetOutput("swept", fmt.Sprint(len(ids)))
 	a.SetOutput("swept-ids", strings.Join(ids, ","))

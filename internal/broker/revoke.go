@@ -91,7 +91,7 @@ func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 	prefix := runPrefix(run, nonce)
 	n := 0
 	for _, k := range keys {
-		ts, err := s.o.Tokens.List(ctx, k.owner, k.account)
+		ts, _, err := s.o.Tokens.List(ctx, k.owner, k.account)
 		if err != nil {
 			aerr := cloudflareErr(err, "list tokens")
 			outcome = statusOutcome(aerr.status)

@@ -130,7 +130,7 @@ func (s *Server) zoneJSON(z *zone) zoneOut {
 	return zoneOut{
 		ID:                  z.ID,
 		Name:                z.Name,
-		Status:              "active",
+		Status:              z.statusText(),
 		Type:                "full",
 		NameServers:         []string{"ada.ns.cloudflare.com", "bob.ns.cloudflare.com"},
 		OriginalNameServers: nil,
@@ -167,7 +167,7 @@ func (c *call) listZones() {
 		case name != "" && !strings.EqualFold(z.Name, name),
 			acctID != "" && z.AccountID != acctID,
 			acctName != "" && c.s.accounts[z.AccountID].Name != acctName,
-			status != "" && status != "active",
+			status != "" && status != z.statusText(),
 			!c.s.allows(c.tok, c.need, zoneTarget(z)):
 			continue
 		}

@@ -78,6 +78,36 @@ func TestZones(t *testing.T) {
 	})
 }
 
+// TestZoneStatus: a zone's status shows in its answers, and the list's status filter takes it.
+func TestZoneStatus(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	pending := w.AddZone(w.Account.ID, "pending.example")
+	w.SetZoneStatus(pending.ID, "pending")
+	for query, want := range map[string]string{
+		"?name=pending.example":                "pending",
+		"?name=pending.example&status=pending": "pending",
+		"?name=pending.example&status=active":  "",
+		"?name=example.com&status=active":      "active",
+	} {
+		a := w.do(t, defaultClient, http.MethodGet, "/zones"+query, w.AccountBootstrap.Secret, nil)
+		wantOK(t, a)
+		var got []struct{ Status string }
+		a.result(t, &got)
+		switch {
+		case want == "" && len(got) != 0:
+			t.Errorf("%s: %+v, want none", query, got)
+		case want != "" && (len(got) != 1 || got[0].Status != want):
+			t.Errorf("%s: %+v, want one zone, %s", query, got, want)
+		}
+	}
+	var one struct{ Status string }
+	w.do(t, defaultClient, http.MethodGet, "/zones/"+pending.ID, w.AccountBootstrap.Secret, nil).result(t, &one)
+	if one.Status != "pending" {
+		t.Errorf("GET the zone: status %q, want pending", one.Status)
+	}
+}
+
 func TestResourceEndpoints(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)

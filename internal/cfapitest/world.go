@@ -37,9 +37,13 @@ type userRec struct {
 
 type zone struct {
 	Zone
+	status    string // "" is active
 	createdOn time.Time
 	records   []*dnsRecord
 }
+
+// zoneStatuses are the statuses Cloudflare gives a zone.
+var zoneStatuses = []string{"initializing", "pending", "active", "moved"}
 
 type bucket struct {
 	Bucket
@@ -105,6 +109,29 @@ func (s *Server) AddZone(accountID, name string) Zone {
 	s.zones[z.ID] = z
 	s.zoneOrder = append(s.zoneOrder, z.ID)
 	return z.Zone
+}
+
+// SetZoneStatus sets a zone's status: "pending" for one whose name servers were never changed
+// (anyone can add a zone of any name to their account, and it stays pending), "moved", and so
+// on. It panics when the zone does not exist or the status is not one of Cloudflare's.
+func (s *Server) SetZoneStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	z := s.zones[id]
+	if z == nil {
+		panic(fmt.Sprintf("cfapitest: SetZoneStatus: zone %q does not exist", id))
+	}
+	if !slices.Contains(zoneStatuses, status) {
+		panic(fmt.Sprintf("cfapitest: SetZoneStatus: status %q is not one of %v", status, zoneStatuses))
+	}
+	z.status = status
+}
+
+func (z *zone) statusText() string {
+	if z.status == "" {
+		return "active"
+	}
+	return z.status
 }
 
 // AddBucket creates an R2 bucket. An empty jurisdiction means "default". It

@@ -3,6 +3,7 @@ package cftoken
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,6 +108,11 @@ func (c *Client) retry(ctx context.Context, call func() error) error {
 				wait = e.RetryAfter
 			}
 		case *TransportError:
+			var ce *tls.CertificateVerificationError
+			if errors.As(e.Err, &ce) {
+				// A certificate that failed verification fails the same way next time.
+				return err
+			}
 		default:
 			return err
 		}
@@ -180,6 +186,11 @@ func newServerClock(res *http.Response) ServerClock {
 	return sc
 }
 
+// ClockAt is a ServerClock that read date just now: for fakes of the token API.
+func ClockAt(date time.Time) ServerClock {
+	return ServerClock{date: date, at: time.Now()}
+}
+
 // Now is Cloudflare's time now, or ok=false when no Date header was seen.
 func (s ServerClock) Now() (t time.Time, ok bool) {
 	if s.date.IsZero() {
@@ -188,9 +199,9 @@ func (s ServerClock) Now() (t time.Time, ok bool) {
 	return s.date.Add(time.Since(s.at)).UTC(), true
 }
 
-// Zone is a zone with its account.
+// Zone is a zone with its account and status ("active", "pending", "moved", ...).
 type Zone struct {
-	ID, Name, AccountID string
+	ID, Name, AccountID, Status string
 }
 
 // FindZone looks a zone up by name among those the token can read.
@@ -204,7 +215,7 @@ func (c *Client) FindZone(ctx context.Context, name string) ([]Zone, error) {
 		}
 		for _, z := range page.Result {
 			if strings.EqualFold(z.Name, name) {
-				out = append(out, Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID})
+				out = append(out, Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID, Status: string(z.Status)})
 			}
 		}
 		return nil
@@ -220,7 +231,7 @@ func (c *Client) GetZone(ctx context.Context, id string) (Zone, error) {
 		if err != nil {
 			return reduce(fmt.Sprintf("look up zone %s", id), err)
 		}
-		out = Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID}
+		out = Zone{ID: z.ID, Name: z.Name, AccountID: z.Account.ID, Status: string(z.Status)}
 		return nil
 	})
 	return out, err
@@ -431,19 +442,26 @@ type Listed struct {
 	IssuedOn, ExpiresOn time.Time
 }
 
-// List lists every token of the owner, page by page.
-func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Listed, error) {
+// List lists every token of the owner, page by page. It also returns Cloudflare's clock as of
+// the first page's answer (its Date header), so that a sweep can tell expired and old tokens on
+// Cloudflare's clock rather than the runner's.
+func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Listed, ServerClock, error) {
 	var out []Listed
+	var clock ServerClock
 	for page := 1; ; page++ {
 		var got []shared.Token
 		var more bool
+		var raw *http.Response
 		err := c.retry(ctx, func() error {
 			var err error
-			got, more, err = c.listPage(ctx, owner, accountID, page)
+			got, more, err = c.listPage(ctx, owner, accountID, page, &raw)
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return nil, ServerClock{}, err
+		}
+		if page == 1 {
+			clock = newServerClock(raw)
 		}
 		for _, t := range got {
 			if !validID(t.ID) {
@@ -452,7 +470,7 @@ func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Lis
 			out = append(out, Listed{ID: t.ID, Name: t.Name, Status: string(t.Status), IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn})
 		}
 		if !more || page >= 1000 {
-			return out, nil
+			return out, clock, nil
 		}
 	}
 }
@@ -463,17 +481,17 @@ func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Lis
 var includeExpired = option.WithQuery("include_expired", "true")
 
 // listPage reads one page; the SDK does not parse total_pages, so a full page means "look again".
-func (c *Client) listPage(ctx context.Context, owner Owner, accountID string, page int) ([]shared.Token, bool, error) {
+func (c *Client) listPage(ctx context.Context, owner Owner, accountID string, page int, raw **http.Response) ([]shared.Token, bool, error) {
 	const perPage = 50
 	const op = "list tokens"
 	if owner == OwnerUser {
-		res, err := user.NewTokenService().List(ctx, userList(page, perPage), c.opts(includeExpired)...)
+		res, err := user.NewTokenService().List(ctx, userList(page, perPage), c.opts(includeExpired, option.WithResponseInto(raw))...)
 		if err != nil {
 			return nil, false, reduce(op, err)
 		}
 		return res.Result, len(res.Result) == perPage, nil
 	}
-	res, err := accounts.NewTokenService().List(ctx, acctList(accountID, page, perPage), c.opts(includeExpired)...)
+	res, err := accounts.NewTokenService().List(ctx, acctList(accountID, page, perPage), c.opts(includeExpired, option.WithResponseInto(raw))...)
 	if err != nil {
 		return nil, false, reduce(op, err)
 	}

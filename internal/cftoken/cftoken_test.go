@@ -2,9 +2,13 @@ package cftoken
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -31,8 +35,9 @@ type reply struct {
 	status     int
 	retryAfter string
 	body       string
-	drop       bool // close the connection without answering
-	hang       bool // answer nothing until the client leaves
+	date       string // the Date header, when not the server's own clock
+	drop       bool   // close the connection without answering
+	hang       bool   // answer nothing until the client leaves
 }
 
 func ok(result string) reply {
@@ -100,6 +105,9 @@ func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rep.retryAfter != "" {
 		w.Header().Set("Retry-After", rep.retryAfter)
 	}
+	if rep.date != "" {
+		w.Header().Set("Date", rep.date)
+	}
 	w.WriteHeader(rep.status)
 	fmt.Fprint(w, rep.body)
 }
@@ -136,7 +144,7 @@ var (
 		return err
 	}
 	callList = func(ctx context.Context, c *Client) error {
-		_, err := c.List(ctx, OwnerAccount, testAccount)
+		_, _, err := c.List(ctx, OwnerAccount, testAccount)
 		return err
 	}
 	callZone = func(ctx context.Context, c *Client) error {
@@ -375,16 +383,57 @@ func TestAuthorization(t *testing.T) {
 	}
 }
 
-// TestListPages reads every page: a full page means there may be another.
+// TestListPages reads every page: a full page means there may be another. The clock is the
+// first answer's Date, not the local clock.
 func TestListPages(t *testing.T) {
 	t.Parallel()
 	var full []string
 	for i := range 50 {
 		full = append(full, fmt.Sprintf(`{"id":"%032x","name":"t%d","status":"active"}`, i, i))
 	}
-	c, s := serve(t, Options{}, ok("["+strings.Join(full, ",")+"]"), listed)
-	ts, err := c.List(context.Background(), OwnerAccount, testAccount)
+	first := ok("[" + strings.Join(full, ",") + "]")
+	first.date = "Tue, 01 Dec 2026 12:00:00 GMT"
+	c, s := serve(t, Options{}, first, listed)
+	ts, clock, err := c.List(context.Background(), OwnerAccount, testAccount)
 	if err != nil || len(ts) != 51 || len(s.requests()) != 2 {
 		t.Errorf("List = %d tokens, %v after %d requests; want 51 after 2", len(ts), err, len(s.requests()))
+	}
+	want := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	if now, ok := clock.Now(); !ok || now.Before(want) || now.Sub(want) > time.Minute {
+		t.Errorf("clock = %v (from a Date: %v), want about %v", now, ok, want)
+	}
+}
+
+// TestCertificateNotRetried: a server whose certificate fails verification fails the same way
+// on every attempt, so the client gives up after one.
+func TestCertificateNotRetried(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a request arrived over a connection whose certificate should have been refused: %s %s", r.Method, r.URL.Path)
+	}))
+	var mu sync.Mutex
+	conns := 0
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors are the point
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	// No root for the test server's certificate: verification fails.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}}}
+	c := New(bootstrap, Options{BaseURL: srv.URL + "/client/v4", HTTPClient: hc, Backoff: time.Millisecond})
+	_, _, err := c.PermissionGroups(context.Background(), OwnerAccount, testAccount)
+	var ce *tls.CertificateVerificationError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a certificate verification error", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 1 {
+		t.Errorf("%d connections, want 1: a certificate error is not retried", conns)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cloudflare/cloudflare-go/v6/user"
+
+	"github.com/cfmint/cfmint/internal/logsafe"
 )
 
 // Detail is one entry of the errors array of Cloudflare's envelope.
@@ -37,7 +39,9 @@ func (e *APIError) Error() string {
 		} else {
 			b.WriteString(";")
 		}
-		fmt.Fprintf(&b, " %d %s", d.Code, d.Message)
+		// Cloudflare's words, printed as they are except for anything the runner would read
+		// as a command (or a line break that starts one).
+		fmt.Fprintf(&b, " %d %s", d.Code, logsafe.String(d.Message))
 	}
 	return b.String()
 }

@@ -61,10 +61,13 @@ func (e Env) hooks() mint.Hooks {
 // mint whose answer was lost is cleaned up at once: a terminal has no post phase to do it.
 func mintVia(ctx context.Context, e Env, ui stderrUI, cfg *config.Config) (*mint.Issued, error) {
 	d := e.deps()
-	if cfg.Broker == "" {
-		return action.Direct(d, ui, cfg).Mint(ctx, cfg, mint.Hooks{})
-	}
 	h := e.hooks()
+	if cfg.Broker == "" {
+		// Inside a workflow step (`run: cfmint mint`), the runner reads commands from stderr as
+		// from stdout: the token and its S3 secret are masked before either reaches a line,
+		// while stdout keeps the token alone for $(...) capture.
+		return action.Direct(d, ui, cfg).Mint(ctx, cfg, h)
+	}
 	m := action.BrokerMinter(d, ui, cfg, nil)
 	t, err := m.Mint(ctx, cfg, h)
 	if !errors.Is(err, brokerclient.ErrAnswerLost) {

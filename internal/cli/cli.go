@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/cfmint/cfmint/internal/logsafe"
 )
 
 // Env is everything the CLI takes from the process; main hands it down.
@@ -84,7 +86,7 @@ func Run(ctx context.Context, e Env) int {
 	case "policy":
 		return policyCmd(ctx, e, rest)
 	default:
-		fmt.Fprintf(e.Stderr, "cfmint: unknown command %q; commands: %s\n", cmd, strings.Join([]string{"mint", "revoke", "permissions", "sweep", "serve", "policy", "demo", "version", "help"}, ", "))
+		fmt.Fprintf(e.Stderr, "cfmint: unknown command %s; commands: %s\n", logsafe.Quote(cmd), strings.Join([]string{"mint", "revoke", "permissions", "sweep", "serve", "policy", "demo", "version", "help"}, ", "))
 		return ExitUsage
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 )
@@ -63,7 +64,17 @@ func (c *common) inputs(e Env) *config.Inputs {
 		// Read from the environment rather than a flag default, so that --help never prints it.
 		tok = getenv(e, "CLOUDFLARE_BOOTSTRAP_TOKEN")
 	}
-	return &config.Inputs{BootstrapToken: tok, AccountID: c.accountID, TokenOwner: c.owner, Timeout: c.timeout, ExportEnvSet: true}
+	// In a terminal the environment is the user's own, so the API base comes from wrangler's
+	// variable; the action reads only its api-base-url input, since an earlier step of a job can
+	// write the job's environment.
+	return &config.Inputs{BootstrapToken: tok, AccountID: c.accountID, TokenOwner: c.owner, Timeout: c.timeout, APIBaseURL: getenv(e, "CLOUDFLARE_API_BASE_URL"), ExportEnvSet: true}
+}
+
+// warnBase says when the bootstrap token is about to go somewhere other than Cloudflare's API.
+func warnBase(e Env, cfg *config.Config) {
+	if !config.IsCloudflareHost(cfg.APIBase) {
+		fmt.Fprintf(e.Stderr, "warning: $CLOUDFLARE_API_BASE_URL sends the bootstrap token to %s, which is not Cloudflare's API (%s); unset it unless that is a stand-in you trust\n", logsafe.String(cfg.APIBase), config.DefaultAPIBase)
+	}
 }
 
 func getenv(e Env, k string) string {
@@ -76,7 +87,7 @@ func (e Env) deps() action.Deps {
 }
 
 // flagFor names the flags (or arguments) whose names differ from the inputs they stand for.
-var flagFor = map[string]string{"sweep-older-than": "--older-than", "sweep-repository": "--repo", "token-id": "TOKEN_ID", "token-owner": "--token-owner (or --owner)"}
+var flagFor = map[string]string{"api-base-url": "$CLOUDFLARE_API_BASE_URL", "sweep-older-than": "--older-than", "sweep-repository": "--repo", "token-id": "TOKEN_ID", "token-owner": "--token-owner (or --owner)"}
 
 // phrase words the engine's and the validator's errors for a terminal: fields are the flags the
 // user typed, and what a workflow's post phase would do is the user's to do.
@@ -88,7 +99,7 @@ var phrase = mint.Phrase{
 		return "--" + name
 	},
 	Unseen: func(name string) string {
-		return fmt.Sprintf("look for tokens named %q in the dashboard, or run `cfmint sweep` once they expire", name)
+		return "look for tokens named " + logsafe.Quote(name) + " in the dashboard, or run `cfmint sweep` once they expire"
 	},
 	Undo: func(id string) string { return "run `cfmint revoke " + id + "`" },
 }
@@ -154,6 +165,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	ttl := fs.String("ttl", "15m", "how long the token lives, 1m to 6h")
 	ipf := fs.String("ip-filter", "runner", "runner, none, or CIDRs; runner may be combined with CIDRs")
 	name := fs.String("name", "", "the token's name (default cfmint:<repo or local>:<purpose>:...)")
+	lasting := fs.Bool("allow-lasting-access", false, "allow groups that can create access outliving the token (account members, identity providers, service tokens, ...)")
 	dry := fs.Bool("dry-run", false, "print the request that would be sent, and create nothing")
 	format := fs.String("format", "text", "text (the token alone) or json (token, id, expiry, filter)")
 	bf := registerBroker(fs)
@@ -161,21 +173,23 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.Stderr, "cfmint mint: unexpected argument %q; see cfmint mint --help\n", fs.Arg(0))
+		fmt.Fprintf(e.Stderr, "cfmint mint: unexpected argument %s; see cfmint mint --help\n", logsafe.Quote(fs.Arg(0)))
 		return ExitUsage
 	}
 	if *format != "text" && *format != "json" {
-		fmt.Fprintf(e.Stderr, "cfmint mint: --format: %q is not a format; use text or json\n", *format)
+		fmt.Fprintf(e.Stderr, "cfmint mint: --format: %s is not a format; use text or json\n", logsafe.Quote(*format))
 		return ExitUsage
 	}
 	in := c.inputs(e)
 	in.Preset, in.Permissions, in.Zones, in.R2Buckets, in.TTL, in.IPFilter, in.Name = *preset, strings.Join(perms, "\n"), *zones, *buckets, *ttl, *ipf, *name
 	bf.apply(in)
+	in.AllowLastingAccess = strconv.FormatBool(*lasting)
 	cfg, err := config.Validate(in, terminalContext(e))
 	if err != nil {
 		flagErrors(e.Stderr, "mint", err)
 		return ExitUsage
 	}
+	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
 	ui := stderrUI{w: e.Stderr, verbose: c.verbose}
@@ -186,13 +200,13 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 			flagErrors(e.Stderr, "mint", err)
 			return ExitFail
 		}
-		pv, err := mint.Preview(action.APIBase(d), plan)
+		pv, err := mint.Preview(cfg.APIBase, plan)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "cfmint mint: %v\n", err)
 			return ExitFail
 		}
 		b, _ := json.MarshalIndent(pv, "", "  ")
-		fmt.Fprintln(e.Stdout, string(b))
+		fmt.Fprintln(e.Stdout, string(logsafe.JSON(b)))
 		fmt.Fprintln(e.Stderr, "dry run: nothing was created")
 		return ExitOK
 	}
@@ -206,7 +220,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		filter[i] = p.String()
 	}
 	fmt.Fprintf(e.Stderr, "Minted token %s (id %s), valid until %s, usable from %s. Revoke it early with: cfmint revoke %s\n",
-		t.Name, t.ID, t.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), t.ID)
+		logsafe.String(t.Name), logsafe.String(t.ID), t.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), logsafe.String(t.ID))
 	if *format == "text" {
 		fmt.Fprintln(e.Stdout, t.Secret)
 		return ExitOK
@@ -221,7 +235,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		out["r2_endpoint"] = t.R2Endpoint
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
-	fmt.Fprintln(e.Stdout, string(b))
+	fmt.Fprintln(e.Stdout, string(logsafe.JSON(b)))
 	return ExitOK
 }
 
@@ -274,12 +288,13 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 		flagErrors(e.Stderr, "revoke", err)
 		return ExitUsage
 	}
+	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
 	if cfg.Broker != "" {
 		return brokerRevoke(ctx, e, stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
 	}
-	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
+	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.APIBase, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
 		return ExitFail
@@ -317,9 +332,10 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 		flagErrors(e.Stderr, "permissions", err)
 		return ExitUsage
 	}
+	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	groups, _, err := action.NewClient(e.deps(), cfg.BootstrapToken).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
+	groups, _, err := action.NewClient(e.deps(), cfg.APIBase, cfg.BootstrapToken).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint permissions: %v\n", err)
 		return ExitFail
@@ -335,7 +351,7 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 		for _, s := range g.Scopes {
 			scopes = append(scopes, strings.TrimPrefix(strings.TrimPrefix(s, "com.cloudflare.api."), "com.cloudflare.edge."))
 		}
-		fmt.Fprintf(e.Stdout, "%-55s %s\n", g.Name, strings.Join(scopes, ","))
+		fmt.Fprintf(e.Stdout, "%-55s %s\n", logsafe.String(g.Name), logsafe.String(strings.Join(scopes, ",")))
 		n++
 	}
 	fmt.Fprintf(e.Stderr, "%d groups\n", n)
@@ -363,7 +379,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.Stderr, "cfmint sweep: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(e.Stderr, "cfmint sweep: unexpected argument %s\n", logsafe.Quote(fs.Arg(0)))
 		return ExitUsage
 	}
 	in := c.inputs(e)
@@ -374,12 +390,13 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 		flagErrors(e.Stderr, "sweep", err)
 		return ExitUsage
 	}
+	warnBase(e, cfg)
 	if cfg.SweepRepo == "" {
 		cfg.SweepRepo = "local"
 	}
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.BootstrapToken)
+	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.APIBase, cfg.BootstrapToken)
 	swept, err := eng.Sweep(ctx, mint.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry})
 	verb := "deleted"
 	if *dry {
@@ -390,7 +407,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 		if s.Err != nil {
 			result = "FAILED: " + s.Err.Error()
 		}
-		fmt.Fprintf(e.Stdout, "%s  %q  %s  (%s)\n", s.ID, s.Name, result, s.Reason)
+		fmt.Fprintf(e.Stdout, "%s  %s  %s  (%s)\n", s.ID, logsafe.Quote(s.Name), result, s.Reason)
 	}
 	fmt.Fprintf(e.Stderr, "%d token(s) %s\n", len(swept), verb)
 	if err != nil {

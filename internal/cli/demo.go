@@ -68,14 +68,13 @@ func demo(ctx context.Context, e Env, args []string) int {
 	job := runner.NewJob(runner.JobOptions{
 		Dir: dir,
 		Env: map[string]string{
-			"GITHUB_ACTIONS":          "true",
-			"GITHUB_REPOSITORY":       "octo-org/website",
-			"GITHUB_RUN_ID":           "4242",
-			"GITHUB_RUN_ATTEMPT":      "1",
-			"GITHUB_JOB":              "deploy",
-			"GITHUB_ACTION":           "cf",
-			"GITHUB_WORKFLOW":         "deploy",
-			"CLOUDFLARE_API_BASE_URL": srv.URL(),
+			"GITHUB_ACTIONS":     "true",
+			"GITHUB_REPOSITORY":  "octo-org/website",
+			"GITHUB_RUN_ID":      "4242",
+			"GITHUB_RUN_ATTEMPT": "1",
+			"GITHUB_JOB":         "deploy",
+			"GITHUB_ACTION":      "cf",
+			"GITHUB_WORKFLOW":    "deploy",
 		},
 		Exec:   InProcess(hc),
 		Action: act,
@@ -87,6 +86,8 @@ func demo(ctx context.Context, e Env, args []string) int {
 		"account-id":      fx.Account.ID,
 		"preset":          "workers-deploy",
 		"ttl":             "15m",
+		// The bootstrap token goes only where the workflow file says.
+		"api-base-url": srv.URL(),
 	}}
 
 	fmt.Fprintf(out, "cfmint demo: a built-in Cloudflare API is listening on %s\n", srv.URL())

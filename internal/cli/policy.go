@@ -163,7 +163,7 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintf(e.Stdout, "bad request: %v\n", err)
 		return ExitFail
 	}
-	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr}, token)
+	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr}, base, token)
 	if len(zones.Names)+len(zones.IDs) > 0 {
 		zs, err := eng.Zones(ctx, zones.Names, zones.IDs, rules[0].AccountID())
 		if err != nil {

@@ -103,3 +103,12 @@ func defuse(s string) string {
 	}
 	return b.String()
 }
+
+// JSON returns JSON text with every "::" written ":\u003a" and every "##[" written "##\u005b".
+// Both can only stand inside a string of valid JSON, where the escape means the same character,
+// so the result decodes to the same value; printed line by line (indented JSON), no line holds
+// a command. Use it for JSON a front end prints that holds values from inputs or Cloudflare.
+func JSON(b []byte) []byte {
+	s := strings.ReplaceAll(string(b), "::", `:\u003a`)
+	return []byte(strings.ReplaceAll(s, "##[", `##\u005b`))
+}

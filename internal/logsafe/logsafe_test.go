@@ -1,6 +1,7 @@
 package logsafe
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,4 +173,30 @@ func undefuse(q string) string {
 		b.WriteByte(q[i])
 	}
 	return b.String()
+}
+
+// TestJSON: the escaped JSON decodes to the same value, and no line of it is a command.
+func TestJSON(t *testing.T) {
+	t.Parallel()
+	for _, v := range hostile {
+		if !utf8.ValidString(v) {
+			continue // encoding/json would change it anyway
+		}
+		in := map[string]any{"name": v, "list": []string{v, "x" + v}}
+		b, err := json.MarshalIndent(in, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := JSON(b)
+		var back map[string]any
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("JSON(%q) is not JSON: %v\n%s", v, err, out)
+		}
+		if back["name"] != v || back["list"].([]any)[1] != "x"+v {
+			t.Errorf("JSON(%q) decodes to %q", v, back)
+		}
+		if name, ok := runner.FindCommand(string(out)); ok {
+			t.Errorf("JSON(%q) holds a %s command:\n%s", v, name, out)
+		}
+	}
 }

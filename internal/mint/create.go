@@ -14,6 +14,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -24,7 +25,7 @@ const CleanupBudget = 6 * time.Second
 // Mint creates the token and makes sure it is the token that was asked for and that it works.
 // From the create on, every failure deletes the token again.
 func (e *Engine) Mint(ctx context.Context, p *Plan, h Hooks) (*Issued, error) {
-	e.UI.Debugf("creating token %q: %s", p.Request.Name, Describe(p))
+	e.UI.Debugf("creating token %s: %s", logsafe.Quote(p.Request.Name), logsafe.String(Describe(p)))
 	if h.Creating != nil {
 		h.Creating(p)
 	}
@@ -112,7 +113,7 @@ func (e *Engine) Undo(ctx context.Context, t *Issued, h Hooks, cause error) erro
 // that expiry (a second guard against a name that is not unique, such as a user's own), and
 // returns how many.
 func (e *Engine) DeleteByName(ctx context.Context, owner cftoken.Owner, accountID, name string, expires time.Time) (int, error) {
-	ts, err := e.Tokens.List(ctx, owner, accountID)
+	ts, _, err := e.Tokens.List(ctx, owner, accountID)
 	if err != nil {
 		return 0, err
 	}
@@ -205,7 +206,7 @@ func checkEcho(p *Plan, m *cftoken.Minted) error {
 	got := canonical(m.IPIn)
 	slices.Sort(want)
 	if !slices.Equal(want, got) || len(m.IPNotIn) > 0 {
-		return fmt.Errorf("Cloudflare's answer does not echo the IP filter asked for (asked %v, got in=%v not_in=%v)", want, m.IPIn, m.IPNotIn)
+		return fmt.Errorf("Cloudflare's answer does not echo the IP filter asked for (asked %v, got in=%s not_in=%s)", want, logsafe.String(fmt.Sprint(m.IPIn)), logsafe.String(fmt.Sprint(m.IPNotIn)))
 	}
 	if !m.ExpiresOn.Equal(p.Request.ExpiresOn) {
 		return fmt.Errorf("Cloudflare's answer does not echo the expiry asked for (asked %s, got %s)", p.Request.ExpiresOn.Format(time.RFC3339), m.ExpiresOn.Format(time.RFC3339))
@@ -240,7 +241,7 @@ func (e *Engine) verify(ctx context.Context, p *Plan, m *cftoken.Minted) error {
 		if err == nil {
 			// Cloudflare knows the token and says it is disabled or expired: waiting will not
 			// change that.
-			return fmt.Errorf("Cloudflare says the new token is %q, not active", status)
+			return fmt.Errorf("Cloudflare says the new token is %s, not active", logsafe.Quote(status))
 		}
 		last = err
 		var ae *cftoken.APIError

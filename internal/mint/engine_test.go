@@ -3,6 +3,7 @@ package mint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -19,7 +20,7 @@ import (
 // also says which calls the engine makes.
 type fakeTokens struct {
 	t      *testing.T
-	mu     sync.Mutex // Plan calls concurrently
+	mu     sync.Mutex // Plan makes its lookups concurrently
 	calls  []string
 	groups func() ([]policy.Group, error)
 	verify func(secret string) (string, error)
@@ -27,12 +28,21 @@ type fakeTokens struct {
 	delete func(id string) error
 	list   func() ([]cftoken.Listed, error)
 	zone   func(name string) ([]cftoken.Zone, error)
+	// date is Cloudflare's clock in the answers of groups and list; zero sends no Date.
+	date time.Time
 }
 
-func (f *fakeTokens) record(call string) {
+func (f *fakeTokens) call(what string) {
 	f.mu.Lock()
-	f.calls = append(f.calls, call)
-	f.mu.Unlock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, what)
+}
+
+func (f *fakeTokens) clock() cftoken.ServerClock {
+	if f.date.IsZero() {
+		return cftoken.ServerClock{}
+	}
+	return cftoken.ClockAt(f.date)
 }
 
 func (f *fakeTokens) unplanned(what string) {
@@ -41,17 +51,17 @@ func (f *fakeTokens) unplanned(what string) {
 }
 
 func (f *fakeTokens) PermissionGroups(context.Context, cftoken.Owner, string) ([]policy.Group, cftoken.ServerClock, error) {
-	f.record("groups")
+	f.call("groups")
 	if f.groups == nil {
 		f.unplanned("groups")
 		return nil, cftoken.ServerClock{}, errors.New("unplanned")
 	}
 	g, err := f.groups()
-	return g, cftoken.ServerClock{}, err
+	return g, f.clock(), err
 }
 
 func (f *fakeTokens) Verify(_ context.Context, _ cftoken.Owner, _ string, secret string) (string, error) {
-	f.record("verify")
+	f.call("verify")
 	if f.verify == nil {
 		f.unplanned("verify")
 		return "", errors.New("unplanned")
@@ -60,7 +70,7 @@ func (f *fakeTokens) Verify(_ context.Context, _ cftoken.Owner, _ string, secret
 }
 
 func (f *fakeTokens) FindZone(_ context.Context, name string) ([]cftoken.Zone, error) {
-	f.record("zone")
+	f.call("zone")
 	if f.zone == nil {
 		f.unplanned("zone " + name)
 		return nil, errors.New("unplanned")
@@ -74,7 +84,7 @@ func (f *fakeTokens) GetZone(_ context.Context, id string) (cftoken.Zone, error)
 }
 
 func (f *fakeTokens) Create(_ context.Context, _ cftoken.Owner, _ string, req policy.Request) (*cftoken.Minted, error) {
-	f.record("create")
+	f.call("create")
 	if f.create == nil {
 		f.unplanned("create")
 		return nil, errors.New("unplanned")
@@ -83,7 +93,7 @@ func (f *fakeTokens) Create(_ context.Context, _ cftoken.Owner, _ string, req po
 }
 
 func (f *fakeTokens) Delete(_ context.Context, _ cftoken.Owner, _ string, id string) error {
-	f.record("delete " + id)
+	f.call("delete " + id)
 	if f.delete == nil {
 		f.unplanned("delete " + id)
 		return errors.New("unplanned")
@@ -91,13 +101,14 @@ func (f *fakeTokens) Delete(_ context.Context, _ cftoken.Owner, _ string, id str
 	return f.delete(id)
 }
 
-func (f *fakeTokens) List(context.Context, cftoken.Owner, string) ([]cftoken.Listed, error) {
-	f.record("list")
+func (f *fakeTokens) List(context.Context, cftoken.Owner, string) ([]cftoken.Listed, cftoken.ServerClock, error) {
+	f.call("list")
 	if f.list == nil {
 		f.unplanned("list")
-		return nil, errors.New("unplanned")
+		return nil, cftoken.ServerClock{}, errors.New("unplanned")
 	}
-	return f.list()
+	ts, err := f.list()
+	return ts, f.clock(), err
 }
 
 func (f *fakeTokens) Get(_ context.Context, _ cftoken.Owner, _ string, id string) (cftoken.Listed, error) {
@@ -105,11 +116,19 @@ func (f *fakeTokens) Get(_ context.Context, _ cftoken.Owner, _ string, id string
 	return cftoken.Listed{}, errors.New("unplanned")
 }
 
-type quietUI struct{ lines []string }
+// quietUI keeps the warnings; Plan may warn from its goroutines.
+type quietUI struct {
+	mu       sync.Mutex
+	warnings []string
+}
 
-func (u *quietUI) Noticef(string, ...any)  {}
-func (u *quietUI) Warningf(string, ...any) {}
-func (u *quietUI) Debugf(string, ...any)   {}
+func (u *quietUI) Noticef(string, ...any) {}
+func (u *quietUI) Warningf(f string, a ...any) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.warnings = append(u.warnings, fmt.Sprintf(f, a...))
+}
+func (u *quietUI) Debugf(string, ...any) {}
 
 const (
 	acct   = "023e105f4ecef8ad9ca31a8372d0c353"

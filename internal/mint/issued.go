@@ -31,6 +31,9 @@ type Issued struct {
 type Grant struct {
 	Permission string     `json:"permission"`
 	Resources  []Resource `json:"resources"`
+	// Lasting says what the group can create that outlives the token (policy.LastingGroups),
+	// as a clause ("can invite members ..."); empty for the other groups.
+	Lasting string `json:"lasting,omitempty"`
 }
 
 // Resource is where a grant applies, in the user's terms.
@@ -78,7 +81,11 @@ func (p *Plan) Grants() []Grant {
 	for _, pol := range p.Request.Policies {
 		res := resources(pol.Resources, zoneNames)
 		for _, g := range pol.Groups {
-			out = append(out, Grant{Permission: g.Name, Resources: res})
+			gr := Grant{Permission: g.Name, Resources: res}
+			if l, ok := policy.LastingFor(g); ok {
+				gr.Lasting = l.Reason
+			}
+			out = append(out, gr)
 		}
 	}
 	return out

@@ -22,7 +22,7 @@ type Tokens interface {
 	GetZone(ctx context.Context, id string) (cftoken.Zone, error)
 	Create(ctx context.Context, owner cftoken.Owner, accountID string, req policy.Request) (*cftoken.Minted, error)
 	Delete(ctx context.Context, owner cftoken.Owner, accountID, id string) error
-	List(ctx context.Context, owner cftoken.Owner, accountID string) ([]cftoken.Listed, error)
+	List(ctx context.Context, owner cftoken.Owner, accountID string) ([]cftoken.Listed, cftoken.ServerClock, error)
 	Get(ctx context.Context, owner cftoken.Owner, accountID, id string) (cftoken.Listed, error)
 }
 
@@ -41,7 +41,8 @@ type Engine struct {
 	// its own, and a loop inside a loop would multiply the waits.
 	Once Tokens
 	UI   UI
-	// Now is the local clock, used only when Cloudflare's answer carries no Date.
+	// Now is the local clock, used only when Cloudflare's answer to the permission-groups call
+	// carries no Date (a sweep then goes by Cloudflare's status alone).
 	Now func() time.Time
 }
 
@@ -88,6 +89,8 @@ func FromConfig(cfg *config.Config) Request {
 		TTL:         cfg.TTL,
 		Name:        cfg.Name,
 		CIDRs:       cfg.IPFilter.CIDRs,
+
+		AllowLastingAccess: cfg.AllowLastingAccess,
 	}
 	r.Buckets = cfg.Buckets
 	return r

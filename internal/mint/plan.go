@@ -12,6 +12,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -72,9 +73,14 @@ func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	pols, err := policy.Build(policy.Wanted{Lines: r.Lines(), AccountID: r.AccountID, Zones: zonesOut, AllZones: r.AllZones, Buckets: r.Buckets, Owner: string(r.Owner)}, groups)
+	pols, err := policy.Build(policy.Wanted{Lines: r.Lines(), AccountID: r.AccountID, Zones: zonesOut, AllZones: r.AllZones, Buckets: r.Buckets, Owner: string(r.Owner), AllowLastingAccess: r.AllowLastingAccess}, groups)
 	if err != nil {
 		return nil, err
+	}
+	for _, l := range policy.LastingAccess(pols) {
+		// Allowed, and still worth a warning on every run: the token's expiry does not end
+		// what the group creates.
+		e.UI.Warningf("allow-lasting-access: the token carries %s, which %s; revoking the token does not undo that, so check what the job created", logsafe.Quote(l.Name), l.Reason)
 	}
 	if r.Preset != "" && len(policy.Presets[r.Preset].BucketGroups) > 0 && len(r.Buckets) == 0 {
 		e.UI.Noticef("preset %s without r2-buckets grants %s on every bucket of the account; naming the buckets in r2-buckets would grant %s on those only", r.Preset, strings.Join(policy.Presets[r.Preset].Groups, ", "), strings.Join(policy.Presets[r.Preset].BucketGroups, ", "))
@@ -242,22 +248,44 @@ func explainBootstrap(b bootstrapAnswers, r Request) error {
 	return nil
 }
 
+// findZone resolves a zone name. Anyone can add a zone of any name to their own account, where
+// it stays pending, so a name alone does not say which zone is meant: without an account it must
+// name exactly one zone the bootstrap token can read, and that zone must be active.
 func (e *Engine) findZone(ctx context.Context, name, accountID string) (policy.Zone, error) {
 	zs, err := e.Tokens.FindZone(ctx, name)
 	if err != nil {
 		return policy.Zone{}, field.Wrap("zones", err)
 	}
+	if accountID == "" {
+		switch {
+		case len(zs) == 1 && zs[0].Status == "active":
+			return policy.Zone{ID: zs[0].ID, Name: zs[0].Name}, nil
+		case len(zs) == 1:
+			return policy.Zone{}, field.Errorf("zones", "%s is zone %s of account %s, whose status is %s, not active (a zone anyone can add to an account of their own stays pending); set account-id to the account whose zone is meant, or write the zone id if that zone is really meant", logsafe.Quote(name), logsafe.String(zs[0].ID), logsafe.String(zs[0].AccountID), logsafe.Quote(zs[0].Status))
+		case len(zs) > 1:
+			return policy.Zone{}, field.Errorf("zones", "%s names %d zones the bootstrap token can read: %s; set account-id to the account whose zone is meant, or write the zone id instead of the name", logsafe.Quote(name), len(zs), candidates(zs))
+		}
+	}
 	var other []string
 	for _, z := range zs {
-		if accountID == "" || z.AccountID == accountID {
+		if z.AccountID == accountID {
 			return policy.Zone{ID: z.ID, Name: z.Name}, nil
 		}
 		other = append(other, z.AccountID)
 	}
 	if len(other) > 0 {
-		return policy.Zone{}, field.Errorf("zones", "%q belongs to account %s, not to account-id %s; use that account's id, or a zone of account %s", name, strings.Join(other, ", "), accountID, accountID)
+		return policy.Zone{}, field.Errorf("zones", "%s belongs to account %s, not to account-id %s; use that account's id, or a zone of account %s", logsafe.Quote(name), logsafe.String(strings.Join(other, ", ")), accountID, accountID)
 	}
-	return policy.Zone{}, field.Errorf("zones", "%q was not found among the zones the bootstrap token can read; check the spelling, or give the bootstrap token Zone Read on it (or write the zone id instead of the name)", name)
+	return policy.Zone{}, field.Errorf("zones", "%s was not found among the zones the bootstrap token can read; check the spelling, or give the bootstrap token Zone Read on it (or write the zone id instead of the name)", logsafe.Quote(name))
+}
+
+// candidates lists zones for an error: id, status and account of each.
+func candidates(zs []cftoken.Zone) string {
+	out := make([]string, len(zs))
+	for i, z := range zs {
+		out[i] = logsafe.String(fmt.Sprintf("%s (%s, account %s)", z.ID, z.Status, z.AccountID))
+	}
+	return strings.Join(out, ", ")
 }
 
 func (e *Engine) getZone(ctx context.Context, id, accountID string) (policy.Zone, error) {

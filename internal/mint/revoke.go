@@ -32,8 +32,8 @@ type Swept struct {
 type SweepOptions struct {
 	Owner     cftoken.Owner
 	AccountID string
-	// Repo limits the sweep to tokens cfmint named for that repository; "*" takes every
-	// repository's.
+	// Repo limits the sweep to tokens cfmint named for that repository (config.NamedFor); "*"
+	// takes every repository's.
 	Repo string
 	// OlderThan also takes live tokens issued longer ago than this; 0 takes only expired ones.
 	OlderThan time.Duration
@@ -42,29 +42,33 @@ type SweepOptions struct {
 
 // Sweep deletes the tokens cfmint minted that were left behind (a runner that died before its
 // post phase; revoke: false): expired ones, which still count against the token quota until
-// deleted, and optionally old ones. It recognises cfmint's tokens by the names it gives them, and
-// never touches any other token.
+// deleted, and optionally old ones. It recognises cfmint's tokens by the names it gives them
+// (config.NamedFor), and never touches any other token, nor another repository's.
+//
+// Expired and old are Cloudflare's word and clock, never the runner's: a runner whose clock is
+// fast must not delete a token that still works. A token is expired when Cloudflare's status
+// says so, or when its expiry is past by the Date of the list answer; its age is measured
+// against that Date too. An answer without a Date leaves only the status to go by.
 func (e *Engine) Sweep(ctx context.Context, o SweepOptions) ([]Swept, error) {
-	ts, err := e.Tokens.List(ctx, o.Owner, o.AccountID)
+	ts, clock, err := e.Tokens.List(ctx, o.Owner, o.AccountID)
 	if err != nil {
 		return nil, err
 	}
-	now := e.now()
-	prefix := config.NamePrefix
-	if o.Repo != "*" {
-		prefix = config.RepoNamePrefix(o.Repo)
+	now, onClock := clock.Now()
+	if !onClock {
+		e.UI.Warningf("Cloudflare's answer to the token list carried no Date header, so the sweep went by Cloudflare's status alone: only tokens it lists as expired were taken, none for being old")
 	}
 	var out []Swept
 	var errs []error
 	for _, t := range ts {
-		if !strings.HasPrefix(t.Name, prefix) {
+		if !config.NamedFor(t.Name, o.Repo) {
 			continue
 		}
 		s := Swept{ID: t.ID, Name: t.Name, Status: t.Status, IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn}
 		switch {
-		case t.Status == "expired" || (!t.ExpiresOn.IsZero() && !t.ExpiresOn.After(now)):
+		case t.Status == "expired" || (onClock && !t.ExpiresOn.IsZero() && !t.ExpiresOn.After(now)):
 			s.Reason = "expired"
-		case o.OlderThan > 0 && !t.IssuedOn.IsZero() && now.Sub(t.IssuedOn) > o.OlderThan:
+		case onClock && o.OlderThan > 0 && !t.IssuedOn.IsZero() && now.Sub(t.IssuedOn) > o.OlderThan:
 			s.Reason = "older than " + Human(o.OlderThan)
 		default:
 			continue

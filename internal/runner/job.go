@@ -555,3 +555,29 @@ func safeName(id string) string {
 	}
 	return s
 }
+
+// AppendEnv is an earlier `run:` step of the job that appends text to $GITHUB_ENV (name=value
+// lines, or the heredoc form): every later step, and every later phase of a step already run,
+// starts with those variables, as on the runner. NODE_OPTIONS is refused, as the runner refuses
+// it; GITHUB_* and RUNNER_* names are taken but lose to the runner's context when a phase runs.
+// Tests use it to play a compromised step that plants variables for the steps after it.
+func (j *Job) AppendEnv(text string) error {
+	pairs, err := ParseFileCommand([]byte(text))
+	if err != nil {
+		return fmt.Errorf("GITHUB_ENV: %w", err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var refused []string
+	for _, kv := range pairs {
+		if strings.EqualFold(kv.Name, "NODE_OPTIONS") {
+			refused = append(refused, kv.Name)
+			continue
+		}
+		j.env[kv.Name] = kv.Value
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("Can't store %s output parameter using '$GITHUB_ENV' command.", strings.Join(refused, ", "))
+	}
+	return nil
+}

@@ -863,3 +863,41 @@ func TestLogGolden(t *testing.T) {
 		t.Errorf("log =\n%s\nwant (%s)\n%s", got, golden, want)
 	}
 }
+
+func TestAppendEnvPlantsForLaterPhases(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	seen := map[string]map[string]string{}
+	record := func(c *container) int {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[c.argv0] = c.env
+		if c.argv0 == "/cfmint" {
+			c.file("GITHUB_STATE", "token-id=from-main\n")
+		}
+		return 0
+	}
+	j := newTestJob(t, testActionYML, baseEnv(), map[string]entrypoint{"/cfmint": record, "/cfmint-post": record})
+	err := j.AppendEnv("STATE_token-id=planted\nSTATE_owner=user\nGITHUB_RUN_ID=666\nML<<EOF\na\nb\nEOF\nNODE_OPTIONS=--require=/evil.js\n")
+	if err == nil || !strings.Contains(err.Error(), "NODE_OPTIONS") {
+		t.Errorf("AppendEnv = %v, want NODE_OPTIONS refused", err)
+	}
+	if err := j.AppendEnv("a\n"); err == nil {
+		t.Error("AppendEnv took a line without = or <<")
+	}
+	mustRunStep(t, j, Step{ID: "cf"})
+	for argv0, want := range map[string]map[string]string{
+		// Main's own state replaces what was planted under its name; the rest reaches both phases.
+		"/cfmint":      {"STATE_token-id": "planted", "STATE_owner": "user", "ML": "a\nb", "GITHUB_RUN_ID": baseEnv()["GITHUB_RUN_ID"]},
+		"/cfmint-post": {"STATE_token-id": "from-main", "STATE_owner": "user", "ML": "a\nb", "GITHUB_RUN_ID": baseEnv()["GITHUB_RUN_ID"]},
+	} {
+		for k, v := range want {
+			if got := seen[argv0][k]; got != v {
+				t.Errorf("%s: %s = %q, want %q", argv0, k, got, v)
+			}
+		}
+		if _, ok := seen[argv0]["NODE_OPTIONS"]; ok {
+			t.Errorf("%s got NODE_OPTIONS", argv0)
+		}
+	}
+}
