@@ -72,7 +72,8 @@ func (c *common) inputs(e Env) *config.Inputs {
 
 // warnBase says when the bootstrap token is about to go somewhere other than Cloudflare's API.
 func warnBase(e Env, cfg *config.Config) {
-	if !config.IsCloudflareHost(cfg.APIBase) {
+	// Through a broker the bootstrap token is the broker's, and the API base is not used.
+	if cfg.Broker == "" && !config.IsCloudflareHost(cfg.APIBase) {
 		fmt.Fprintf(e.Stderr, "warning: $CLOUDFLARE_API_BASE_URL sends the bootstrap token to %s, which is not Cloudflare's API (%s); unset it unless that is a stand-in you trust\n", logsafe.String(cfg.APIBase), config.DefaultAPIBase)
 	}
 }
