@@ -38,4 +38,6 @@ LABEL org.opencontainers.image.title="cfmint" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/ /
-ENTRYPOINT ["/cfmint-main"]
+# The CLI by default (docker run IMAGE serve --policy ... runs the broker); action.yml names the
+# phases' entrypoints, /cfmint-main and /cfmint-post, which the runner passes as --entrypoint.
+ENTRYPOINT ["/cfmint"]

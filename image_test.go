@@ -443,8 +443,14 @@ func testDockerfile(t *testing.T, l *imageLayout) {
 			t.Errorf("action.yml %s is %q, which the image does not have (it has %v)", ep.field, ep.path, slices.Sorted(maps.Keys(l.files)))
 		}
 	}
-	if len(l.entrypoint) != 1 || l.entrypoint[0] != act.Runs.Entrypoint {
-		t.Errorf("Dockerfile ENTRYPOINT is %q; want [%q], action.yml's runs.entrypoint", l.entrypoint, act.Runs.Entrypoint)
+	// The image's default is the CLI, so that `docker run IMAGE serve ...` runs the broker; the
+	// runner starts each phase with action.yml's entrypoints (docker run --entrypoint), so those
+	// must be named there.
+	if len(l.entrypoint) != 1 || l.entrypoint[0] != "/cfmint" {
+		t.Errorf("Dockerfile ENTRYPOINT is %q; want [\"/cfmint\"], the CLI", l.entrypoint)
+	}
+	if act.Runs.Entrypoint == "" || act.Runs.PostEntrypoint == "" {
+		t.Errorf("action.yml names no entrypoint (%q) or post-entrypoint (%q); the image's default is the CLI, not a phase", act.Runs.Entrypoint, act.Runs.PostEntrypoint)
 	}
 }
 
