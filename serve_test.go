@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/oidctest"
+	"github.com/cfmint/cfmint/internal/runner"
 )
 
 const brokerAudience = "https://cfmint.test"
@@ -38,9 +39,10 @@ rules:
       ref: refs/heads/(main|release-.*)
     account_id: %s
     allow:
-      presets: [workers-deploy]
+      presets: [workers-deploy, r2-upload]
       permissions: [DNS Read]
       zones: [example.com]
+      r2_buckets: [assets]
     max_ttl: 30m
 `, brokerAudience, iss.URL(), a.fx.Account.ID)
 }
@@ -62,9 +64,15 @@ func (b *brokerProc) log() string {
 
 func runServe(t *testing.T, a *api, policyFile string, extra ...string) *brokerProc {
 	t.Helper()
+	return runServeWith(t, a, a.fx.AccountBootstrap.Secret, policyFile, extra...)
+}
+
+// runServeWith runs a broker that holds bootstrap.
+func runServeWith(t *testing.T, a *api, bootstrap, policyFile string, extra ...string) *brokerProc {
+	t.Helper()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--policy", policyFile, "--shutdown-timeout", "5s"}, extra...)
 	cmd := exec.Command(binPath, args...)
-	cmd.Env = []string{"CLOUDFLARE_BOOTSTRAP_TOKEN=" + a.fx.AccountBootstrap.Secret, "CLOUDFLARE_API_BASE_URL=" + a.url, "PATH=/usr/bin:/bin"}
+	cmd.Env = []string{"CLOUDFLARE_BOOTSTRAP_TOKEN=" + bootstrap, "CLOUDFLARE_API_BASE_URL=" + a.url, "PATH=/usr/bin:/bin"}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +224,8 @@ func TestBrokerServe(t *testing.T) {
 		{"ttl", nil, map[string]string{"preset": "workers-deploy", "ttl": "2h"}, 403, "30m"},
 		{"ip-filter", nil, map[string]string{"preset": "workers-deploy", "ip-filter": "198.51.100.0/24"}, 403, "ip"},
 		{"pattern", oidctest.Claims{"ref": "refs/heads/feature"}, map[string]string{"preset": "workers-deploy"}, 403, "refs/heads/feature"},
+		{"claims", oidctest.Claims{"repository_owner_id": "1234"}, map[string]string{"preset": "workers-deploy"}, 403, "repository_owner_id"},
+		{"bucket", nil, map[string]string{"preset": "r2-upload", "r2-buckets": "logs"}, 403, "logs"},
 		{"unknown repository", oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}, map[string]string{"preset": "workers-deploy"}, 403, "evil/repo"},
 		{"bad request key", nil, map[string]string{"bootstrap-token": "x"}, 400, "not a request key"},
 		{"bad ttl", nil, map[string]string{"preset": "workers-deploy", "ttl": "90"}, 400, "ttl"},
@@ -233,6 +243,12 @@ func TestBrokerServe(t *testing.T) {
 	// Revokes: another run may not; the run itself may, and again is still 204.
 	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(oidctest.Claims{"run_id": "1111"}), nil); r.Status != 403 {
 		t.Errorf("revoke by another run: %d %s", r.Status, r.Raw)
+	}
+	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(oidctest.Claims{"run_attempt": "2"}), nil); r.Status != 403 {
+		t.Errorf("revoke by another attempt of the run: %d %s", r.Status, r.Raw)
+	}
+	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}), nil); r.Status != 403 {
+		t.Errorf("revoke by another repository: %d %s", r.Status, r.Raw)
 	}
 	if len(a.tokensNamed(name)) != 1 {
 		t.Fatalf("the token went after another run's revoke")
@@ -400,5 +416,49 @@ func TestPolicyCheckAndTest(t *testing.T) {
 	}
 	if n := a.creates(); n != 0 {
 		t.Errorf("policy test created %d tokens", n)
+	}
+}
+
+// TestBrokerKeylessUserOwned is the keyless flow through the action's binary for a rule that
+// mints user-owned tokens, with a broker that holds a user bootstrap token.
+func TestBrokerKeylessUserOwned(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	policy := writePolicy(t, fmt.Sprintf(`audience: %s
+rules:
+  - name: dns-bot
+    issuer: %s
+    claims: {repository_id: "%s", repository_owner_id: "%s"}
+    token_owner: user
+    account_id: %s
+    allow:
+      presets: [dns-edit]
+      zones: [example.com]
+`, brokerAudience, iss.URL(), brokerRepoID, brokerOwnerID, a.fx.Account.ID))
+	b := runServeWith(t, a, a.fx.UserBootstrap.Secret, policy)
+	j := a.brokerJob(t, iss)
+	s := runner.Step{ID: "cf", With: map[string]string{"broker": b.url, "audience": brokerAudience, "preset": "dns-edit", "zones": "example.com"}}
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	id := m.Outputs["token-id"]
+	tk, ok := a.Token(id)
+	if !ok || tk.OwnerKind != "user" {
+		t.Fatalf("token %s: %+v, want a user-owned token", id, tk)
+	}
+	token := m.Outputs["token"]
+	if got := a.call(t, token, "GET", "/zones/"+a.fx.Zone.ID+"/dns_records", "127.0.0.1"); got.Status != 200 {
+		t.Errorf("the user-owned token on DNS: %+v", got)
+	}
+	if got := a.call(t, token, "GET", "/zones/"+a.fx.Zone2.ID+"/dns_records", "127.0.0.1"); got.Status == 200 {
+		t.Errorf("the token reaches a zone the rule does not list")
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if _, ok := a.Token(id); ok {
+		t.Errorf("token %s is still there after post", id)
+	}
+	if strings.Contains(b.log(), a.fx.UserBootstrap.Secret) || strings.Contains(b.log(), token) {
+		t.Errorf("the broker's log holds a secret")
 	}
 }
