@@ -128,10 +128,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if err := st.verifier.Ready(ctx); err != nil {
 		why = append(why, "issuers' keys: "+err.Error())
 	}
-	if p, ok := s.o.Replay.(interface{ Ping(context.Context) error }); ok {
-		if err := p.Ping(ctx); err != nil {
-			why = append(why, "replay store: "+err.Error())
-		}
+	if err := PingReplayStore(ctx, s.o.Replay); err != nil {
+		// The store's error names its address; the log has it, the answer does not.
+		s.o.Logger.Warn("not ready: the replay store does not answer", "error", err.Error())
+		why = append(why, "the replay store does not answer")
 	}
 	if len(why) > 0 {
 		http.Error(w, "not ready: "+strings.Join(why, "; ")+"\n", http.StatusServiceUnavailable)
