@@ -14,6 +14,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/brokerclient"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
@@ -134,31 +135,10 @@ func brokerRevokeStep(ctx context.Context, d Deps, a *githubactions.Action, cfg 
 	return nil
 }
 
-// brokerPost is post for a token from a broker: by id when main learned it, else by the step's
-// nonce. It needs a fresh ID token: the job's id-token permission lasts the whole job.
-func brokerPost(ctx context.Context, d Deps, a *githubactions.Action) error {
-	state := func(k string) string { return d.getenv("STATE_" + k) }
-	id, name, expires, nonce := state(stateTokenID), state(stateName), state(stateExpiresOn), state(stateNonce)
-	pending := state(statePending) == "true"
-	if id == "" && !pending {
-		a.Infof("Nothing to revoke: the main phase did not leave a token.")
-		return nil
-	}
-	if state(stateRevoke) == "false" && !pending {
-		a.Infof("revoke is false: token %s (id %s) is left to expire at %s.", name, id, expires)
-		summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was left to expire at %s (revoke: false).", mdEscape(name), id, expires))
-		return nil
-	}
-	in, err := config.ReadInputs(ctx, d.Lookup)
-	if err != nil {
-		return report(a, err)
-	}
-	timeout, err := config.ParseTimeout(in.Timeout)
-	if err != nil {
-		timeout = config.DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// brokerPost is post for a token from a broker, once Post has checked the state is main's: by id
+// when main learned it, else by the step's nonce. It needs a fresh ID token: the job's id-token
+// permission lasts the whole job.
+func brokerPost(ctx context.Context, d Deps, a *githubactions.Action, in *config.Inputs, timeout time.Duration, id, name, expires, nonce string) error {
 	what := "token " + id
 	if id == "" {
 		what = "the token the broker may have minted for this step (nonce " + nonce + ")"
@@ -175,7 +155,7 @@ func brokerPost(ctx context.Context, d Deps, a *githubactions.Action) error {
 	if id != "" {
 		err = c.Revoke(ctx, id)
 		if err == nil {
-			a.Infof("Revoked token %s (id %s) through the broker.", name, id)
+			a.Infof("Revoked token %s (id %s) through the broker.", logsafe.String(name), id)
 			summaryLine(d, a, fmt.Sprintf("cfmint: revoked token `%s` (`%s`) through the broker.", mdEscape(name), id))
 		}
 	} else {

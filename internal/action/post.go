@@ -45,12 +45,9 @@ func Post(ctx context.Context, d Deps) error {
 		a.Infof("Nothing to revoke: the main phase did not leave a token.")
 		return nil
 	}
-	if state(stateNonce) != "" {
-		// Main went through a broker: so does the revoke, with a fresh ID token.
-		return brokerPost(ctx, d, a)
-	}
-	id, name, expires := state(stateTokenID), state(stateName), state(stateExpiresOn)
-	pending := state(statePending) == "true" && name != ""
+	id, name, expires, nonce := state(stateTokenID), state(stateName), state(stateExpiresOn), state(stateNonce)
+	// Through a broker, main knows the step's nonce before it knows a name.
+	pending := state(statePending) == "true" && (name != "" || nonce != "")
 	if id == "" && !pending {
 		a.Infof("Nothing to revoke: the main phase did not leave a token.")
 		return nil
@@ -69,6 +66,10 @@ func Post(ctx context.Context, d Deps) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if nonce != "" {
+		// Main went through a broker: so does the revoke, with a fresh ID token.
+		return brokerPost(ctx, d, a, in, timeout, id, name, expires, nonce)
+	}
 	what := "token " + id
 	if id == "" {
 		what = "tokens named " + logsafe.Quote(name)
