@@ -365,6 +365,11 @@ func TestNoCommandFromValues(t *testing.T) {
 		if m.Outputs["swept"] != "2" || !strings.Contains(m.Log, `##\[set-output`) {
 			t.Errorf("swept %q; log:\n%s", m.Outputs["swept"], m.Log)
 		}
+		for _, id := range ids {
+			if !strings.Contains(m.Outputs["swept-ids"], id) {
+				t.Errorf("swept-ids %q lacks %s", m.Outputs["swept-ids"], id)
+			}
+		}
 		checkCommands(t, m)
 		noEvilOutput(t, m)
 	})

@@ -62,7 +62,7 @@ func jwks(t *testing.T, i *Issuer) jose.JSONWebKeySet {
 // RS256 only, and returns its header and claims.
 func verify(t *testing.T, i *Issuer, raw string) (jose.Header, map[string]any, error) {
 	t.Helper()
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return jose.Header{}, nil, err
 	}
