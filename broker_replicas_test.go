@@ -204,3 +204,44 @@ func TestBrokerDrainsOnSIGTERM(t *testing.T) {
 		t.Errorf("the broker still accepts connections after SIGTERM")
 	}
 }
+
+func TestBrokerDrainTimeoutDeletesWhatItCreated(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	b := runServe(t, a, writePolicy(t, brokerPolicy(iss, a)), "--shutdown-timeout", "1s")
+	// Cloudflare stores the token and holds its answer past the drain.
+	a.InjectFault(cfapitest.Fault{Method: "POST", Path: "/accounts/{account_id}/tokens", Times: 1, Hold: time.Minute})
+	answered := make(chan int, 1)
+	go func() {
+		st, _, _, err := b.try("POST", "/v1/tokens", iss.Token(claimsFor(nil)), map[string]string{"preset": "workers-deploy", "nonce": "cafe0000cafe0000"})
+		if err != nil {
+			st = 0
+		}
+		answered <- st
+	}()
+	for deadline := time.Now().Add(20 * time.Second); len(brokerTokensLeft(a)) == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(brokerTokensLeft(a)) != 1 {
+		t.Fatalf("the held create stored no token")
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-b.done:
+		if err == nil {
+			t.Errorf("the broker exited 0 although an exchange outlived the drain")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the broker did not exit")
+	}
+	if st := <-answered; st == http.StatusCreated {
+		t.Errorf("the caller got a token the broker deleted")
+	}
+	if left := brokerTokensLeft(a); len(left) > 0 {
+		t.Errorf("tokens left after an aborted drain: %v\n%s", left, b.log())
+	}
+	if !strings.Contains(b.log(), "were cancelled, and deleted what they had created") {
+		t.Errorf("no log line about the cut-short exchanges:\n%s", b.log())
+	}
+}

@@ -32,7 +32,7 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 	rule, outcome := "", "error"
 	defer func() { s.metrics.exchange(rule, outcome, s.o.Now().Sub(start)) }()
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exchangeTimeout)
+	ctx, cancel := s.work()
 	defer cancel()
 	st := s.state.Load()
 	body, aerr := readBody(w, r)

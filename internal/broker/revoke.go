@@ -19,7 +19,7 @@ var tokenID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	rule, outcome := "", "error"
 	defer func() { s.metrics.revoke(rule, outcome) }()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exchangeTimeout)
+	ctx, cancel := s.work()
 	defer cancel()
 	tid := r.PathValue("id")
 	if !tokenID.MatchString(tid) {
@@ -74,7 +74,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 	rule, outcome := "", "error"
 	defer func() { s.metrics.revoke(rule, outcome) }()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), exchangeTimeout)
+	ctx, cancel := s.work()
 	defer cancel()
 	nonce := r.URL.Query().Get("nonce")
 	if !NoncePattern.MatchString(nonce) {

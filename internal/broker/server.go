@@ -52,6 +52,34 @@ type Server struct {
 	state   atomic.Pointer[state]
 	cache   *lookupCache
 	metrics *Metrics
+
+	// base is what every exchange and revoke runs under, instead of its request: a caller that
+	// hangs up must not leave a half-made token behind. Abort cancels it, so that work still in
+	// flight when a drain runs out deletes what it created.
+	base     context.Context
+	abort    context.CancelFunc
+	inflight sync.WaitGroup
+}
+
+// work is the context of one exchange or revoke, and its end.
+func (s *Server) work() (context.Context, func()) {
+	s.inflight.Add(1)
+	ctx, cancel := context.WithTimeout(s.base, exchangeTimeout)
+	return ctx, func() { cancel(); s.inflight.Done() }
+}
+
+// Abort cancels the exchanges and revokes in flight (each then deletes what it created, within
+// mint.CleanupBudget) and waits for them to end, at most until ctx ends.
+func (s *Server) Abort(ctx context.Context) error {
+	s.abort()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // state is what a reload replaces as one.
@@ -78,6 +106,7 @@ func New(o Options) (*Server, error) {
 		o.Metrics = NewMetrics(nil)
 	}
 	s := &Server{o: o, metrics: o.Metrics}
+	s.base, s.abort = context.WithCancel(context.Background())
 	s.cache = newLookupCache(o.Tokens, o.Now)
 	s.state.Store(&state{policy: o.Policy, verifier: o.Verifier})
 	return s, nil

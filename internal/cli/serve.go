@@ -14,6 +14,7 @@ import (
 	"github.com/cfmint/cfmint/internal/broker"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -166,7 +167,11 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 			err := hs.Shutdown(sctx)
 			cancel()
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error("exchanges were still in flight at the shutdown timeout", "error", err.Error())
+				// Cut the stragglers short: each deletes what it created before it ends.
+				actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mint.CleanupBudget+time.Second)
+				aerr := srv.Abort(actx)
+				cancel()
+				logger.Error("exchanges were still in flight at the shutdown timeout; they were cancelled, and deleted what they had created", "error", err.Error(), "abort", fmt.Sprint(aerr))
 				return ExitFail
 			}
 			logger.Info("stopped", "event", "stop")
