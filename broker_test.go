@@ -378,3 +378,30 @@ func TestBrokerCLI(t *testing.T) {
 		t.Errorf("--broker with --bootstrap-token: exit %d: %s", code, errOut)
 	}
 }
+
+// TestBrokerRetriesThroughTheAction: Cloudflare rate limits the broker's create once; the broker
+// answers 429 with Retry-After, and the action's main retries with a fresh ID token, saying how
+// long it waited, and mints.
+func TestBrokerRetriesThroughTheAction(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	b := startBroker(t, a, iss, defaultRule(a, iss), nil)
+	a.InjectFault(cfapitest.Fault{Method: http.MethodPost, Path: "/accounts/{account_id}/tokens", Times: 1, Status: http.StatusTooManyRequests, RetryAfter: time.Second})
+	j := a.brokerJob(t, iss)
+	s := runner.Step{ID: "cf", With: map[string]string{"broker": b.URL, "preset": "workers-deploy"}}
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	if !strings.Contains(m.Log, "The broker answered HTTP 429") || !strings.Contains(m.Log, "retrying in 1s with a fresh ID token") {
+		t.Errorf("main's log does not say it waited and retried:\n%s", m.Log)
+	}
+	if n := len(iss.Issued()); n != 2 {
+		t.Errorf("%d ID tokens for main; want one per attempt", n)
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if left := brokerTokens(a); len(left) > 0 {
+		t.Errorf("tokens left: %v", left)
+	}
+	checkIDTokensMasked(t, iss, b, m, p)
+}
