@@ -147,7 +147,7 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    256 << 10, // room for an oversized ID token to be refused with 401, not cut off
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
