@@ -27,6 +27,7 @@ var (
 	brokerMode  = flag.Bool("broker", false, "measure the keyless broker (cfmint serve) instead of the action's phases")
 	brokerJobs  = flag.Int("jobs", 200, "with -broker: jobs to run (mint, then revoke with a fresh ID token)")
 	brokerConc  = flag.Int("concurrency", 20, "with -broker: jobs at once")
+	newConns    = flag.Bool("new-conns", false, "with -broker: a new connection to the broker per request, as runners calling it directly make")
 	brokerWarm  = 20 // jobs run first and not counted: the broker's caches fill
 	brokerAudOK = "https://cfmint.bench"
 )
@@ -66,6 +67,7 @@ func (b *benchTB) close() {
 func benchBroker(bin string, dir string, L time.Duration) error {
 	tb := &benchTB{}
 	defer tb.close()
+	benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableKeepAlives: *newConns}}
 	api := cfapitest.New(cfapitest.WithRateLimit(0, time.Minute))
 	fx := api.Seed()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -175,8 +177,12 @@ rules:
 	exchanges := 2 * *brokerJobs // a mint and a revoke each
 	perCall := float64(calls) / float64(*brokerJobs)
 	cpuPer := (cpu1 - cpu0) / time.Duration(exchanges)
-	fmt.Printf("cfmint serve against the built-in API, latency L = %v per request, %d jobs, %d at a time (go run ./bench -broker -latency %v -jobs %d -concurrency %d)\n\n",
-		L, *brokerJobs, *brokerConc, L, *brokerJobs, *brokerConc)
+	conns := "connections kept alive"
+	if *newConns {
+		conns = "a new connection per request"
+	}
+	fmt.Printf("cfmint serve against the built-in API, latency L = %v per request, %d jobs, %d at a time, %s (go run ./bench -broker -latency %v -jobs %d -concurrency %d)\n\n",
+		L, *brokerJobs, *brokerConc, conns, L, *brokerJobs, *brokerConc)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "measure\tvalue\tin L\ttarget\tmet\t")
 	okP50 := float64(pct(mints, 50))/float64(L) <= brokerMintP50
@@ -217,7 +223,7 @@ func call(base, method, path, idToken, body string) (int, map[string]any, error)
 		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+idToken)
-	res, err := http.DefaultClient.Do(req)
+	res, err := benchClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -244,3 +250,7 @@ func cpuTime(pid int) (time.Duration, error) {
 	st, _ := strconv.Atoi(f[12])
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
+
+// benchClient keeps a connection per concurrent job, as a load balancer in front of the broker
+// would; -new-conns opens one per request instead, as runners calling it directly do.
+var benchClient *http.Client
