@@ -57,7 +57,7 @@ func BrokerClient(d Deps, ui UI, cfg *config.Config, mask func(string)) *brokerc
 		Base: cfg.Broker, Audience: cfg.Audience, HTTPClient: d.HTTPClient, Lookup: d.Lookup,
 		OnIDToken: mask,
 		OnRetry: func(err *brokerclient.Error, wait time.Duration) {
-			ui.Infof("The broker answered HTTP %d (%s); retrying in %s with a fresh ID token.", err.Status, err.Msg, wait.Round(time.Second))
+			ui.Infof("The broker answered HTTP %d (%s); retrying in %s with a fresh ID token.", err.Status, logsafe.String(err.Msg), wait.Round(time.Second))
 		},
 	}
 }
