@@ -14,12 +14,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/oidctest"
 	"github.com/cfmint/cfmint/internal/runner"
 )
@@ -183,7 +185,7 @@ func TestBrokerServe(t *testing.T) {
 	if res.Body["rule"] != "site-deploy" || res.Body["account_id"] != a.fx.Account.ID || secret == "" {
 		t.Errorf("mint answered %s", strings.ReplaceAll(res.Raw, secret, "<SECRET>"))
 	}
-	if !strings.HasPrefix(name, "cfmint-broker:892345611:9876543210.1:abcdef0123456789:site-deploy:") {
+	if !regexp.MustCompile(`^cfmint-broker:[0-9a-f]{6}:892345611:9876543210\.1:abcdef0123456789:site-deploy:octo-org/octo-repo$`).MatchString(name) {
 		t.Errorf("name = %q, want it to record the repository id, run, attempt, nonce and rule", name)
 	}
 	if f, _ := res.Body["ip_filter"].([]any); len(f) != 1 || f[0] != "127.0.0.1/32" {
@@ -458,5 +460,59 @@ rules:
 	}
 	if strings.Contains(b.log(), a.fx.UserBootstrap.Secret) || strings.Contains(b.log(), token) {
 		t.Errorf("the broker's log holds a secret")
+	}
+}
+
+// TestBrokerCloudflareTrouble: what the broker answers when Cloudflare does not, and what it
+// refuses to spend calls on.
+func TestBrokerCloudflareTrouble(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	b := runServe(t, a, writePolicy(t, brokerPolicy(iss, a)))
+	idt := func() string { return iss.Token(oidctest.Claims{"aud": brokerAudience}) }
+	zoneCalls := func() int {
+		n := 0
+		for _, r := range a.Requests() {
+			if strings.HasPrefix(r.Path, "/client/v4/zones") {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Zones no rule lists are refused before any lookup; so are too many.
+	before := zoneCalls()
+	if r := b.do(t, "POST", "/v1/tokens", idt(), map[string]string{"permissions": "DNS Read", "zones": "example.org, a.example, b.example"}); r.Status != 403 || !strings.Contains(r.Raw, "example.org") {
+		t.Errorf("zones no rule lists: %d %s", r.Status, r.Raw)
+	}
+	var many []string
+	for i := range 21 {
+		many = append(many, fmt.Sprintf("z%d.example", i))
+	}
+	if r := b.do(t, "POST", "/v1/tokens", idt(), map[string]string{"permissions": "DNS Read", "zones": strings.Join(many, ",")}); r.Status != 400 || !strings.Contains(r.Raw, "at most 20") {
+		t.Errorf("21 zones: %d %s", r.Status, r.Raw)
+	}
+	if n := zoneCalls() - before; n != 0 {
+		t.Errorf("refused zones cost %d zone lookups", n)
+	}
+
+	// A rate-limited zone lookup is a 429 with Retry-After, not a bad request.
+	a.InjectFault(cfapitest.Fault{Method: "GET", Path: "/zones", Status: http.StatusTooManyRequests, RetryAfter: 3 * time.Second})
+	r := b.do(t, "POST", "/v1/tokens", idt(), map[string]string{"permissions": "DNS Read", "zones": "example.com"})
+	if r.Status != http.StatusTooManyRequests || r.RetryAfter == "" {
+		t.Errorf("zone lookup rate limited: %d (Retry-After %q) %s", r.Status, r.RetryAfter, r.Raw)
+	}
+	a.ClearFaults()
+
+	// A create whose outcome is unknown, and whose token was not found: 502, not to be retried,
+	// naming the nonce to clean up by.
+	a.InjectFault(cfapitest.Fault{Method: "POST", Path: "/accounts/{account_id}/tokens", Times: 1, Status: http.StatusBadGateway})
+	r = b.do(t, "POST", "/v1/tokens", idt(), map[string]string{"preset": "workers-deploy", "nonce": "0badc0de0badc0de"})
+	if r.Status != http.StatusBadGateway || !strings.Contains(r.Raw, "nonce=0badc0de0badc0de") || r.RetryAfter != "" {
+		t.Errorf("an unseen create: %d (Retry-After %q) %s", r.Status, r.RetryAfter, r.Raw)
+	}
+	if left := brokerTokensLeft(a); len(left) > 0 {
+		t.Errorf("tokens left: %v", left)
 	}
 }

@@ -17,9 +17,10 @@ type Budget struct {
 	Reserve int
 	Now     func() time.Time
 
-	mu    sync.Mutex
-	start time.Time
-	used  int
+	mu      sync.Mutex
+	start   time.Time
+	used    int // calls made in the window
+	pending int // calls the mints under way will make, not made yet
 }
 
 // mintCost is what a warm mint spends: create and verify.
@@ -54,15 +55,26 @@ func (b *Budget) Remaining() int {
 	return max(b.Limit-b.used, 0)
 }
 
-// TakeMint reports whether a mint may start, and else how long until the window turns.
-func (b *Budget) TakeMint() (wait time.Duration, ok bool) {
+// TakeMint reserves a mint's calls if the window still has them beside the reserve: mints that
+// start together each count the others' calls, which are not made yet. release ends the
+// reservation once the mint's calls were made (and counted by Instrument). When refused, wait is
+// how long until the window turns.
+func (b *Budget) TakeMint() (release func(), wait time.Duration, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.roll()
-	if b.Limit-b.used-mintCost >= b.Reserve {
-		return 0, true
+	if b.Limit-b.used-b.pending-mintCost < b.Reserve {
+		return nil, max(b.start.Add(b.Window).Sub(now), time.Second), false
 	}
-	return max(b.start.Add(b.Window).Sub(now), time.Second), false
+	b.pending += mintCost
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.pending -= mintCost
+			b.mu.Unlock()
+		})
+	}, 0, true
 }
 
 // Instrument wraps rt so that every call to Cloudflare is counted against b (when set) and

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,11 +16,18 @@ import (
 type groupsOnly struct {
 	mint.Tokens // nil: any other method panics
 	t           *testing.T
+	mu          sync.Mutex
 	calls       int
 	fail        bool
+	gate        chan struct{} // when set, each call waits for it
 }
 
 func (g *groupsOnly) PermissionGroups(context.Context, cftoken.Owner, string) ([]policy.Group, cftoken.ServerClock, error) {
+	if g.gate != nil {
+		<-g.gate
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.calls++
 	if g.fail {
 		return nil, cftoken.ServerClock{}, errors.New("cloudflare is down")
@@ -58,6 +66,9 @@ func TestLookupCacheGroups(t *testing.T) {
 		{"past the gap it may", refreshMinGap, true, false, "c", 3},
 		{"the cache expires", cacheTTL, false, false, "d", 4},
 		{"a failed refresh keeps the stale list", cacheTTL, false, true, "d", 5},
+		{"and a failing Cloudflare is not asked again within the gap", 10 * time.Second, false, true, "d", 5},
+		{"nor for an unknown name", 0, true, true, "d", 5},
+		{"past the gap it is", refreshMinGap, false, false, "f", 6},
 	}
 	for _, st := range steps {
 		now = now.Add(st.advance)
@@ -70,5 +81,26 @@ func TestLookupCacheGroups(t *testing.T) {
 	c2 := newLookupCache(&groupsOnly{t: t, fail: true}, func() time.Time { return now })
 	if _, _, err := c2.groups(ctx, k, false); err == nil {
 		t.Errorf("no cached list and a failing Cloudflare gave no error")
+	}
+}
+
+func TestLookupCacheAsksOnceForConcurrentExchanges(t *testing.T) {
+	t.Parallel()
+	g := &groupsOnly{t: t, gate: make(chan struct{})}
+	c := newLookupCache(g, time.Now)
+	k := ownerKey{owner: cftoken.OwnerAccount, account: "a"}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, _, err := c.groups(context.Background(), k, false); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let them all reach the cache
+	close(g.gate)
+	wg.Wait()
+	if g.calls != 1 {
+		t.Errorf("%d permission-group calls for 20 exchanges on a cold cache, want 1", g.calls)
 	}
 }

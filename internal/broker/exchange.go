@@ -17,7 +17,9 @@ import (
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
+	"github.com/cfmint/cfmint/internal/policy"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -129,8 +131,10 @@ func readBody(w http.ResponseWriter, r *http.Request) (map[string]string, *apiEr
 	return out, nil
 }
 
-// ask parses a request with the action's own parsers: one parser, one meaning.
-func ask(body map[string]string) (trust.Ask, config.Zones, string, error) {
+// ParseRequest parses a request body's fields with the action's own parsers (one parser, one
+// meaning): what it asks for, its zones as written, and its nonce. `cfmint policy test` parses
+// with it too.
+func ParseRequest(body map[string]string) (trust.Ask, config.Zones, string, error) {
 	var errs []error
 	a := trust.Ask{}
 	if p := strings.ToLower(strings.TrimSpace(body["preset"])); p != "" {
@@ -152,7 +156,7 @@ func ask(body map[string]string) (trust.Ask, config.Zones, string, error) {
 		errs = append(errs, err)
 		a.TTL = d
 	}
-	f, err := config.ParseIPFilter(strings.ReplaceAll(strings.ToLower(body["ip-filter"]), "caller", "runner"))
+	f, err := config.ParseIPFilter(body["ip-filter"])
 	errs = append(errs, err)
 	a.IPFilter = f
 	nonce := strings.TrimSpace(body["nonce"])
@@ -164,17 +168,17 @@ func ask(body map[string]string) (trust.Ask, config.Zones, string, error) {
 
 // mint decides and mints; a denial is the policy's answer, an apiError anything else.
 func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[string]string, caller netip.Addr) (*mint.Issued, *trust.Denial, *apiError) {
-	a, zones, nonce, err := ask(body)
+	a, zones, nonce, err := ParseRequest(body)
 	if err != nil {
 		return nil, nil, fail(http.StatusBadRequest, "%s", strings.Join(keyPhrase.Lines(err), "; "))
 	}
 	if nonce == "" {
-		// Every name carries a nonce, so that the rule is always its fourth part.
+		// Every name carries a nonce, so that the rule is always its fifth part.
 		nonce = newNonce()
 	}
-	run, ok := runOf(id.Claims)
+	run, ok := runOf(id.Issuer, id.Claims)
 	if !ok {
-		return nil, &trust.Denial{Reason: trust.ReasonClaims, Msg: "the ID token carries no numeric repository_id, run_id and run_attempt (or GitLab's project_id and pipeline_id); the broker binds every token it mints to a run"}, nil
+		return nil, &trust.Denial{Reason: trust.ReasonClaims, Msg: "the ID token carries no numeric repository_id, run_id and run_attempt (or GitLab's project_id, pipeline_id and job_id); the broker binds every token it mints to a run"}, nil
 	}
 	p := st.policy
 	claims := trust.Claims(id.Claims)
@@ -187,30 +191,50 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 		}
 		return nil, nil, fail(http.StatusForbidden, "%v", err)
 	}
+	// Zones cost a Cloudflare call each to look up: only those a matching rule lists are looked
+	// up at all, and only a few, so that no request can spend the bootstrap token's rate limit.
+	if den := zonesAllowed(rules, zones, claims); den != nil {
+		return nil, den, nil
+	}
 	k := ruleKey(rules[0])
 	eng := &mint.Engine{Tokens: s.o.Tokens, Once: s.o.Once, UI: s.ui(ctx), Now: s.o.Now}
 	if len(zones.Names)+len(zones.IDs) > 0 {
 		zs, err := s.cache.zones(ctx, eng, zones.Names, zones.IDs, k.account)
 		if err != nil {
-			var fe *field.Error
-			if errors.As(err, &fe) {
-				return nil, nil, fail(http.StatusBadRequest, "%s", strings.Join(keyPhrase.Lines(err), "; "))
+			if unanswered(err) {
+				return nil, nil, cloudflareErr(err, "look the zones up")
 			}
-			return nil, nil, cloudflareErr(err, "look the zones up")
+			return nil, nil, fail(http.StatusBadRequest, "%s", strings.Join(keyPhrase.Lines(err), "; "))
 		}
 		a.Zones, a.ZonesAccount = zs, k.account
 	}
-	groups, clock, err := s.cache.groups(ctx, k, false)
-	if err != nil {
-		return nil, nil, cloudflareErr(err, "list the permission groups")
+	// Each rule is resolved against its own owner's permission groups.
+	lists := map[ownerKey]groupEntry{}
+	load := func(refresh bool) *apiError {
+		for _, r := range rules {
+			k := ruleKey(r)
+			if _, ok := lists[k]; ok && !refresh {
+				continue
+			}
+			g, clock, err := s.cache.groups(ctx, k, refresh)
+			if err != nil {
+				return cloudflareErr(err, "list the permission groups")
+			}
+			lists[k] = groupEntry{groups: g, clock: clock}
+		}
+		return nil
 	}
-	d, err := p.Decide(id.Issuer, claims, a, groups, caller)
+	if aerr := load(false); aerr != nil {
+		return nil, nil, aerr
+	}
+	groupsFor := func(r *trust.Rule) []policy.Group { return lists[ruleKey(r)].groups }
+	d, err := p.DecideWith(id.Issuer, claims, a, groupsFor, caller)
 	var den *trust.Denial
 	if errors.As(err, &den) && den.Reason == trust.ReasonRequest {
-		// A permission the cached list does not know may be new at Cloudflare: ask once more.
-		if fresh, fclock, ferr := s.cache.groups(ctx, k, true); ferr == nil {
-			groups, clock = fresh, fclock
-			d, err = p.Decide(id.Issuer, claims, a, groups, caller)
+		// A permission the cached list does not know may be new at Cloudflare: ask once more
+		// (at most once a refresh gap, whatever the requests ask).
+		if load(true) == nil {
+			d, err = p.DecideWith(id.Issuer, claims, a, groupsFor, caller)
 		}
 	}
 	if errors.As(err, &den) {
@@ -220,11 +244,13 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 		return nil, nil, fail(http.StatusForbidden, "%v", err)
 	}
 	if s.o.Budget != nil {
-		if wait, ok := s.o.Budget.TakeMint(); !ok {
+		release, wait, ok := s.o.Budget.TakeMint()
+		if !ok {
 			return nil, nil, &apiError{status: http.StatusTooManyRequests, msg: "the broker is near Cloudflare's rate limit and keeps the rest for revokes; retry after the time Retry-After gives", retryAfter: wait}
 		}
+		defer release()
 	}
-	now, ok := clock.Now()
+	now, ok := lists[ownerKey{owner: cftoken.Owner(d.Owner), account: d.AccountID}].clock.Now()
 	if !ok {
 		now = s.o.Now().UTC()
 	}
@@ -232,10 +258,46 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 	t, err := eng.Mint(ctx, plan, mint.Hooks{})
 	if err != nil {
 		s.o.Logger.Error("a mint failed", "event", "mint", "rule", d.Rule, "error", err.Error())
+		var ue *mint.UnseenError
+		var de *mint.UndoError
+		if errors.As(err, &ue) || errors.As(err, &de) {
+			// A token may exist that nobody was handed: the caller must not retry (a second
+			// token would follow), but clean up by its nonce.
+			return nil, nil, fail(http.StatusBadGateway, "the broker's create may have minted a token it could not confirm or delete (%v); none was handed out: revoke what was minted for this nonce (DELETE /v1/tokens?nonce=%s) rather than retrying", err, nonce)
+		}
 		return nil, nil, cloudflareErr(err, "mint the token")
 	}
 	t.Rule = d.Rule
 	return t, nil, nil
+}
+
+// maxZones bounds the zones one request may name.
+const maxZones = 20
+
+// zonesAllowed refuses, before any lookup, zones that no matching rule lists, and more than
+// maxZones of them.
+func zonesAllowed(rules []*trust.Rule, z config.Zones, c trust.Claims) *trust.Denial {
+	if n := len(z.Names) + len(z.IDs); n > maxZones {
+		return &trust.Denial{Reason: trust.ReasonRequest, Msg: fmt.Sprintf("zones: %d zones named; a request may name at most %d", n, maxZones)}
+	}
+	var bad []string
+	for _, name := range append(slices.Clone(z.Names), z.IDs...) {
+		if !slices.ContainsFunc(rules, func(r *trust.Rule) bool { return r.AllowsZone(name) }) {
+			bad = append(bad, name)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return &trust.Denial{Reason: trust.ReasonZone, Rule: rules[0].Name(), Msg: fmt.Sprintf("repository %s (repository_id %s): no rule that matches it allows zones %s", logsafe.String(c["repository"]), logsafe.String(c["repository_id"]), strings.Join(bad, ", "))}
+}
+
+// unanswered reports whether err is Cloudflare not answering properly (a rate limit, a server
+// fault, no answer), which the caller may retry, rather than a refusal of what was asked.
+func unanswered(err error) bool {
+	var ae *cftoken.APIError
+	var te *cftoken.TransportError
+	return (errors.As(err, &ae) && ae.Retryable()) || errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // keyPhrase names fields as the request's keys.

@@ -15,12 +15,17 @@ const namePrefix = "cfmint-broker:"
 // maxName is Cloudflare's limit on a token name.
 const maxName = 120
 
-// Run is the run a token is minted for, from the ID token's claims.
+// Run is the run a token is minted for, from the ID token's issuer and claims.
 type Run struct {
+	// Issuer is a short hash of the token's issuer: two issuers (github.com and a GHES, or
+	// GitLab) number their repositories and runs independently.
+	Issuer       string
 	RepositoryID string // repository_id (GitHub) or project_id (GitLab)
 	Repository   string // repository (GitHub) or project_path (GitLab); for people reading names
 	RunID        string // run_id or pipeline_id
-	Attempt      string // run_attempt; "1" where the CI system has no attempts
+	// Attempt is run_attempt (GitHub); GitLab has none, and its job_id stands in, so that one
+	// job of a pipeline cannot revoke another's tokens.
+	Attempt string
 }
 
 var (
@@ -31,7 +36,7 @@ var (
 
 // runOf reads the run a token is for from verified claims; ok is false when a claim the binding
 // needs is missing or malformed.
-func runOf(c map[string]string) (Run, bool) {
+func runOf(issuer string, c map[string]string) (Run, bool) {
 	pick := func(keys ...string) string {
 		for _, k := range keys {
 			if v := c[k]; v != "" {
@@ -44,11 +49,10 @@ func runOf(c map[string]string) (Run, bool) {
 		RepositoryID: pick("repository_id", "project_id"),
 		Repository:   pick("repository", "project_path"),
 		RunID:        pick("run_id", "pipeline_id"),
-		Attempt:      pick("run_attempt"),
+		Attempt:      pick("run_attempt", "job_id"),
 	}
-	if r.Attempt == "" {
-		r.Attempt = "1"
-	}
+	sum := sha256.Sum256([]byte(issuer))
+	r.Issuer = hex.EncodeToString(sum[:3])
 	ok := digits.MatchString(r.RepositoryID) && digits.MatchString(r.RunID) && digits.MatchString(r.Attempt)
 	return r, ok
 }
@@ -56,7 +60,7 @@ func runOf(c map[string]string) (Run, bool) {
 // runPrefix is how the names of every token minted for the run with that nonce start; with an
 // empty nonce, for the run.
 func runPrefix(r Run, nonce string) string {
-	p := namePrefix + r.RepositoryID + ":" + r.RunID + "." + r.Attempt + ":"
+	p := namePrefix + r.Issuer + ":" + r.RepositoryID + ":" + r.RunID + "." + r.Attempt + ":"
 	if nonce != "" {
 		p += nonce + ":"
 	}
@@ -65,7 +69,7 @@ func runPrefix(r Run, nonce string) string {
 
 // tokenName is the name of a token minted for run, nonce and rule:
 //
-//	cfmint-broker:<repository id>:<run>.<attempt>:<nonce>:<rule>:<repository>
+//	cfmint-broker:<issuer hash>:<repository id>:<run>.<attempt>:<nonce>:<rule>:<repository>
 //
 // Ids come first, so a name cut to Cloudflare's limit still says whom it is for; the repository's
 // name is last, sanitised, and ends in a hash of the whole when cut.

@@ -128,8 +128,9 @@ func (s *Server) revoker(ctx context.Context, r *http.Request) (*Identity, Run, 
 	if aerr != nil {
 		return nil, Run{}, nil, aerr
 	}
-	run, ok := runOf(id.Claims)
+	run, ok := runOf(id.Issuer, id.Claims)
 	if !ok {
+		s.audit(ctx, "denial", id, "reason", "claims", "why", "no run to bind the revoke to", "path", r.URL.Path)
 		return nil, Run{}, nil, fail(http.StatusForbidden, "the ID token carries no numeric repository_id, run_id and run_attempt; the broker revokes only tokens of the caller's run")
 	}
 	rules := st.policy.Match(id.Issuer, trust.Claims(id.Claims))
@@ -138,6 +139,7 @@ func (s *Server) revoker(ctx context.Context, r *http.Request) (*Identity, Run, 
 		var d *trust.Denial
 		if errors.As(err, &d) {
 			s.metrics.denial(string(d.Reason))
+			s.audit(ctx, "denial", id, "reason", string(d.Reason), "why", d.Msg, "path", r.URL.Path)
 			return nil, Run{}, nil, fail(http.StatusForbidden, "%s", d.Msg)
 		}
 		return nil, Run{}, nil, fail(http.StatusForbidden, "no rule of the broker's policy matches this ID token")
@@ -162,11 +164,11 @@ func containsKey(keys []ownerKey, k ownerKey) bool {
 
 // ruleOfName reads the rule back out of a broker token's name.
 func ruleOfName(name string) string {
-	parts := strings.SplitN(strings.TrimPrefix(name, namePrefix), ":", 5)
-	if len(parts) < 4 {
+	parts := strings.SplitN(strings.TrimPrefix(name, namePrefix), ":", 6)
+	if len(parts) < 5 {
 		return ""
 	}
-	return parts[3]
+	return parts[4]
 }
 
 func clip(s string) string {

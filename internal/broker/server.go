@@ -9,12 +9,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 	"github.com/cfmint/cfmint/internal/trust"
@@ -116,16 +120,17 @@ func New(o Options) (*Server, error) {
 // checks the policy against them: a policy whose rules do not resolve must not start.
 func (s *Server) Prepare(ctx context.Context, p *trust.Policy) error {
 	var errs []error
+	lists := map[ownerKey][]policy.Group{}
 	for _, k := range ownersOf(p) {
 		groups, _, err := s.cache.groups(ctx, k, true)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("failed to list the permission groups of %s: %w", k, err))
 			continue
 		}
-		if err := p.Check(groups); err != nil {
-			errs = append(errs, err)
-		}
+		lists[k] = groups
 	}
+	// Each rule against its own owner's list: an account's and a user's lists differ.
+	errs = append(errs, p.CheckWith(func(r *trust.Rule) []policy.Group { return lists[ruleKey(r)] }))
 	return errors.Join(errs...)
 }
 
@@ -158,8 +163,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		why = append(why, "issuers' keys: "+err.Error())
 	}
 	if err := PingReplayStore(ctx, s.o.Replay); err != nil {
-		// The store's error names its address; the log has it, the answer does not.
-		s.o.Logger.Warn("not ready: the replay store does not answer", "error", err.Error())
+		// The store's error names its address, and the store logs an outage once by itself.
 		why = append(why, "the replay store does not answer")
 	}
 	if len(why) > 0 {
@@ -172,8 +176,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // maxBody bounds a request body: a request is a handful of short strings.
 const maxBody = 16 << 10
 
-// Request keys: the action's input names, with their meanings.
-var requestKeys = []string{"preset", "permissions", "zones", "r2-buckets", "ttl", "ip-filter", "nonce"}
+// requestKeys are a request body's keys: the action's input names, and the step's nonce.
+var requestKeys = append(slices.Clone(config.RequestKeys), "nonce")
 
 // apiError is an answer other than success: a status and one sentence that says what to fix.
 type apiError struct {
@@ -241,6 +245,7 @@ func (s *Server) identify(ctx context.Context, r *http.Request, st *state) (*Ide
 	}
 	if !ok || strings.TrimSpace(raw) == "" {
 		s.metrics.denial("id-token")
+		s.audit(ctx, "denial", nil, "reason", "id-token", "why", "no ID token", "path", r.URL.Path)
 		return nil, fail(http.StatusUnauthorized, "no ID token: send the job's OIDC ID token as Authorization: Bearer <token>")
 	}
 	id, err := st.verifier.Verify(ctx, strings.TrimSpace(raw))
@@ -250,20 +255,21 @@ func (s *Server) identify(ctx context.Context, r *http.Request, st *state) (*Ide
 			return nil, &apiError{status: http.StatusServiceUnavailable, msg: "the broker could not fetch the issuer's keys; try again shortly", retryAfter: 5 * time.Second}
 		}
 		s.metrics.denial("id-token")
-		s.o.Logger.Warn("refused an ID token", "event", "denial", "reason", "id-token", "check", checkOf(err), "detail", err.Error())
+		s.audit(ctx, "denial", nil, "reason", "id-token", "check", checkOf(err), "why", err.Error(), "path", r.URL.Path)
 		return nil, fail(http.StatusUnauthorized, "the ID token was refused: %v", err)
 	}
 	first, err := s.o.Replay.Claim(ctx, id.ReplayKey(), id.ValidUntil)
 	switch {
 	case errors.Is(err, ErrClaimExpired):
 		s.metrics.denial("id-token")
+		s.audit(ctx, "denial", id, "reason", "id-token", "why", "expired before its use was recorded", "path", r.URL.Path)
 		return nil, fail(http.StatusUnauthorized, "%v", err)
 	case err != nil:
 		s.metrics.replayError()
 		return nil, &apiError{status: http.StatusServiceUnavailable, msg: "the broker cannot record the ID token's use right now, and never skips that check; try again shortly", retryAfter: 5 * time.Second}
 	case !first:
 		s.metrics.denial("replay")
-		s.o.Logger.Warn("refused a replayed ID token", "event", "denial", "reason", "replay", "iss", id.Issuer, "sub", id.Subject, "jti", id.JTI)
+		s.audit(ctx, "denial", id, "reason", "replay", "why", "the ID token was already used", "path", r.URL.Path)
 		return nil, fail(http.StatusUnauthorized, "this ID token was already used; each exchange needs a fresh one from the CI system")
 	}
 	return id, nil
@@ -329,6 +335,7 @@ func ownersOf(p *trust.Policy) []ownerKey {
 type lookupCache struct {
 	tokens mint.Tokens
 	now    func() time.Time
+	flight singleflight.Group
 	mu     sync.Mutex
 	group  map[ownerKey]groupEntry
 	zone   map[string]zoneEntry // account + "/" + name or id
@@ -337,7 +344,8 @@ type lookupCache struct {
 type groupEntry struct {
 	groups  []policy.Group
 	clock   cftoken.ServerClock
-	fetched time.Time
+	fetched time.Time // when Cloudflare last answered with the list
+	tried   time.Time // when Cloudflare was last asked for it
 }
 
 type zoneEntry struct {
@@ -361,21 +369,35 @@ func (c *lookupCache) groups(ctx context.Context, k ownerKey, refresh bool) ([]p
 	c.mu.Lock()
 	e, ok := c.group[k]
 	c.mu.Unlock()
-	age := c.now().Sub(e.fetched)
-	if ok && age < cacheTTL && (!refresh || age < refreshMinGap) {
+	now := c.now()
+	age := now.Sub(e.fetched)
+	if ok && (age < cacheTTL || now.Sub(e.tried) < refreshMinGap) && (!refresh || age < refreshMinGap || now.Sub(e.tried) < refreshMinGap) {
 		return e.groups, e.clock, nil
 	}
-	g, clock, err := c.tokens.PermissionGroups(ctx, k.owner, k.account)
-	if err != nil {
-		if ok {
-			return e.groups, e.clock, nil // a stale list beats no answer
+	// Exchanges that find the list missing or old at once ask Cloudflare once between them.
+	v, err, _ := c.flight.Do(k.String(), func() (any, error) {
+		g, clock, err := c.tokens.PermissionGroups(ctx, k.owner, k.account)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err != nil {
+			if old, ok := c.group[k]; ok {
+				// A stale list beats no answer; and a failing Cloudflare is not asked again
+				// before the gap, however many exchanges come.
+				old.tried = c.now()
+				c.group[k] = old
+				return old, nil
+			}
+			return nil, err
 		}
-		return nil, clock, err
+		ne := groupEntry{groups: g, clock: clock, fetched: c.now(), tried: c.now()}
+		c.group[k] = ne
+		return ne, nil
+	})
+	if err != nil {
+		return nil, cftoken.ServerClock{}, err
 	}
-	c.mu.Lock()
-	c.group[k] = groupEntry{groups: g, clock: clock, fetched: c.now()}
-	c.mu.Unlock()
-	return g, clock, nil
+	ge := v.(groupEntry)
+	return ge.groups, ge.clock, nil
 }
 
 // zones resolves names and ids in account, from the cache where it can.

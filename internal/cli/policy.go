@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/action"
+	"github.com/cfmint/cfmint/internal/broker"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/mint"
@@ -140,26 +141,9 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintln(e.Stdout, "(what they allow was not checked: set $CLOUDFLARE_BOOTSTRAP_TOKEN to resolve permission names as the broker does)")
 		return ExitOK
 	}
-	in := &config.Inputs{Preset: body["preset"], Permissions: body["permissions"], Zones: body["zones"], R2Buckets: body["r2-buckets"], TTL: body["ttl"], IPFilter: body["ip-filter"]}
-	ask := trust.Ask{Preset: strings.ToLower(strings.TrimSpace(in.Preset)), IPFilter: config.IPFilter{Runner: true}}
-	for _, l := range strings.Split(in.Permissions, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			ask.Permissions = append(ask.Permissions, l)
-		}
-	}
-	var perr []error
-	if v := strings.TrimSpace(in.TTL); v != "" {
-		ask.TTL, err = config.ParseTTL(v)
-		perr = append(perr, err)
-	}
-	if v := strings.TrimSpace(in.IPFilter); v != "" {
-		ask.IPFilter, err = config.ParseIPFilter(strings.ReplaceAll(strings.ToLower(v), "caller", "runner"))
-		perr = append(perr, err)
-	}
-	zones, zerrs := config.ParseZones(in.Zones)
-	buckets, berrs := config.ParseBuckets(in.R2Buckets)
-	ask.AllZones, ask.Buckets = zones.All, buckets
-	if err := errors.Join(append(append(perr, zerrs...), berrs...)...); err != nil {
+	// The broker's own parser: what test says is what the broker would do.
+	ask, zones, _, err := broker.ParseRequest(body)
+	if err != nil {
 		fmt.Fprintf(e.Stdout, "bad request: %v\n", err)
 		return ExitFail
 	}
@@ -172,12 +156,20 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 		}
 		ask.Zones, ask.ZonesAccount = zs, rules[0].AccountID()
 	}
-	groups, err := groupsOf(ctx, rules[0])
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "cfmint policy test: %v\n", err)
-		return ExitFail
+	lists := map[string][]policy.Group{}
+	for _, r := range rules {
+		k := string(r.Owner()) + "/" + r.AccountID()
+		if _, ok := lists[k]; ok {
+			continue
+		}
+		g, err := groupsOf(ctx, r)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "cfmint policy test: %v\n", err)
+			return ExitFail
+		}
+		lists[k] = g
 	}
-	d, err := p.Decide(iss, claims, ask, groups, caller)
+	d, err := p.DecideWith(iss, claims, ask, func(r *trust.Rule) []policy.Group { return lists[string(r.Owner())+"/"+r.AccountID()] }, caller)
 	if err != nil {
 		fmt.Fprintf(e.Stdout, "denied: %v\n", err)
 		return ExitFail

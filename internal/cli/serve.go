@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cfmint/cfmint/internal/broker"
@@ -151,8 +152,9 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
+	var reloading atomic.Bool
 	go func() { served <- hs.Serve(ln) }()
-	logger.Info("listening", "event", "start", "addr", ln.Addr().String(), "rules", len(pol.Rules()), "issuers", pol.Issuers(), "replay_store", redact(*replay))
+	logger.Info("listening", "event", "start", "addr", ln.Addr().String(), "rules", len(pol.Rules()), "issuers", pol.Issuers(), "replay_store", broker.RedactReplayStore(*replay))
 
 	for {
 		select {
@@ -160,7 +162,16 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 			logger.Error("the server stopped", "error", err.Error())
 			return ExitFail
 		case <-e.Hangup:
-			reload(ctx, srv, *policyFile, oidcHTTP, logger)
+			// A reload fetches keys and permission groups, which can take a while: the loop
+			// stays free for SIGTERM meanwhile, and one reload runs at a time.
+			if reloading.CompareAndSwap(false, true) {
+				go func() {
+					defer reloading.Store(false)
+					reload(ctx, srv, *policyFile, oidcHTTP, logger)
+				}()
+			} else {
+				logger.Warn("a reload is already under way; this SIGHUP is ignored", "event", "reload")
+			}
 		case <-ctx.Done():
 			logger.Info("draining", "event", "stop", "timeout", shutdown.String())
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *shutdown)
@@ -226,14 +237,4 @@ func reload(ctx context.Context, srv *broker.Server, file string, hc *http.Clien
 		}
 	}
 	logger.Error("refused the new policy; the old one stays", "event", "reload", "error", strings.ReplaceAll(err.Error(), "\n", "; "))
-}
-
-// redact hides a password in a replay-store URL.
-func redact(spec string) string {
-	if at := strings.LastIndex(spec, "@"); at >= 0 {
-		if i := strings.Index(spec, "://"); i >= 0 && i < at {
-			return spec[:i+3] + "***" + spec[at:]
-		}
-	}
-	return spec
 }

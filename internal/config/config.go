@@ -496,7 +496,8 @@ func ParseIPFilter(s string) (IPFilter, error) {
 	seen := map[netip.Prefix]bool{}
 	for _, it := range items {
 		switch strings.ToLower(it) {
-		case "runner":
+		case "runner", "caller":
+			// caller is a broker's word for it: the address the request came from.
 			f.Runner = true
 			continue
 		case "none":
@@ -560,6 +561,8 @@ func ParseZones(s string) (Zones, []error) {
 		switch {
 		case lit == "*":
 			z.All = true
+		case slices.Contains(z.IDs, lit) || slices.Contains(z.Names, lit):
+			// Named twice: one lookup, one resource.
 		case hex32.MatchString(lit):
 			z.IDs = append(z.IDs, lit)
 		case zoneName.MatchString(lit):

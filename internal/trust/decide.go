@@ -83,6 +83,15 @@ func (d *Denial) Error() string { return d.Msg }
 // request's zones up in the account of the first rule Match returns and sets Ask.ZonesAccount;
 // rules of another account then deny zones rather than grant a zone they never named.
 func (p *Policy) Decide(issuer string, c Claims, ask Ask, groups []policy.Group, caller netip.Addr) (*Decision, error) {
+	return p.DecideWith(issuer, c, ask, func(*Rule) []policy.Group { return groups }, caller)
+}
+
+// GroupsFor is the permission-group list of a rule's owner: an account's and a user's lists
+// differ, and each rule is resolved against its own.
+type GroupsFor func(r *Rule) []policy.Group
+
+// DecideWith is Decide with each rule's own group list.
+func (p *Policy) DecideWith(issuer string, c Claims, ask Ask, groupsFor GroupsFor, caller netip.Addr) (*Decision, error) {
 	rules := p.Match(issuer, c)
 	if len(rules) == 0 {
 		return nil, p.noMatch(issuer, c)
@@ -90,7 +99,7 @@ func (p *Policy) Decide(issuer string, c Claims, ask Ask, groups []policy.Group,
 	var why []string
 	var first Reason
 	for _, r := range rules {
-		d, reason, msg := r.allow(ask, groups, caller)
+		d, reason, msg := r.allow(ask, groupsFor(r), caller)
 		if d != nil {
 			return d, nil
 		}
@@ -327,8 +336,18 @@ func (r *Rule) summary() string {
 // a zone permission with no zones, zones with no zone permission, and the like. The broker calls
 // it once it has the list, at start and after each reload, and refuses a policy that fails.
 func (p *Policy) Check(groups []policy.Group) error {
+	return p.CheckWith(func(*Rule) []policy.Group { return groups })
+}
+
+// CheckWith is Check with each rule's own group list; a rule whose list is nil is skipped (its
+// owner's list could not be had).
+func (p *Policy) CheckWith(groupsFor GroupsFor) error {
 	var errs []error
 	for _, r := range p.rules {
+		groups := groupsFor(r)
+		if groups == nil {
+			continue
+		}
 		where := fmt.Sprintf("rule %q", r.name)
 		bad := func(key, format string, args ...any) {
 			errs = append(errs, fmt.Errorf("%s: key %q: %s", where, key, fmt.Sprintf(format, args...)))
@@ -347,6 +366,10 @@ func (p *Policy) Check(groups []policy.Group) error {
 			switch {
 			case mintsTokens[strings.ToLower(g.Name)]:
 				bad("allow", "%q would let a minted token create tokens with any permission; cfmint never grants it", g.Name)
+			case lastingAccess(g) != "":
+				// The action grants these only with allow-lasting-access; a broker's caller has no
+				// say in what outlives its token, so the broker grants none of them.
+				bad("allow", "%q %s, which outlives the token; the broker does not grant it", g.Name, lastingAccess(g))
 			case g.Has(policy.ScopeAccount):
 			case g.Has(policy.ScopeZone):
 				zone = append(zone, g.Name)
@@ -373,6 +396,20 @@ func (p *Policy) Check(groups []policy.Group) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// lastingAccess says what g can create that outlives a token, or "".
+func lastingAccess(g policy.Group) string {
+	if l, ok := policy.LastingFor(g); ok {
+		return l.Reason
+	}
+	return ""
+}
+
+// AllowsZone reports whether the rule lists the zone name or id (or every zone), so that a
+// broker can refuse zones no rule allows before it spends a Cloudflare call looking them up.
+func (r *Rule) AllowsZone(nameOrID string) bool {
+	return r.allZones || slices.Contains(r.zones, strings.ToLower(strings.TrimSuffix(nameOrID, ".")))
 }
 
 // mintsTokens are the groups that let a token create tokens; policy.Build refuses them in any

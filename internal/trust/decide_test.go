@@ -307,3 +307,26 @@ func TestDecideConcurrently(t *testing.T) {
 		t.Errorf("Issuers after use = %q", got)
 	}
 }
+
+// TestDecideWithEachRulesOwnList: a later rule of another owner is resolved against its own
+// owner's group list, not the first rule's.
+func TestDecideWithEachRulesOwnList(t *testing.T) {
+	t.Parallel()
+	p := mustParse(t, "audience: x\nrules:\n"+ruleItem("name: first", "allow: {presets: [dns-edit], zones: [example.com]}")+ruleItem("name: second", "token_owner: user", "allow: {presets: [workers-deploy]}"))
+	all := realGroups(t)
+	var seen []string
+	groupsFor := func(r *Rule) []policy.Group {
+		seen = append(seen, r.Name())
+		return all
+	}
+	d, err := p.DecideWith(github, Claims{"repository_id": "690011"}, Ask{Preset: "workers-deploy"}, groupsFor, caller)
+	if err != nil || d.Rule != "second" || d.Owner != "user" {
+		t.Fatalf("DecideWith = %+v, %v; want rule second, owned by the user", d, err)
+	}
+	if !slices.Equal(seen, []string{"first", "second"}) {
+		t.Errorf("groups were asked for %v; want each rule's own, in order", seen)
+	}
+	if p.Rules()[0].AllowsZone("example.org") || !p.Rules()[0].AllowsZone("Example.COM.") || p.Rules()[1].AllowsZone("example.com") {
+		t.Errorf("AllowsZone does not follow the rules' zone lists")
+	}
+}

@@ -305,6 +305,8 @@ func TestCheck(t *testing.T) {
 			[]string{`rule "shop-deploy": key "allow.r2_buckets": is empty, but Workers R2 Storage Bucket Item Read apply to R2 buckets; list the buckets (assets, or eu:assets)`}},
 		{"token-minting permission", ruleYAML("allow: {permissions: [Account API Tokens Write]}"),
 			[]string{`rule "shop-deploy": key "allow": "Account API Tokens Write" would let a minted token create tokens with any permission; cfmint never grants it`}},
+		{"lasting-access permission", ruleYAML(`allow: {permissions: ["Access: Service Tokens Write"]}`),
+			[]string{`rule "shop-deploy": key "allow": "Access: Service Tokens Write" ` + lastingAccess(policy.Group{Name: "Access: Service Tokens Write", Scopes: []string{policy.ScopeAccount}}) + `, which outlives the token; the broker does not grant it`}},
 		{"user permission", ruleYAML("token_owner: user", "allow: {permissions: [Memberships Read]}"),
 			[]string{`rule "shop-deploy": key "allow": "Memberships Read" applies to a user, which cfmint does not grant`}},
 		{"problems of two rules at once", "audience: x\nrules:\n" + ruleItem("allow: {presets: [dns-edit]}") + ruleItem("name: b", "allow: {permissions: [Nope Write]}"),
