@@ -66,14 +66,13 @@ type Client struct {
 // the HTTP status, never a token. Its text is safe in a log line (logsafe): the sentence is the
 // broker's, and a broker, or whatever answers in its place, could write a workflow command.
 type Error struct {
-	Op     string // "mint", "revoke"
-	Status int    // 0: no answer
-	Msg    string // the broker's sentence, or what went wrong on the way; not log-safe
-
+	Op       string // "mint", "revoke"
+	Status   int    // 0: no answer
+	Msg      string // the broker's sentence, or what went wrong on the way; not log-safe
 	Attempts int
 	Waited   time.Duration // time spent waiting between attempts
-	// Lost is set for a mint whose request was sent but whose answer never arrived; errors.Is
-	// with ErrAnswerLost tells it.
+	// Lost is set for a mint whose request was sent but whose answer never arrived, or that the
+	// broker answered 502; errors.Is with ErrAnswerLost tells it.
 	Lost bool
 }
 
