@@ -406,3 +406,155 @@ func TestBrokerRetriesThroughTheAction(t *testing.T) {
 	}
 	checkIDTokensMasked(t, iss, b, m, p)
 }
+
+// mintFirstThen lets the broker mint on the first POST, then throws its answer away and answers
+// status with the JSON error body instead: a broker whose create minted a token it could not
+// confirm (502), or one that minted and yet said to retry (503). Later calls go through.
+func mintFirstThen(t *testing.T, status int) func(http.Handler) http.Handler {
+	var once sync.Once
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			first := false
+			if r.Method == http.MethodPost {
+				once.Do(func() { first = true })
+			}
+			if !first {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			if rec.Code != http.StatusCreated {
+				t.Errorf("the broker answered %d: %s", rec.Code, rec.Body)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(status)
+			fmt.Fprint(w, `{"error": "the broker's create may have minted a token it could not confirm or delete"}`)
+		})
+	}
+}
+
+// TestBroker502IsCleanedUpByNonce: the broker answers 502 to a mint whose create may have
+// minted: main does not retry (a retry would mint a twin), says post will clean up by nonce,
+// and post has the broker delete what it minted for the nonce.
+func TestBroker502IsCleanedUpByNonce(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	b := startBroker(t, a, iss, defaultRule(a, iss), mintFirstThen(t, http.StatusBadGateway))
+	j := a.brokerJob(t, iss)
+	s := runner.Step{ID: "cf", With: map[string]string{"broker": b.URL, "preset": "workers-deploy"}}
+	m := runMain(t, j, s)
+	if !m.Failed() {
+		t.Fatal("main succeeded on a 502")
+	}
+	if all := strings.Join(annotations(m), "\n"); !strings.Contains(all, "HTTP 502") || !strings.Contains(all, "the post phase will ask it to delete what it minted for nonce") {
+		t.Errorf("main's errors:\n%s", all)
+	}
+	if n := len(iss.Issued()); n != 1 {
+		t.Errorf("main used %d ID tokens; a 502 to a mint must not be retried", n)
+	}
+	if n := len(brokerTokens(a)); n != 1 {
+		t.Fatalf("%d broker tokens live after the 502, want the 1 it minted", n)
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if !strings.Contains(p.Log, "the broker deleted 1 token(s) minted for this step") {
+		t.Errorf("post log:\n%s", p.Log)
+	}
+	if left := brokerTokens(a); len(left) > 0 {
+		t.Errorf("tokens left: %v", left)
+	}
+	checkIDTokensMasked(t, iss, b, m, p)
+}
+
+// TestBrokerRetriedMintRevokesByNonceToo: an attempt the broker answered 503 minted all the
+// same; main retries and mints again. Post revokes main's token by id, and, because main's
+// exchange was retried, the other one by nonce.
+func TestBrokerRetriedMintRevokesByNonceToo(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	b := startBroker(t, a, iss, defaultRule(a, iss), mintFirstThen(t, http.StatusServiceUnavailable))
+	j := a.brokerJob(t, iss)
+	s := runner.Step{ID: "cf", With: map[string]string{"broker": b.URL, "preset": "workers-deploy"}}
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	if m.State["broker-retried"] != "true" {
+		t.Errorf("state broker-retried = %q after a retry", m.State["broker-retried"])
+	}
+	if n := len(brokerTokens(a)); n != 2 {
+		t.Fatalf("%d broker tokens live, want 2 (the 503's and main's)", n)
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if !strings.Contains(p.Log, "Revoked token") || !strings.Contains(p.Log, "the broker deleted 1 more token(s) minted for this step") {
+		t.Errorf("post log:\n%s", p.Log)
+	}
+	if left := brokerTokens(a); len(left) > 0 {
+		t.Errorf("tokens left: %v", left)
+	}
+	checkIDTokensMasked(t, iss, b, m, p)
+}
+
+// TestBrokerTTLUnset: a step without ttl sends none, so the broker gives min(15m, max_ttl): a
+// rule with max_ttl 10m mints a 10m token rather than refusing 15m; the log and summary show
+// the 10m the token has.
+func TestBrokerTTLUnset(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	rule := strings.Replace(defaultRule(a, iss), "max_ttl: 30m", "max_ttl: 10m", 1)
+	b := startBroker(t, a, iss, rule, nil)
+	j := a.brokerJob(t, iss)
+	s := runner.Step{ID: "cf", With: map[string]string{"broker": b.URL, "preset": "workers-deploy"}}
+	start := time.Now()
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	exp, err := time.Parse(time.RFC3339, m.Outputs["expires-on"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := exp.Sub(start); d < 10*time.Minute-5*time.Second || d > 10*time.Minute+5*time.Second {
+		t.Errorf("the token expires %s after the step started, want 10m", d)
+	}
+	if !strings.Contains(m.Log, "(10m), usable from") {
+		t.Errorf("main's log does not show the token's 10m:\n%s", m.Log)
+	}
+	if !strings.Contains(m.Summary, "(10m) |") {
+		t.Errorf("the summary does not show the token's 10m:\n%s", m.Summary)
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+}
+
+// TestBrokerSentenceLogSafe: what a broker writes reaches the CLI's stderr, which a workflow
+// step's runner reads commands from, only log-safe.
+func TestBrokerSentenceLogSafe(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	evil := func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"error": "no ##[set-output name=token]evil ::warning::injected"}`)
+		})
+	}
+	b := startBroker(t, a, iss, defaultRule(a, iss), evil)
+	claims := oidctest.Claims{"aud": b.URL, "repository_id": brokerRepoID, "repository_owner_id": brokerOwnerID, "run_id": "77", "run_attempt": "1"}
+	env := map[string]string{"CFMINT_ID_TOKEN": iss.Token(claims)}
+	for _, args := range [][]string{
+		{"revoke", "--broker", b.URL, "0123456789abcdef0123456789abcdef"},
+		{"mint", "--broker", b.URL, "--preset", "workers-deploy"},
+	} {
+		_, errOut, code := a.cli(t, env, args...)
+		if code != 1 || !strings.Contains(errOut, "HTTP 403") {
+			t.Errorf("%s: exit %d: %s", args[0], code, errOut)
+		}
+		if strings.Contains(errOut, "##[") || strings.Contains(errOut, "::warning::") {
+			t.Errorf("%s: stderr carries the broker's workflow command:\n%s", args[0], errOut)
+		}
+	}
+}

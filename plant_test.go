@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/oidctest"
 	"github.com/cfmint/cfmint/internal/runner"
 )
 
@@ -392,4 +393,35 @@ func noEvilOutput(t *testing.T, phases ...*runner.Phase) {
 			t.Errorf("%s phase set output r2-endpoint=%q", p.Name, v)
 		}
 	}
+}
+
+// TestPlantedIDToken: $CFMINT_ID_TOKEN written to $GITHUB_ENV by an earlier step is ignored by
+// the action's phases, which ask the runner for their ID tokens: a planted one could make main
+// mint under another identity, or post spend an ID token already used and never revoke.
+func TestPlantedIDToken(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	iss := oidctest.New(t)
+	b := startBroker(t, a, iss, defaultRule(a, iss), nil)
+	j := a.brokerJob(t, iss)
+	plant(t, j, "CFMINT_ID_TOKEN=planted.id.token\n")
+	s := runner.Step{ID: "cf", With: map[string]string{"broker": b.URL, "preset": "workers-deploy"}}
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	id := m.Outputs["token-id"]
+	if _, ok := a.Token(id); !ok {
+		t.Fatalf("main's token %q is not there", id)
+	}
+	p := runPost(t, j, s, m)
+	mustSucceed(t, p)
+	if _, ok := a.Token(id); ok {
+		t.Error("post did not revoke main's token")
+	}
+	if n := len(iss.Issued()); n != 2 {
+		t.Errorf("the runner issued %d ID tokens; want one for main and one for post", n)
+	}
+	if left := brokerTokens(a); len(left) > 0 {
+		t.Errorf("tokens left: %v", left)
+	}
+	checkIDTokensMasked(t, iss, b, m, p)
 }

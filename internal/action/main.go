@@ -59,7 +59,7 @@ func Main(ctx context.Context, d Deps) error {
 	if err != nil {
 		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
-	if err := publish(a, cfg, t, cfg.TTL, Notes{Via: m.Via(), Proxy: proxyFor(d, cfg.APIBase)}); err != nil {
+	if err := publish(a, cfg, t, Notes{Via: m.Via(), Proxy: proxyFor(d, cfg.APIBase)}); err != nil {
 		return report(a, m.Undo(ctx, t, hooks, err))
 	}
 	if !cfg.Revoke {
@@ -135,7 +135,7 @@ func warnProxy(d Deps, ui mint.UI, cfg *config.Config) {
 
 // publish hands the token to later steps: outputs, env and a summary. It writes nothing unless
 // every value is safe to write.
-func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl time.Duration, n Notes) (err error) {
+func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, n Notes) (err error) {
 	// go-githubactions panics when it cannot write a file command; a half-published token must
 	// still be deleted, so the panic becomes an error for the caller's undo.
 	defer func() {
@@ -178,6 +178,8 @@ func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, ttl ti
 	for _, e := range envs {
 		a.SetEnv(e[0], e[1])
 	}
+	// The ttl the token has, not the one asked for: a broker's rule can shorten it.
+	ttl := max(time.Until(t.ExpiresOn).Round(time.Minute), 0)
 	where := "any address"
 	if filter != "" {
 		where = filter

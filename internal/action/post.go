@@ -55,7 +55,7 @@ func Post(ctx context.Context, d Deps) error {
 	// revoke: false keeps a token that was handed out; one whose create was interrupted never
 	// was, and nobody can use or revoke it but this phase.
 	if state(stateRevoke) == "false" && !pending {
-		a.Infof("revoke is false: token %s (id %s) is left to expire at %s.", logsafe.String(name), id, expires)
+		a.Infof("revoke is false: token %s (id %s) is left to expire at %s.", logsafe.String(name), logsafe.String(id), logsafe.String(expires))
 		summaryLine(d, a, fmt.Sprintf("cfmint: token `%s` (`%s`) was left to expire at %s (revoke: false).", mdEscape(name), id, expires))
 		return nil
 	}
@@ -68,7 +68,7 @@ func Post(ctx context.Context, d Deps) error {
 	defer cancel()
 	if nonce != "" {
 		// Main went through a broker: so does the revoke, with a fresh ID token.
-		return brokerPost(ctx, d, a, in, timeout, id, name, expires, nonce)
+		return brokerPost(ctx, d, a, in, timeout, id, name, expires, nonce, state(stateRetried) == "true")
 	}
 	what := "token " + id
 	if id == "" {

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
@@ -31,7 +32,8 @@ const (
 	attemptsWithoutDeadline = 5
 )
 
-// ErrAnswerLost means a mint request reached the broker but no usable answer came back: the
+// ErrAnswerLost means a mint request reached the broker but no usable answer came back, or the
+// broker answered 502 (its create may have minted a token it could not confirm or undo): the
 // broker may have minted a token nobody holds. Clean up with RevokeNonce and the nonce sent.
 var ErrAnswerLost = errors.New("the broker's answer to the mint was lost")
 
@@ -46,6 +48,9 @@ type Client struct {
 	HTTPClient *http.Client
 	// Lookup reads the environment, for FetchIDToken.
 	Lookup func(string) (string, bool)
+	// RunnerOnly ignores $CFMINT_ID_TOKEN and asks only the GitHub runner for ID tokens
+	// (FetchRunnerIDToken): the action's phases set it.
+	RunnerOnly bool
 	// OnIDToken, when set, sees each ID token before it is sent: the action masks it there.
 	OnIDToken func(string)
 	// OnRetry, when set, hears of each retry before its wait: the error that caused it, and how
@@ -58,15 +63,16 @@ type Client struct {
 }
 
 // Error is a call the broker refused or could not answer. It holds the broker's sentence and
-// the HTTP status, never a token.
+// the HTTP status, never a token. Its text is safe in a log line (logsafe): the sentence is the
+// broker's, and a broker, or whatever answers in its place, could write a workflow command.
 type Error struct {
 	Op       string // "mint", "revoke"
 	Status   int    // 0: no answer
-	Msg      string // the broker's sentence, or what went wrong on the way
+	Msg      string // the broker's sentence, or what went wrong on the way; not log-safe
 	Attempts int
 	Waited   time.Duration // time spent waiting between attempts
-	// Lost is set for a mint whose request was sent but whose answer never arrived; errors.Is
-	// with ErrAnswerLost tells it.
+	// Lost is set for a mint whose request was sent but whose answer never arrived, or that the
+	// broker answered 502; errors.Is with ErrAnswerLost tells it.
 	Lost bool
 }
 
@@ -74,9 +80,9 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	switch {
 	case e.Status != 0:
-		fmt.Fprintf(&b, "the broker refused the %s (HTTP %d): %s", e.Op, e.Status, e.Msg)
+		fmt.Fprintf(&b, "the broker refused the %s (HTTP %d): %s", e.Op, e.Status, logsafe.String(e.Msg))
 	default:
-		fmt.Fprintf(&b, "failed to reach the broker for the %s: %s", e.Op, e.Msg)
+		fmt.Fprintf(&b, "failed to reach the broker for the %s: %s", e.Op, logsafe.String(e.Msg))
 	}
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " (after %d attempts and %s of waiting)", e.Attempts, e.Waited.Round(time.Millisecond))
@@ -142,7 +148,11 @@ func (c *Client) do(ctx context.Context, op, method, path string, body []byte, w
 		last    *Error
 	)
 	for attempt := 1; ; attempt++ {
-		tok, err := FetchIDToken(ctx, hc, c.Lookup, c.Audience)
+		fetch := FetchIDToken
+		if c.RunnerOnly {
+			fetch = FetchRunnerIDToken
+		}
+		tok, err := fetch(ctx, hc, c.Lookup, c.Audience)
 		if err != nil {
 			if last != nil {
 				// The earlier answer says more than why no retry could start.
@@ -259,6 +269,11 @@ func (c *Client) once(ctx context.Context, hc *http.Client, op, method, path str
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		if method != http.MethodPost {
 			return 0, e
+		}
+		if resp.StatusCode == http.StatusBadGateway {
+			// The broker's 502 to a mint: its create may have minted a token it could neither
+			// confirm nor delete. A retry would mint a second; clean up by nonce instead.
+			e.Lost = true
 		}
 	}
 	return -1, e

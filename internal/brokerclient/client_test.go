@@ -223,7 +223,6 @@ func TestNotRetried(t *testing.T) {
 		{400, `"ttl": "90" has no unit; write a duration such as 15m`},
 		{401, "this ID token was already used; each exchange needs a fresh one from the CI system"},
 		{403, "rule shop-deploy allows workers-deploy; DNS Write on example.com is not allowed"},
-		{502, "Cloudflare refused to mint the token"},
 	} {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
 			t.Parallel()
@@ -297,6 +296,8 @@ func TestLostMintAnswerIsNotRetried(t *testing.T) {
 		{"connection dropped", answer{method: "POST", path: "/v1/tokens", hangUp: true}},
 		{"a proxy's 502", answer{method: "POST", path: "/v1/tokens", status: 502, body: "<html>bad gateway</html>"}},
 		{"a proxy's 503", answer{method: "POST", path: "/v1/tokens", status: 503, body: "upstream down"}},
+		// The broker's own 502: its create may have minted a token it could not confirm or undo.
+		{"the broker's 502", answer{method: "POST", path: "/v1/tokens", status: 502, body: errJSON("the broker's create may have minted a token it could not confirm or delete")}},
 		{"201 not JSON", answer{method: "POST", path: "/v1/tokens", status: 201, body: "{"}},
 		{"201 without a token", answer{method: "POST", path: "/v1/tokens", status: 201, body: `{"id":"x"}`}},
 		{"201 too large", answer{method: "POST", path: "/v1/tokens", status: 201, body: `{"token":"` + strings.Repeat("x", maxBrokerAnswer) + `"}`}},
@@ -411,7 +412,50 @@ func TestBrokerSentenceIsScrubbed(t *testing.T) {
 	if strings.ContainsAny(err.Error(), "\n\r") || len(err.Error()) > maxSentence+200 {
 		t.Errorf("error is not one clipped line: %d bytes", len(err.Error()))
 	}
+	if strings.Contains(err.Error(), "::") {
+		t.Errorf("error %.80q holds a workflow command's \"::\"; it must be log-safe", err)
+	}
 	assertNoSecrets(t, err, h.masked...)
+}
+
+// TestBrokerSentenceIsLogSafe: what the broker writes reaches a log line only escaped, so that
+// the runner reads no workflow command in it.
+func TestBrokerSentenceIsLogSafe(t *testing.T) {
+	t.Parallel()
+	msg := "denied ##[set-output name=token]evil ::add-mask::x"
+	h := newHarness(t, answer{method: "DELETE", path: "/v1/tokens/abc", status: 403, body: errJSON(msg)})
+	err := h.client.Revoke(context.Background(), "abc")
+	var be *Error
+	if !errors.As(err, &be) || be.Msg != msg {
+		t.Fatalf("Revoke error = %#v, want the sentence kept as sent in Msg", err)
+	}
+	for _, bad := range []string{"##[", "::"} {
+		if strings.Contains(err.Error(), bad) {
+			t.Errorf("error %q holds %q", err, bad)
+		}
+	}
+	if !strings.Contains(err.Error(), "denied") {
+		t.Errorf("error %q lost the sentence", err)
+	}
+}
+
+// TestRunnerOnlyIgnoresCFMINTIDToken: with RunnerOnly, a $CFMINT_ID_TOKEN (which an earlier
+// step of a job can plant) is never sent; the runner's ID token is.
+func TestRunnerOnlyIgnoresCFMINTIDToken(t *testing.T) {
+	t.Parallel()
+	for _, runnerOnly := range []bool{false, true} {
+		h := newHarness(t, answer{method: "DELETE", path: "/v1/tokens/abc", status: 204})
+		u, reqTok := h.iss.IDTokenEndpoint(nil)
+		planted := h.iss.Token(oidctest.Claims{"repository": "someone/else"})
+		h.client.Lookup = envLookup(map[string]string{EnvIDToken: planted, EnvRequestURL: u, EnvRequestToken: reqTok})
+		h.client.RunnerOnly = runnerOnly
+		if err := h.client.Revoke(context.Background(), "abc"); err != nil {
+			t.Fatal(err)
+		}
+		if sent := h.broker.sent()[0]; (sent == planted) == runnerOnly {
+			t.Errorf("RunnerOnly %v: sent $CFMINT_ID_TOKEN: %v", runnerOnly, sent == planted)
+		}
+	}
 }
 
 func TestParseRetryAfter(t *testing.T) {

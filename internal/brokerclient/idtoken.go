@@ -43,14 +43,22 @@ const (
 // environment. The caller must mask the token. Errors never contain the
 // request token or the ID token.
 func FetchIDToken(ctx context.Context, hc *http.Client, lookup func(string) (string, bool), audience string) (string, error) {
-	return fetchIDToken(ctx, hc, lookup, audience, 250*time.Millisecond)
+	return fetchIDToken(ctx, hc, lookup, audience, 250*time.Millisecond, true)
 }
 
-func fetchIDToken(ctx context.Context, hc *http.Client, lookup func(string) (string, bool), audience string, backoff time.Duration) (string, error) {
+// FetchRunnerIDToken is FetchIDToken that ignores $CFMINT_ID_TOKEN and asks only the runner.
+// The action's phases use it: an earlier step of the job can set $CFMINT_ID_TOKEN through
+// $GITHUB_ENV, to another identity's ID token (main would mint as that) or to a spent one (post
+// could not revoke). A terminal's environment is its user's own, so the CLI honours it.
+func FetchRunnerIDToken(ctx context.Context, hc *http.Client, lookup func(string) (string, bool), audience string) (string, error) {
+	return fetchIDToken(ctx, hc, lookup, audience, 250*time.Millisecond, false)
+}
+
+func fetchIDToken(ctx context.Context, hc *http.Client, lookup func(string) (string, bool), audience string, backoff time.Duration, fromEnv bool) (string, error) {
 	if lookup == nil {
 		return "", errors.New("brokerclient: FetchIDToken needs an environment lookup")
 	}
-	if tok, ok := lookup(EnvIDToken); ok && strings.TrimSpace(tok) != "" {
+	if tok, ok := lookup(EnvIDToken); fromEnv && ok && strings.TrimSpace(tok) != "" {
 		return strings.TrimSpace(tok), nil
 	}
 	reqURL, _ := lookup(EnvRequestURL)
@@ -63,7 +71,11 @@ func fetchIDToken(ctx context.Context, hc *http.Client, lookup func(string) (str
 		missing = append(missing, EnvRequestToken)
 	}
 	if len(missing) > 0 {
-		return "", fmt.Errorf("no OIDC ID token: %s not set; add `permissions: id-token: write` to the job (pull requests from forks get no ID token), or set %s to an ID token", describeMissing(missing), EnvIDToken)
+		or := ""
+		if fromEnv {
+			or = fmt.Sprintf(", or set %s to an ID token", EnvIDToken)
+		}
+		return "", fmt.Errorf("no OIDC ID token: %s not set; add `permissions: id-token: write` to the job (pull requests from forks get no ID token)%s", describeMissing(missing), or)
 	}
 	if hc == nil {
 		return "", errors.New("brokerclient: FetchIDToken needs an HTTP client")

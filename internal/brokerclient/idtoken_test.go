@@ -99,6 +99,22 @@ func TestFetchIDTokenPrefersCFMINTIDToken(t *testing.T) {
 	}
 }
 
+func TestFetchRunnerIDTokenIgnoresCFMINTIDToken(t *testing.T) {
+	t.Parallel()
+	iss := oidctest.New(t)
+	u, reqToken := iss.IDTokenEndpoint(nil)
+	env := map[string]string{EnvIDToken: "planted.by.a-step", EnvRequestURL: u, EnvRequestToken: reqToken}
+	tok, err := FetchRunnerIDToken(context.Background(), iss.Client(), envLookup(env), "cfmint")
+	if err != nil || tok == "planted.by.a-step" || iss.TokenRequests() != 1 {
+		t.Fatalf("FetchRunnerIDToken() = %q, %v after %d requests; want the runner's ID token", tok, err, iss.TokenRequests())
+	}
+	// Without the runner's variables it fails, and does not suggest $CFMINT_ID_TOKEN.
+	_, err = FetchRunnerIDToken(context.Background(), iss.Client(), envLookup(map[string]string{EnvIDToken: "a.b.c"}), "cfmint")
+	if err == nil || !strings.Contains(err.Error(), "add `permissions: id-token: write` to the job") || strings.Contains(err.Error(), EnvIDToken) {
+		t.Errorf("FetchRunnerIDToken() without the runner's variables: %v", err)
+	}
+}
+
 func TestFetchIDTokenWithoutThePermission(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -211,7 +227,7 @@ func TestFetchIDTokenAnswers(t *testing.T) {
 			t.Parallel()
 			srv, n := fakeRunner(t, reqToken, tc.answer)
 			env := map[string]string{EnvRequestURL: srv.URL + "/idtoken", EnvRequestToken: reqToken}
-			tok, err := fetchIDToken(context.Background(), srv.Client(), envLookup(env), "https://b.example/ x", time.Millisecond)
+			tok, err := fetchIDToken(context.Background(), srv.Client(), envLookup(env), "https://b.example/ x", time.Millisecond, true)
 			if got := n.Load(); got != tc.requests {
 				t.Errorf("%d requests, want %d", got, tc.requests)
 			}
@@ -238,7 +254,7 @@ func TestFetchIDTokenGivesUpWithTheContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	env := map[string]string{EnvRequestURL: srv.URL + "/?api-version=2.0", EnvRequestToken: reqToken}
-	_, err := fetchIDToken(ctx, srv.Client(), envLookup(env), "a", time.Millisecond)
+	_, err := fetchIDToken(ctx, srv.Client(), envLookup(env), "a", time.Millisecond, true)
 	if err == nil || !strings.Contains(err.Error(), "context deadline exceeded") {
 		t.Errorf("error = %v, want the deadline", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/brokerclient"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 )
 
@@ -86,9 +87,10 @@ func mintVia(ctx context.Context, e Env, ui stderrUI, cfg *config.Config) (*mint
 // brokerRevoke is `cfmint revoke --broker URL ID`.
 func brokerRevoke(ctx context.Context, e Env, ui stderrUI, cfg *config.Config) int {
 	if err := action.BrokerClient(e.deps(), ui, cfg, e.hooks().Mask).Revoke(ctx, cfg.TokenID); err != nil {
+		// A brokerclient.Error's text is log-safe already; escaping it again would double its \\.
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
 		return ExitFail
 	}
-	fmt.Fprintf(e.Stderr, "Revoked token %s through the broker (or it was already gone).\n", cfg.TokenID)
+	fmt.Fprintf(e.Stderr, "Revoked token %s through the broker (or it was already gone).\n", logsafe.String(cfg.TokenID))
 	return ExitOK
 }
