@@ -298,7 +298,9 @@ func cloudflareErr(err error, what string) *apiError {
 	case errors.As(err, &ae) && ae.Status >= 500, errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("Cloudflare did not answer the broker properly (%v); retry shortly", err), retryAfter: 5 * time.Second}
 	}
-	return fail(http.StatusBadGateway, "Cloudflare refused to %s (%v); the broker's bootstrap token or policy needs its operator's attention", what, err)
+	// Not 502: a broker's 502 to a mint means a token may exist; this is a refusal, and the
+	// broker's own configuration's fault.
+	return fail(http.StatusInternalServerError, "Cloudflare refused to %s (%v); the broker's bootstrap token or policy needs its operator's attention", what, err)
 }
 
 // ownerKey is one owner of tokens: an account, or the bootstrap token's user.

@@ -163,7 +163,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	fs.Var(&perms, "permissions", "permission groups, comma-separated; may be repeated")
 	zones := fs.String("zones", "", "zone names or ids the zone permissions apply to; * for every zone of the account")
 	buckets := fs.String("r2-buckets", "", "R2 buckets the bucket permissions apply to (eu:name for a jurisdiction)")
-	ttl := fs.String("ttl", "15m", "how long the token lives, 1m to 6h")
+	ttl := fs.String("ttl", "", "how long the token lives, 1m to 6h (default 15m; with --broker, the rule's max_ttl when shorter)")
 	ipf := fs.String("ip-filter", "runner", "runner, none, or CIDRs; runner may be combined with CIDRs")
 	name := fs.String("name", "", "the token's name (default cfmint:<repo or local>:<purpose>:...)")
 	lasting := fs.Bool("allow-lasting-access", false, "allow groups that can create access outliving the token (account members, identity providers, service tokens, ...)")
