@@ -425,3 +425,24 @@ func TestPlantedIDToken(t *testing.T) {
 	}
 	checkIDTokensMasked(t, iss, b, m, p)
 }
+
+// TestPlantedTraceFallback: a trace fallback an earlier step plants could pin the token to any
+// address; the phases take one only on loopback, and say so.
+func TestPlantedTraceFallback(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	j := a.job(t, nil)
+	if err := j.AppendEnv("CFMINT_TRACE_FALLBACK_URL=https://evil.example/cdn-cgi/trace\n"); err != nil {
+		t.Fatal(err)
+	}
+	s := a.step("cf", map[string]string{"preset": "workers-deploy"})
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	if !strings.Contains(m.Log, "ignored CFMINT_TRACE_FALLBACK_URL") {
+		t.Errorf("main did not say it ignored the planted fallback:\n%s", m.Log)
+	}
+	if got := m.Outputs["ip-filter"]; got != "127.0.0.1/32" {
+		t.Errorf("ip-filter = %q, want the runner's own address", got)
+	}
+	mustSucceed(t, runPost(t, j, s, m))
+}

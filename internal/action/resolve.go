@@ -3,6 +3,8 @@ package action
 import (
 	"context"
 	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
@@ -48,7 +50,7 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan
 // runnerPin is the runner's own address as the API host sees it, one prefix per family.
 func runnerPin(ctx context.Context, d Deps, ui UI, apiBase string) ([]netip.Prefix, error) {
 	var fellBack error
-	fb := d.getenv("CFMINT_TRACE_FALLBACK_URL")
+	fb := traceFallback(d, ui)
 	addrs, err := netaddr.Runner(ctx, d.HTTPClient, apiBase, netaddr.Options{
 		Fallback:   fb,
 		OnFallback: func(err error) { fellBack = err },
@@ -70,6 +72,21 @@ func runnerPin(ctx context.Context, d Deps, ui UI, apiBase string) ([]netip.Pref
 		out = append(out, cftoken.PrefixFor(a))
 	}
 	return out, nil
+}
+
+// traceFallback is CFMINT_TRACE_FALLBACK_URL when it names a loopback address (a test's stand-in),
+// else the default. An earlier step can write the variable, and a trace it chose could pin the
+// token to any address it likes; the default is Cloudflare's own.
+func traceFallback(d Deps, ui UI) string {
+	fb := strings.TrimSpace(d.getenv("CFMINT_TRACE_FALLBACK_URL"))
+	if fb == "" {
+		return ""
+	}
+	if u, err := url.Parse(fb); err == nil && (u.Scheme == "http" || u.Scheme == "https") && config.IsLoopbackHost(u.Hostname()) {
+		return fb
+	}
+	ui.Warningf("ignored CFMINT_TRACE_FALLBACK_URL (%s): the action's phases take a trace fallback only on a loopback address, since an earlier step of the job can set the variable; the fallback is %s", logsafe.String(fb), netaddr.DefaultFallback)
+	return ""
 }
 
 // human prints a duration the way a user writes it.

@@ -54,7 +54,10 @@ func ParseAPIBase(s string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-// loopback reports a host that cannot leave the machine: a loopback IP literal, or localhost.
+// IsLoopbackHost reports a host that cannot leave the machine: a loopback IP literal, or
+// localhost.
+func IsLoopbackHost(host string) bool { return loopback(host) }
+
 func loopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
