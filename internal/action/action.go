@@ -31,6 +31,9 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Backoff is the first retry delay of idempotent calls (tests shorten it); 0 means the default.
 	Backoff time.Duration
+	// Terminal says the environment is the user's own, as in a terminal, not one an earlier step
+	// of a job could write.
+	Terminal bool
 }
 
 func (d Deps) getenv(k string) string {

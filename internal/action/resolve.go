@@ -74,13 +74,16 @@ func runnerPin(ctx context.Context, d Deps, ui UI, apiBase string) ([]netip.Pref
 	return out, nil
 }
 
-// traceFallback is CFMINT_TRACE_FALLBACK_URL when it names a loopback address (a test's stand-in),
-// else the default. An earlier step can write the variable, and a trace it chose could pin the
+// traceFallback is CFMINT_TRACE_FALLBACK_URL in a terminal; in a job's phases only when it names a
+// loopback address (a test's stand-in), else the default. An earlier step can write the variable, and a trace it chose could pin the
 // token to any address it likes; the default is Cloudflare's own.
 func traceFallback(d Deps, ui UI) string {
 	fb := strings.TrimSpace(d.getenv("CFMINT_TRACE_FALLBACK_URL"))
 	if fb == "" {
 		return ""
+	}
+	if d.Terminal {
+		return fb
 	}
 	if u, err := url.Parse(fb); err == nil && (u.Scheme == "http" || u.Scheme == "https") && config.IsLoopbackHost(u.Hostname()) {
 		return fb

@@ -84,7 +84,7 @@ func getenv(e Env, k string) string {
 }
 
 func (e Env) deps() action.Deps {
-	return action.Deps{Lookup: e.Lookup, Stdout: io.Discard, HTTPClient: e.HTTPClient}
+	return action.Deps{Lookup: e.Lookup, Stdout: io.Discard, HTTPClient: e.HTTPClient, Terminal: true}
 }
 
 // flagFor names the flags (or arguments) whose names differ from the inputs they stand for.
