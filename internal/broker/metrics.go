@@ -91,4 +91,3 @@ func (m *Metrics) CloudflareCall(op string, status int, d time.Duration) {
 	m.cfCalls.WithLabelValues(op, strconv.Itoa(status)).Inc()
 	m.cfLatency.WithLabelValues(op).Observe(d.Seconds())
 }
-
