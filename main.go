@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/cfmint/cfmint/internal/action"
@@ -77,28 +79,43 @@ func newHTTPClient(tlsConfig *tls.Config) *http.Client {
 // SSL_CERT_DIR name, and in a workflow an earlier step can set those through $GITHUB_ENV, then
 // pass its own server off as Cloudflare's API and receive the bootstrap token. The CLI keeps the
 // system pool: a terminal's environment is its user's.
+//
+// The bundle (144 certificates, about 1.4 ms to parse) is read when the first request that needs
+// it is made, not at start: a dry run, or a phase that talks only to a loopback address, never
+// parses it. The hook is the transport's Proxy function, which the transport calls for every
+// request before it dials or reuses a connection; the action type-asserts the client's transport
+// to *http.Transport (for the proxy it reports, and to ask both address families), so it cannot
+// be wrapped. Until that first request the pool is empty, so nothing is trusted before it.
 func phaseClient(path string) *http.Client {
-	return newHTTPClient(bundleTLS(path))
+	c := newHTTPClient(nil)
+	t := c.Transport.(*http.Transport)
+	roots := x509.NewCertPool()
+	load := sync.OnceValue(func() error { return loadBundle(roots, path) })
+	t.TLSClientConfig = &tls.Config{RootCAs: roots}
+	proxy := t.Proxy
+	t.Proxy = func(r *http.Request) (*url.URL, error) {
+		p, err := proxy(r)
+		if err == nil && (r.URL.Scheme == "https" || p != nil && p.Scheme == "https") {
+			// Every connection that will speak TLS is for such a request; the pool is filled
+			// before its handshake, and never changes after.
+			err = load()
+		}
+		return p, err
+	}
+	return c
 }
 
-// bundleTLS trusts the certificates of the PEM bundle at path. When the bundle cannot be read
-// every handshake fails, saying so: there is nothing else cfmint may trust.
-func bundleTLS(path string) *tls.Config {
-	pool := x509.NewCertPool()
+// loadBundle adds the certificates of the PEM bundle at path to roots. When the bundle cannot be
+// read, every request that needs it fails, saying so: there is nothing else cfmint may trust. The
+// error is a *tls.CertificateVerificationError, which cftoken does not retry; the usual
+// verification would fail with "unknown authority", which hides the cause.
+func loadBundle(roots *x509.CertPool, path string) error {
 	pem, err := os.ReadFile(path)
-	if err == nil && !pool.AppendCertsFromPEM(pem) {
+	if err == nil && !roots.AppendCertsFromPEM(pem) {
 		err = errors.New("it holds no PEM certificate")
 	}
 	if err == nil {
-		return &tls.Config{RootCAs: pool}
+		return nil
 	}
-	why := fmt.Errorf("cannot verify the server's certificate, because the image's CA bundle %s is unusable (%v); cfmint does not fall back to the certificates the environment names", path, err)
-	return &tls.Config{
-		// The usual verification would fail with "unknown authority", which hides the cause;
-		// this check refuses every connection with the cause instead.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: why}
-		},
-	}
+	return &tls.CertificateVerificationError{Err: fmt.Errorf("cannot verify the server's certificate, because the image's CA bundle %s is unusable (%v); cfmint does not fall back to the certificates the environment names", path, err)}
 }

@@ -125,3 +125,40 @@ func TestPhaseClientRoots(t *testing.T) {
 	}
 	res.Body.Close()
 }
+
+// TestPhaseClientReadsBundleLate: the phases' client reads the CA bundle when the first request
+// that speaks TLS is made, not when it is built, and not for plain HTTP to a loopback address
+// (the built-in API, a trace server in tests): a phase pays for parsing 144 certificates only
+// when it needs them.
+func TestPhaseClientReadsBundleLate(t *testing.T) {
+	t.Parallel()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(plain.Close)
+	tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	c := phaseClient(bundle) // no bundle yet
+	res, err := c.Get(plain.URL)
+	if err != nil {
+		t.Fatalf("plain HTTP before the bundle exists: %v; it needs no bundle", err)
+	}
+	res.Body.Close()
+	writeCert(t, bundle, tlsSrv.Certificate())
+	res, err = c.Get(tlsSrv.URL)
+	if err != nil {
+		t.Fatalf("HTTPS once the bundle exists: %v; the client read the bundle before it was needed", err)
+	}
+	res.Body.Close()
+
+	// Read once: a bundle that changes afterwards changes nothing.
+	writeCert(t, bundle, newCA(t))
+	c.CloseIdleConnections() // a new handshake
+	if res, err := c.Get(tlsSrv.URL); err != nil {
+		t.Errorf("HTTPS after the bundle changed: %v; the client should keep what it read", err)
+	} else {
+		res.Body.Close()
+	}
+}
