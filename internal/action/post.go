@@ -78,8 +78,7 @@ func Post(ctx context.Context, d Deps) error {
 	if err != nil {
 		return report(a, err)
 	}
-	token := strings.TrimSpace(in.BootstrapToken)
-	l, ok := readLeft(d, a, token)
+	l, ok := readLeft(d, a, strings.TrimSpace(in.BootstrapToken))
 	if !ok || (l.id == "" && !l.pending) {
 		a.Infof("Nothing to revoke: the main phase did not leave a token.")
 		return nil
@@ -100,12 +99,13 @@ func Post(ctx context.Context, d Deps) error {
 		// Main went through a broker: so does the revoke, with a fresh ID token.
 		return report(a, revokeViaBroker(ctx, d, a, in, timeout, l))
 	}
-	return report(a, revokeDirect(ctx, d, a, in, token, timeout, l))
+	return report(a, revokeDirect(ctx, d, a, in, timeout, l))
 }
 
 // revokeDirect is post for a token main minted with the bootstrap token: by id when main learned
 // it, and by name when its create had no clear answer.
-func revokeDirect(ctx context.Context, d Deps, a *githubactions.Action, in *config.Inputs, token string, timeout time.Duration, l left) error {
+func revokeDirect(ctx context.Context, d Deps, a *githubactions.Action, in *config.Inputs, timeout time.Duration, l left) error {
+	token := strings.TrimSpace(in.BootstrapToken)
 	what := "token " + l.id
 	if l.id == "" {
 		what = "tokens named " + logsafe.Quote(l.name)
