@@ -26,6 +26,13 @@ func TestNewNonce(t *testing.T) {
 	}
 }
 
+// body is the body of the i-th mint the broker got.
+func (f *fakeBroker) body(i int) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bodies[i]
+}
+
 // calls records the hooks and saves a Minter makes, in order.
 type calls []string
 
@@ -55,7 +62,7 @@ func TestMinterMint(t *testing.T) {
 	if tok.ID != "0123456789abcdef0123456789abcdef" {
 		t.Errorf("Mint = %+v", tok)
 	}
-	if b := h.broker.bodies[0]; len(b) != 2 || b["preset"] != "dns-edit" || b["nonce"] != m.Nonce || m.Nonce == "" {
+	if b := h.broker.body(0); len(b) != 2 || b["preset"] != "dns-edit" || b["nonce"] != m.Nonce || m.Nonce == "" {
 		t.Errorf("body = %v, want the fields and the nonce %q", b, m.Nonce)
 	}
 	if len(fields) != 1 {
@@ -86,8 +93,8 @@ func TestMinterFreshNonceEachMint(t *testing.T) {
 		}
 		nonces = append(nonces, m.Nonce)
 	}
-	if nonces[0] == nonces[1] || h.broker.bodies[1]["nonce"] != nonces[1] {
-		t.Errorf("nonces %q, sent %q and %q; want a fresh one each time", nonces, h.broker.bodies[0]["nonce"], h.broker.bodies[1]["nonce"])
+	if nonces[0] == nonces[1] || h.broker.body(1)["nonce"] != nonces[1] {
+		t.Errorf("nonces %q, sent %q and %q; want a fresh one each time", nonces, h.broker.body(0)["nonce"], h.broker.body(1)["nonce"])
 	}
 }
 
@@ -138,8 +145,8 @@ func TestMinterLostAnswerDoesNotSettle(t *testing.T) {
 	if len(got) != 0 {
 		t.Errorf("calls = %q; a lost answer may have minted, so nothing is settled", got)
 	}
-	if m.Nonce == "" || h.broker.bodies[0]["nonce"] != m.Nonce {
-		t.Errorf("Nonce = %q, sent %q: the caller cleans up by the nonce sent", m.Nonce, h.broker.bodies[0]["nonce"])
+	if m.Nonce == "" || h.broker.body(0)["nonce"] != m.Nonce {
+		t.Errorf("Nonce = %q, sent %q: the caller cleans up by the nonce sent", m.Nonce, h.broker.body(0)["nonce"])
 	}
 }
 
