@@ -58,6 +58,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, hup 
 		HTTPClient: newHTTPClient(nil),
 		ActionYML:  actionYML,
 		Hangup:     hup,
+		Phase: func(ctx context.Context, argv0 string, lookup func(string) (string, bool), stdout io.Writer, hc *http.Client) (int, bool) {
+			return action.RunPhase(ctx, argv0, action.Deps{Lookup: lookup, Stdout: stdout, HTTPClient: hc})
+		},
 	})
 }
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
@@ -31,9 +30,6 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Backoff is the first retry delay of idempotent calls (tests shorten it); 0 means the default.
 	Backoff time.Duration
-	// Terminal says the environment is the user's own, as in a terminal, not one an earlier step
-	// of a job could write.
-	Terminal bool
 }
 
 func (d Deps) getenv(k string) string {
@@ -145,18 +141,6 @@ func nonce() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// NewClient is a Cloudflare client authenticated by token, talking to the API at base.
-func NewClient(d Deps, base, token string) *cftoken.Client {
-	return newClient(d, base, token, 0)
-}
-
-// newClient is a client for base, the API base a phase read from its api-base-url input (never
-// from an environment variable, which an earlier step of the job can write), authenticated by
-// token. attempts is cftoken.Options.Attempts.
-func newClient(d Deps, base, token string, attempts int) *cftoken.Client {
-	return cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: attempts})
 }
 
 // fileDelimiter is the heredoc delimiter go-githubactions writes file commands with. A value

@@ -47,7 +47,7 @@ func Main(ctx context.Context, d Deps) error {
 	}
 
 	if cfg.DryRun {
-		plan, err := Resolve(ctx, d, a, cfg)
+		plan, err := resolve(ctx, d, a, cfg)
 		if err != nil {
 			return report(a, interrupted(ctx, cfg.Timeout, err))
 		}
@@ -55,7 +55,7 @@ func Main(ctx context.Context, d Deps) error {
 	}
 	m := minterFor(d, a, cfg)
 	hooks := stateHooks(a)
-	t, err := m.Mint(ctx, cfg, hooks)
+	t, err := m.Mint(ctx, hooks)
 	if err != nil {
 		return report(a, interrupted(ctx, cfg.Timeout, err))
 	}
@@ -133,6 +133,9 @@ func warnProxy(d Deps, ui mint.UI, cfg *config.Config) {
 	}
 }
 
+// named is a value handed to later steps: a step output, or an environment variable.
+type named struct{ name, value string }
+
 // publish hands the token to later steps: outputs, env and a summary. It writes nothing unless
 // every value is safe to write.
 func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, n Notes) (err error) {
@@ -144,39 +147,39 @@ func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, n Note
 		}
 	}()
 	filter := mint.CIDRList(t.CIDRs)
-	outs := [][2]string{
+	outs := []named{
 		{"token", t.Secret},
 		{"token-id", t.ID},
 		{"expires-on", t.ExpiresOn.Format(time.RFC3339)},
 		{"name", t.Name},
 		{"ip-filter", filter},
 	}
-	var envs [][2]string
+	var envs []named
 	if cfg.ExportEnv != "" {
-		envs = append(envs, [2]string{cfg.ExportEnv, t.Secret})
+		envs = append(envs, named{cfg.ExportEnv, t.Secret})
 		if t.AccountID != "" {
-			envs = append(envs, [2]string{"CLOUDFLARE_ACCOUNT_ID", t.AccountID})
+			envs = append(envs, named{"CLOUDFLARE_ACCOUNT_ID", t.AccountID})
 		}
 	}
 	if t.R2Endpoint != "" {
 		s3 := t.S3Secret()
-		outs = append(outs, [2]string{"r2-access-key-id", t.ID}, [2]string{"r2-secret-access-key", s3}, [2]string{"r2-endpoint", t.R2Endpoint})
+		outs = append(outs, named{"r2-access-key-id", t.ID}, named{"r2-secret-access-key", s3}, named{"r2-endpoint", t.R2Endpoint})
 		if cfg.ExportR2 {
-			envs = append(envs, [2]string{"AWS_ACCESS_KEY_ID", t.ID}, [2]string{"AWS_SECRET_ACCESS_KEY", s3}, [2]string{"AWS_ENDPOINT_URL_S3", t.R2Endpoint})
+			envs = append(envs, named{"AWS_ACCESS_KEY_ID", t.ID}, named{"AWS_SECRET_ACCESS_KEY", s3}, named{"AWS_ENDPOINT_URL_S3", t.R2Endpoint})
 		}
 	} else if cfg.ExportR2 {
 		a.Warningf("export-r2 is true, but the token carries no R2 permission, so there are no S3 credentials to export")
 	}
 	for _, o := range append(slices.Clone(outs), envs...) {
-		if err := fileSafe(o[0], o[1]); err != nil {
+		if err := fileSafe(o.name, o.value); err != nil {
 			return err
 		}
 	}
 	for _, o := range outs {
-		a.SetOutput(o[0], o[1])
+		a.SetOutput(o.name, o.value)
 	}
 	for _, e := range envs {
-		a.SetEnv(e[0], e[1])
+		a.SetEnv(e.name, e.value)
 	}
 	// The ttl the token has, not the one asked for: a broker's rule can shorten it.
 	ttl := max(time.Until(t.ExpiresOn).Round(time.Minute), 0)
@@ -188,7 +191,7 @@ func publish(a *githubactions.Action, cfg *config.Config, t *mint.Issued, n Note
 	if len(envs) > 0 {
 		var names []string
 		for _, e := range envs {
-			names = append(names, e[0])
+			names = append(names, e.name)
 		}
 		a.Infof("Exported to later steps: %s.", strings.Join(names, ", "))
 	}
@@ -210,11 +213,11 @@ func dryRun(a *githubactions.Action, cfg *config.Config, p *mint.Plan, n Notes) 
 	}
 	a.Infof("dry-run: everything resolved; this is the request cfmint would send, and nothing was created:")
 	a.Infof("%s", logsafe.JSON(pretty))
-	for _, o := range [][2]string{{"name", p.Request.Name}, {"ip-filter", mint.CIDRList(p.Request.CIDRs)}, {"expires-on", p.Request.ExpiresOn.Format(time.RFC3339)}} {
-		if err := fileSafe(o[0], o[1]); err != nil {
+	for _, o := range []named{{"name", p.Request.Name}, {"ip-filter", mint.CIDRList(p.Request.CIDRs)}, {"expires-on", p.Request.ExpiresOn.Format(time.RFC3339)}} {
+		if err := fileSafe(o.name, o.value); err != nil {
 			return err
 		}
-		a.SetOutput(o[0], o[1])
+		a.SetOutput(o.name, o.value)
 	}
 	if a.Getenv("GITHUB_STEP_SUMMARY") != "" {
 		a.AddStepSummary(Summary("### cfmint: dry run (no token was created)", p.Issued(nil), p.TTL, n) + "\n```json\n" + string(pretty) + "\n```\n")

@@ -19,7 +19,7 @@ func sweepStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config
 	if cfg.SweepRepo == "" {
 		return errors.New("input \"sweep-repository\": is empty and GITHUB_REPOSITORY is not set; name the repository (owner/repo) or * for every repository")
 	}
-	swept, err := Engine(d, a, cfg.APIBase, cfg.BootstrapToken).Sweep(ctx, mint.SweepOptions{
+	swept, err := engine(d, a, cfg.APIBase, cfg.BootstrapToken).Sweep(ctx, mint.SweepOptions{
 		Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo,
 		OlderThan: cfg.SweepOlderThan, DryRun: cfg.DryRun,
 	})

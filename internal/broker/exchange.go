@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/brokerclient"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/field"
@@ -174,7 +173,7 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 	}
 	if nonce == "" {
 		// Every name carries a nonce, so that the rule is always its fifth part.
-		nonce = newNonce()
+		nonce = brokerclient.NewNonce()
 	}
 	run, ok := runOf(id.Issuer, id.Claims)
 	if !ok {
@@ -302,9 +301,3 @@ func unanswered(err error) bool {
 
 // keyPhrase names fields as the request's keys.
 var keyPhrase = mint.Phrase{Field: func(name string) string { return name }}
-
-func newNonce() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}

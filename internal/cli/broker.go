@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
-	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/brokerclient"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
@@ -58,35 +58,46 @@ func (e Env) hooks() mint.Hooks {
 	return h
 }
 
+// brokerClient is a client for cfg's broker, for a terminal: it takes $CFMINT_ID_TOKEN, else the
+// runner's ID token. mask sees every ID token before it is sent.
+func (e Env) brokerClient(ui stderrUI, cfg *config.Config, mask func(string)) *brokerclient.Client {
+	return &brokerclient.Client{
+		Base: cfg.Broker, Audience: cfg.Audience, HTTPClient: e.HTTPClient, Lookup: e.Lookup, OnIDToken: mask,
+		OnRetry: func(err *brokerclient.Error, wait time.Duration) { ui.Infof("%s", brokerclient.Retrying(err, wait)) },
+	}
+}
+
 // mintVia mints as cfg says: through a broker, or directly with the bootstrap token. A broker
 // mint whose answer was lost is cleaned up at once: a terminal has no post phase to do it.
 func mintVia(ctx context.Context, e Env, ui stderrUI, cfg *config.Config) (*mint.Issued, error) {
-	d := e.deps()
 	h := e.hooks()
 	if cfg.Broker == "" {
 		// Inside a workflow step (`run: cfmint mint`), the runner reads commands from stderr as
 		// from stdout: the token and its S3 secret are masked before either reaches a line,
 		// while stdout keeps the token alone for $(...) capture.
-		return action.Direct(d, ui, cfg).Mint(ctx, cfg, h)
+		plan, err := e.resolve(ctx, ui, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return e.engine(ui, cfg).Mint(ctx, plan, h)
 	}
-	m := action.BrokerMinter(d, ui, cfg, nil)
-	t, err := m.Mint(ctx, cfg, h)
+	m := &brokerclient.Minter{Client: e.brokerClient(ui, cfg, h.Mask), Fields: cfg.BrokerRequest}
+	t, err := m.Mint(ctx, h)
 	if !errors.Is(err, brokerclient.ErrAnswerLost) {
 		return t, err
 	}
-	nonce := m.(interface{ Nonce() string }).Nonce()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mint.CleanupBudget)
 	defer cancel()
-	n, cerr := action.BrokerClient(d, ui, cfg, h.Mask).RevokeNonce(cctx, nonce)
+	n, cerr := m.Client.RevokeNonce(cctx, m.Nonce)
 	if cerr != nil {
-		return nil, fmt.Errorf("%w; cleaning up failed too (%v): a token minted for this run with nonce %s may be live until its ttl ends", err, cerr, nonce)
+		return nil, fmt.Errorf("%w; cleaning up failed too (%v): a token minted for this run with nonce %s may be live until its ttl ends", err, cerr, m.Nonce)
 	}
-	return nil, fmt.Errorf("%w; cfmint asked the broker to delete what it minted for nonce %s: %d token(s) deleted", err, nonce, n)
+	return nil, fmt.Errorf("%w; cfmint asked the broker to delete what it minted for nonce %s: %d token(s) deleted", err, m.Nonce, n)
 }
 
 // brokerRevoke is `cfmint revoke --broker URL ID`.
 func brokerRevoke(ctx context.Context, e Env, ui stderrUI, cfg *config.Config) int {
-	if err := action.BrokerClient(e.deps(), ui, cfg, e.hooks().Mask).Revoke(ctx, cfg.TokenID); err != nil {
+	if err := e.brokerClient(ui, cfg, e.hooks().Mask).Revoke(ctx, cfg.TokenID); err != nil {
 		// A brokerclient.Error's text is log-safe already; escaping it again would double its \\.
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
 		return ExitFail

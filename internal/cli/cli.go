@@ -21,6 +21,11 @@ type Env struct {
 	ActionYML      []byte // the action's contract, embedded in the binary
 	// Hangup delivers SIGHUP: serve reloads its policy.
 	Hangup <-chan os.Signal
+	// Phase runs one of the action's phases in this process, as the image runs it: argv0 names
+	// the phase, lookup is its environment, stdout where the runner reads its commands; ok is
+	// false when argv0 names no phase. The demo runs the action through it; main hands it down,
+	// so that the CLI, a front end of its own, does not import the action's.
+	Phase func(ctx context.Context, argv0 string, lookup func(string) (string, bool), stdout io.Writer, hc *http.Client) (code int, ok bool)
 }
 
 // Exit codes.

@@ -9,16 +9,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
+	"github.com/cfmint/cfmint/internal/netaddr"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -83,8 +84,28 @@ func getenv(e Env, k string) string {
 	return v
 }
 
-func (e Env) deps() action.Deps {
-	return action.Deps{Lookup: e.Lookup, Stdout: io.Discard, HTTPClient: e.HTTPClient, Terminal: true}
+// engine is the mint engine with cfg's bootstrap token, talking to cfg's API base.
+func (e Env) engine(ui stderrUI, cfg *config.Config) *mint.Engine {
+	return mint.New(cfg.BootstrapToken, mint.Options{BaseURL: cfg.APIBase, HTTPClient: e.HTTPClient, UI: ui})
+}
+
+// resolve plans the mint cfg asks for: the engine's lookups, and meanwhile the terminal's
+// address when the token is to be pinned to it. The trace fallback is $CFMINT_TRACE_FALLBACK_URL
+// as the user set it: a terminal's environment is the user's own, not one an earlier step of a
+// job could write.
+func (e Env) resolve(ctx context.Context, ui stderrUI, cfg *config.Config) (*mint.Plan, error) {
+	r := mint.FromConfig(cfg)
+	if cfg.IPFilter.Runner {
+		fallback := strings.TrimSpace(getenv(e, "CFMINT_TRACE_FALLBACK_URL"))
+		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) {
+			return netaddr.Pin(ctx, e.HTTPClient, cfg.APIBase, fallback, ui)
+		}
+	}
+	p, err := e.engine(ui, cfg).Plan(ctx, r)
+	if err == nil && cfg.IPFilter.None {
+		ui.Warningf("ip-filter is none: the token will work from any address on the internet until it expires or is revoked. Prefer the default, runner.")
+	}
+	return p, err
 }
 
 // flagFor names the flags (or arguments) whose names differ from the inputs they stand for.
@@ -194,9 +215,8 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
 	ui := stderrUI{w: e.Stderr, verbose: c.verbose}
-	d := e.deps()
 	if *dry {
-		plan, err := action.Resolve(ctx, d, ui, cfg)
+		plan, err := e.resolve(ctx, ui, cfg)
 		if err != nil {
 			flagErrors(e.Stderr, "mint", err)
 			return ExitFail
@@ -295,7 +315,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	if cfg.Broker != "" {
 		return brokerRevoke(ctx, e, stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
 	}
-	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.APIBase, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
+	gone, err := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
 		return ExitFail
@@ -336,7 +356,7 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	groups, _, err := action.NewClient(e.deps(), cfg.APIBase, cfg.BootstrapToken).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
+	groups, _, err := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg).Tokens.PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint permissions: %v\n", err)
 		return ExitFail
@@ -397,7 +417,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 	}
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.APIBase, cfg.BootstrapToken)
+	eng := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
 	swept, err := eng.Sweep(ctx, mint.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry})
 	verb := "deleted"
 	if *dry {

@@ -11,14 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/runner"
 )
 
-// InProcess is a runner.Executor that runs a phase inside this process instead of a container:
-// the same code, the environment the container would get, and its stdout.
-func InProcess(hc *http.Client) runner.Executor {
+// inProcess is a runner.Executor that runs a phase inside this process (e.Phase) instead of a
+// container: the same code, the environment the container would get, and its stdout.
+func (e Env) inProcess(hc *http.Client) runner.Executor {
 	return func(ctx context.Context, argv0 string, _ []string, env []string, stdout, _ io.Writer) (int, error) {
 		vars := map[string]string{}
 		for _, kv := range env {
@@ -27,7 +26,10 @@ func InProcess(hc *http.Client) runner.Executor {
 			}
 		}
 		lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-		code, ok := action.RunPhase(ctx, argv0, action.Deps{Lookup: lookup, Stdout: stdout, HTTPClient: hc})
+		if e.Phase == nil {
+			return 0, fmt.Errorf("this build cannot run the action's phases in-process")
+		}
+		code, ok := e.Phase(ctx, argv0, lookup, stdout, hc)
 		if !ok {
 			return 0, fmt.Errorf("%s is not a phase of cfmint", argv0)
 		}
@@ -76,7 +78,7 @@ func demo(ctx context.Context, e Env, args []string) int {
 			"GITHUB_ACTION":      "cf",
 			"GITHUB_WORKFLOW":    "deploy",
 		},
-		Exec:   InProcess(hc),
+		Exec:   e.inProcess(hc),
 		Action: act,
 		// The runner masks every value of the secrets context from the start.
 		Secrets: []string{fx.AccountBootstrap.Secret},
@@ -149,7 +151,7 @@ func demo(ctx context.Context, e Env, args []string) int {
 			left++
 		}
 	}
-	keyless := demoKeyless(ctx, out, srv, fx, act, hc, dir)
+	keyless := e.demoKeyless(ctx, out, srv, fx, act, hc, dir)
 	for _, t := range srv.Tokens() {
 		if strings.HasPrefix(t.Name, "cfmint-broker:") {
 			left++

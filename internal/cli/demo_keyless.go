@@ -37,7 +37,7 @@ func demoLine(out io.Writer, f string, a ...any) { fmt.Fprintf(out, f+"\n", a...
 
 // demoKeyless tells the same story through a broker: the job holds no Cloudflare secret, only
 // the ID token GitHub gives it, and the broker mints what its policy's rule allows.
-func demoKeyless(ctx context.Context, out io.Writer, srv *cfapitest.Server, fx cfapitest.Fixture, act *runner.Action, hc *http.Client, dir string) bool {
+func (e Env) demoKeyless(ctx context.Context, out io.Writer, srv *cfapitest.Server, fx cfapitest.Fixture, act *runner.Action, hc *http.Client, dir string) bool {
 	tb := &demoTB{}
 	defer tb.close()
 	iss := oidctest.New(tb)
@@ -105,7 +105,7 @@ rules:
 			"GITHUB_REPOSITORY_OWNER_ID": "4242", "GITHUB_RUN_ID": "4243", "GITHUB_RUN_ATTEMPT": "1",
 			"GITHUB_JOB": "deploy", "GITHUB_ACTION": "cf", "GITHUB_WORKFLOW": "deploy", "GITHUB_REF": "refs/heads/main",
 		},
-		Exec:     InProcess(hc),
+		Exec:     e.inProcess(hc),
 		Action:   act,
 		IDTokens: iss,
 	})

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/broker"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
@@ -147,7 +146,7 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintf(e.Stdout, "bad request: %v\n", err)
 		return ExitFail
 	}
-	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr}, base, token)
+	eng := mint.New(token, mint.Options{BaseURL: base, HTTPClient: e.HTTPClient, UI: stderrUI{w: e.Stderr}})
 	if len(zones.Names)+len(zones.IDs) > 0 {
 		zs, err := eng.Zones(ctx, zones.Names, zones.IDs, rules[0].AccountID())
 		if err != nil {

@@ -5,6 +5,7 @@ package mint
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -44,6 +45,27 @@ type Engine struct {
 	// Now is the local clock, used only when Cloudflare's answer to the permission-groups call
 	// carries no Date (a sweep then goes by Cloudflare's status alone).
 	Now func() time.Time
+}
+
+// Options are how New reaches Cloudflare.
+type Options struct {
+	// BaseURL is the API base; empty: Cloudflare's.
+	BaseURL    string
+	HTTPClient *http.Client
+	// Backoff is the first retry delay of idempotent calls (tests shorten it); 0: cftoken's default.
+	Backoff time.Duration
+	// Attempts bounds the tries of Tokens' idempotent calls (cftoken.Options.Attempts): 0 is
+	// cftoken's default, negative retries until the context ends (a revoke that must not give up).
+	Attempts int
+	UI       UI
+}
+
+// New is an engine that calls Cloudflare with the bootstrap token.
+func New(token string, o Options) *Engine {
+	co := cftoken.Options{BaseURL: o.BaseURL, HTTPClient: o.HTTPClient, Backoff: o.Backoff, Attempts: o.Attempts}
+	once := co
+	once.Attempts = 1
+	return &Engine{Tokens: cftoken.New(token, co), Once: cftoken.New(token, once), UI: o.UI}
 }
 
 func (e *Engine) now() time.Time {
