@@ -173,8 +173,9 @@ func (v *Verifier) Issuers() []string { return slices.Clone(v.order) }
 
 // Ready reports whether the keys of every trusted issuer have been fetched,
 // fetching those that have not: the broker's /readyz. Once an issuer's keys
-// were fetched it stays ready, because go-oidc keeps the keys it has when a
-// later fetch fails.
+// were fetched it stays ready, because the key set keeps the keys it has when a
+// later fetch fails. A failed fetch is tried again no sooner than
+// KeyRefetchInterval after it started, whoever asks.
 func (v *Verifier) Ready(ctx context.Context) error {
 	var errs []error
 	for _, u := range v.order {

@@ -369,7 +369,7 @@ func TestReadyAndOutages(t *testing.T) {
 		t.Fatalf("Verify() while the issuer is down = %v, want a keys rejection", err)
 	}
 
-	// Discovery works, the JWKS does not: the failure is go-oidc's key fetch.
+	// Discovery works, the JWKS does not: the failure is the key fetch.
 	down.SetUnavailable(false)
 	down.SetKeysUnavailable(true)
 	raw := down.Token(oidctest.Claims{"aud": testAudience})
@@ -583,7 +583,7 @@ func TestNotBeforeLeeway(t *testing.T) {
 }
 
 // TestKeyRefetchBounded: anyone can send a token whose signature matches no key, and each would
-// make go-oidc fetch the issuer's keys again. A flood makes at most one fetch per interval.
+// made go-oidc fetch the issuer's keys again. A flood makes at most one fetch per interval.
 func TestKeyRefetchBounded(t *testing.T) {
 	t.Parallel()
 	clock := &testClock{}
