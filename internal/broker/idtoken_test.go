@@ -734,3 +734,23 @@ func TestIssuerPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestGitLabToken: a GitLab job's ID token verifies, and its claims are GitLab's (job_id stands
+// in for the attempt GitLab does not have).
+func TestGitLabToken(t *testing.T) {
+	t.Parallel()
+	iss := oidctest.New(t, oidctest.WithClock(fixedClock), oidctest.WithPath("/gitlab"))
+	v, _ := newTestVerifier(t, iss)
+	id, err := v.Verify(context.Background(), iss.Token(oidctest.GitLab(oidctest.Claims{"aud": testAudience})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"project_id": "4711", "namespace_id": "42", "pipeline_id": "998877", "job_id": "55443322", "ref_type": "branch", "ref_path": "refs/heads/main", "ref_protected": "true"} {
+		if id.Claims[k] != want {
+			t.Errorf("%s = %q, want %q", k, id.Claims[k], want)
+		}
+	}
+	if _, ok := id.Claims["repository_id"]; ok || id.Subject != "project_path:octo-group/octo-project:ref_type:branch:ref:main" {
+		t.Errorf("GitHub's claims in a GitLab token, or another sub: %s %v", id.Subject, id.Claims)
+	}
+}
