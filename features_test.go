@@ -32,8 +32,8 @@ func TestPermissionForms(t *testing.T) {
 		{"dropdowns with slashes", "Zone / DNS / Edit", "example.com", "DNS Write@zone"},
 		{"dropdowns with bars", "Account | Workers R2 Storage | Edit", "", "Workers R2 Storage Write@account"},
 		{"name with a colon", "Access: Apps and Policies Write", "", ""},
-		{"two scopes, picked by the zones", "Logs Write", "example.com", "Logs Write@zone"},
-		{"two scopes, picked by the words", "Account / Logs / Edit", "", "Logs Write@account"},
+		{"two scopes, picked by the zones", "Logs Read", "example.com", "Logs Read@zone"},
+		{"two scopes, picked by the words", "Account / Logs / Read", "", "Logs Read@account"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

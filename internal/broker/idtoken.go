@@ -4,7 +4,6 @@ package broker
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -76,10 +75,10 @@ type issuer struct {
 	// fetch (or give up with their context) and then share its result.
 	sem      chan struct{}
 	verifier *oidc.IDTokenVerifier
-	keys     *tracingKeySet
+	keys     *keySet
 
-	// keysFetched is set once go-oidc has fetched the JWKS successfully;
-	// go-oidc keeps the keys it has when a later fetch fails.
+	// keysFetched is set once the JWKS was fetched successfully; the key
+	// set keeps the keys it has when a later fetch fails.
 	keysFetched atomic.Bool
 }
 
@@ -174,8 +173,9 @@ func (v *Verifier) Issuers() []string { return slices.Clone(v.order) }
 
 // Ready reports whether the keys of every trusted issuer have been fetched,
 // fetching those that have not: the broker's /readyz. Once an issuer's keys
-// were fetched it stays ready, because go-oidc keeps the keys it has when a
-// later fetch fails.
+// were fetched it stays ready, because the key set keeps the keys it has when a
+// later fetch fails. A failed fetch is tried again no sooner than
+// KeyRefetchInterval after it started, whoever asks.
 func (v *Verifier) Ready(ctx context.Context) error {
 	var errs []error
 	for _, u := range v.order {
@@ -196,7 +196,7 @@ func (v *Verifier) clientContext(ctx context.Context) context.Context {
 
 // discover builds the issuer's go-oidc verifier from its discovery
 // document, once. A failed discovery is tried again on the next call.
-func (iss *issuer) discover(ctx context.Context, v *Verifier) (*oidc.IDTokenVerifier, *tracingKeySet, error) {
+func (iss *issuer) discover(ctx context.Context, v *Verifier) (*oidc.IDTokenVerifier, *keySet, error) {
 	select {
 	case iss.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -216,7 +216,10 @@ func (iss *issuer) discover(ctx context.Context, v *Verifier) (*oidc.IDTokenVeri
 	if err := p.Claims(&doc); err != nil || doc.JWKSURL == "" {
 		return nil, nil, errors.New("failed to read jwks_uri from the discovery document")
 	}
-	keys := &tracingKeySet{remote: oidc.NewRemoteKeySet(v.clientContext(v.base), doc.JWKSURL), fetched: &iss.keysFetched}
+	if err := checkJWKSURL(iss.url, doc.JWKSURL); err != nil {
+		return nil, nil, err
+	}
+	keys := &keySet{url: doc.JWKSURL, hc: v.hc, base: v.base, now: v.now, fetched: &iss.keysFetched}
 	iss.keys = keys
 	iss.verifier = oidc.NewVerifier(iss.url, keys, &oidc.Config{
 		ClientID:             v.audience,
@@ -226,55 +229,14 @@ func (iss *issuer) discover(ctx context.Context, v *Verifier) (*oidc.IDTokenVeri
 	return iss.verifier, iss.keys, nil
 }
 
-// fetchKeys makes go-oidc fetch the issuer's JWKS by asking it to verify a
-// probe whose kid no issuer publishes: go-oidc fetches keys only on a kid it
-// has not cached, and has no other way to ask for them.
+// fetchKeys fetches the issuer's JWKS, within the bound on refetches.
 func (iss *issuer) fetchKeys(ctx context.Context, v *Verifier) error {
 	_, keys, err := iss.discover(ctx, v)
 	if err != nil {
 		return err
 	}
-	_, err = keys.VerifySignature(ctx, readinessProbe)
-	if err != nil && isKeyFetchError(err) {
+	if err := keys.refresh(ctx); err != nil {
 		return fmt.Errorf("failed to fetch the keys: %w", err)
 	}
 	return nil
-}
-
-// readinessProbe is an RS256 JWS with a three-byte signature, which no RSA
-// key verifies, under a kid no issuer has.
-var readinessProbe = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"cfmint-readiness-probe"}`)) + "." +
-	base64.RawURLEncoding.EncodeToString([]byte(`{}`)) + ".AAAA"
-
-// tracingKeySet is go-oidc's remote key set, noting in the context what
-// the signature check said, so a rejection can name the check that failed.
-type tracingKeySet struct {
-	remote  *oidc.RemoteKeySet
-	fetched *atomic.Bool
-}
-
-type traceKey struct{}
-
-type signatureTrace struct {
-	checked bool
-	err     error
-}
-
-func (k *tracingKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, err := k.remote.VerifySignature(ctx, jwt)
-	if err == nil || !isKeyFetchError(err) {
-		k.fetched.Store(true)
-	}
-	if tr, ok := ctx.Value(traceKey{}).(*signatureTrace); ok {
-		tr.checked, tr.err = true, err
-	}
-	return payload, err
-}
-
-// isKeyFetchError tells a failed JWKS fetch (or a request that gave up
-// waiting for one) from a signature that matches no key. go-oidc marks the
-// first only by its message; a test fails if that changes.
-func isKeyFetchError(err error) bool {
-	return strings.HasPrefix(err.Error(), "fetching keys") ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -23,6 +23,25 @@ var testNow = time.Date(2031, 5, 4, 12, 0, 0, 0, time.UTC)
 
 func fixedClock() time.Time { return testNow }
 
+// testClock is a clock a test moves by hand, shared by an issuer (its iat) and a verifier.
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) Now() time.Time          { return testNow.Add(time.Duration(c.offset.Load())) }
+func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+func newVerifierWithClock(t *testing.T, now func() time.Time, issuers ...*oidctest.Issuer) *Verifier {
+	t.Helper()
+	o := VerifierOptions{Audience: testAudience, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Now: now}
+	for _, i := range issuers {
+		o.Issuers = append(o.Issuers, i.URL())
+	}
+	v, err := NewVerifier(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // countingTransport counts the requests made through it, to show the
 // verifier uses the client it was given.
 type countingTransport struct {
@@ -85,7 +104,7 @@ func TestVerifyValidToken(t *testing.T) {
 	t.Parallel()
 	iss := newIssuer(t)
 	v, ct := newTestVerifier(t, iss)
-	raw, full := iss.Issue(oidctest.Claims{"aud": testAudience, "environment": "prod", "check_run_id": 7})
+	raw, full := iss.Issue(oidctest.Claims{"aud": testAudience, "environment": "prod", "check_run_id": "31415926", "enterprise_id": "1337", "repo_property_tier": "production", "odd_number": 7, "odd_flag": true, "odd_list": []string{"a"}})
 	id, err := v.Verify(context.Background(), raw)
 	if err != nil {
 		t.Fatalf("Verify() error = %v", err)
@@ -96,6 +115,12 @@ func TestVerifyValidToken(t *testing.T) {
 			wantClaims[k] = s
 		}
 	}
+	// Claims of other types are held as their type, which no rule matches.
+	for _, k := range []string{"iat", "nbf", "exp", "odd_number"} {
+		wantClaims[k] = "\x00number"
+	}
+	wantClaims["odd_flag"] = "\x00boolean"
+	wantClaims["odd_list"] = "\x00array"
 	iat := time.Unix(full["iat"].(int64), 0)
 	want := &Identity{
 		Issuer:     iss.URL(),
@@ -110,8 +135,8 @@ func TestVerifyValidToken(t *testing.T) {
 	if !reflect.DeepEqual(id, want) {
 		t.Errorf("Verify() =\n%+v\nwant\n%+v", id, want)
 	}
-	if _, ok := id.Claims["check_run_id"]; ok {
-		t.Error("a number claim is among the string claims")
+	if id.Claims["check_run_id"] != "31415926" || id.Claims["enterprise_id"] != "1337" || id.Claims["repo_property_tier"] != "production" {
+		t.Errorf("claims lack GitHub's 2026 claims: %v", id.Claims)
 	}
 	if id.Claims["repository_id"] != "892345611" || id.Claims["environment"] != "prod" || id.Claims["aud"] != testAudience {
 		t.Errorf("claims lack GitHub's strings: %v", id.Claims)
@@ -211,6 +236,8 @@ func TestVerifyRejects(t *testing.T) {
 		tcase{"jti not a string", iss.Token(with(oidctest.Claims{"jti": 12})), CheckJTI, "no jti claim"},
 		tcase{"no iat", iss.Token(with(oidctest.Claims{"iat": nil, "nbf": testNow.Unix(), "exp": testNow.Add(time.Minute).Unix()})), CheckIssuedAt, "no iat claim"},
 		tcase{"nbf ahead beyond go-oidc's leeway", iss.Token(with(oidctest.Claims{"nbf": testNow.Add(6 * time.Minute).Unix(), "exp": testNow.Add(10 * time.Minute).Unix()})), CheckNotBefore, "not valid before 2031-05-04T12:06:00Z"},
+		tcase{"nbf 4 minutes ahead, within go-oidc's leeway", iss.Token(with(oidctest.Claims{"nbf": testNow.Add(4 * time.Minute).Unix()})), CheckNotBefore, "not valid before 2031-05-04T12:04:00Z (nbf), more than 1m0s ahead"},
+		tcase{"nbf a second past the leeway", iss.Token(with(oidctest.Claims{"nbf": testNow.Add(DefaultLeeway + time.Second).Unix()})), CheckNotBefore, "more than 1m0s ahead of the broker's clock"},
 		tcase{"exp a string", iss.Token(with(oidctest.Claims{"exp": "soon"})), CheckExpiry, "no numeric exp claim"},
 		tcase{"sub a number", iss.Token(with(oidctest.Claims{"sub": 5})), CheckClaims, "do not have the types OIDC requires"},
 		tcase{"iat just past the leeway", iss.Token(with(oidctest.Claims{"iat": testNow.Add(DefaultLeeway + time.Second).Unix(), "nbf": testNow.Unix()})), CheckIssuedAt, "in the future"},
@@ -264,8 +291,9 @@ func TestChecksBeforeParsingNeedNoNetwork(t *testing.T) {
 
 func TestKeyRotation(t *testing.T) {
 	t.Parallel()
-	iss := newIssuer(t)
-	v, _ := newTestVerifier(t, iss)
+	clock := &testClock{}
+	iss := oidctest.New(t, oidctest.WithClock(clock.Now))
+	v := newVerifierWithClock(t, clock.Now, iss)
 	ctx := context.Background()
 	if err := v.Ready(ctx); err != nil {
 		t.Fatalf("Ready() = %v", err)
@@ -279,6 +307,16 @@ func TestKeyRotation(t *testing.T) {
 	}
 	iss.Rotate()
 	newTok := iss.Token(oidctest.Claims{"aud": testAudience})
+	// Within KeyRefetchInterval of the last fetch, a new key waits for the next one.
+	var rej *Rejection
+	if _, err := v.Verify(ctx, newTok); !errors.As(err, &rej) || rej.Check != CheckSignature || !strings.Contains(err.Error(), "retry in 30s") {
+		t.Fatalf("token of a key newer than the last fetch, within the interval = %v, want a signature rejection saying when to retry", err)
+	}
+	if got := iss.KeyFetches(); got != 1 {
+		t.Errorf("KeyFetches() = %d within the interval, want 1", got)
+	}
+	clock.Advance(KeyRefetchInterval)
+	newTok = iss.Token(oidctest.Claims{"aud": testAudience})
 	if _, err := v.Verify(ctx, newTok); err != nil {
 		t.Fatalf("token of the rotated key: %v", err)
 	}
@@ -296,6 +334,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 	iss.RetireOldKeys()
 	iss.Rotate()
+	clock.Advance(KeyRefetchInterval)
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for n := range errs {
@@ -307,16 +346,17 @@ func TestKeyRotation(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Errorf("concurrent tokens of a new key: %v", err)
 	}
-	if iss.DiscoveryFetches() != 1 {
-		t.Errorf("DiscoveryFetches() = %d, want 1: rotation needs no discovery", iss.DiscoveryFetches())
+	if iss.DiscoveryFetches() != 1 || iss.KeyFetches() != 3 {
+		t.Errorf("DiscoveryFetches() = %d, KeyFetches() = %d, want 1 and 3: rotation needs no discovery, concurrent tokens one fetch", iss.DiscoveryFetches(), iss.KeyFetches())
 	}
 }
 
 func TestReadyAndOutages(t *testing.T) {
 	t.Parallel()
-	up, down := newIssuer(t), newIssuer(t)
+	clock := &testClock{}
+	up, down := oidctest.New(t, oidctest.WithClock(clock.Now)), oidctest.New(t, oidctest.WithClock(clock.Now))
 	down.SetUnavailable(true)
-	v, _ := newTestVerifier(t, up, down)
+	v := newVerifierWithClock(t, clock.Now, up, down)
 	ctx := context.Background()
 
 	err := v.Ready(ctx)
@@ -329,7 +369,7 @@ func TestReadyAndOutages(t *testing.T) {
 		t.Fatalf("Verify() while the issuer is down = %v, want a keys rejection", err)
 	}
 
-	// Discovery works, the JWKS does not: the failure is go-oidc's key fetch.
+	// Discovery works, the JWKS does not: the failure is the key fetch.
 	down.SetUnavailable(false)
 	down.SetKeysUnavailable(true)
 	raw := down.Token(oidctest.Claims{"aud": testAudience})
@@ -343,6 +383,11 @@ func TestReadyAndOutages(t *testing.T) {
 	}
 
 	down.SetKeysUnavailable(false)
+	// A failed fetch, too, is tried again only after the interval.
+	if err := v.Ready(ctx); err == nil {
+		t.Fatal("Ready() = nil within the interval of a failed fetch")
+	}
+	clock.Advance(KeyRefetchInterval)
 	if err := v.Ready(ctx); err != nil {
 		t.Fatalf("Ready() = %v after the outage", err)
 	}
@@ -523,5 +568,189 @@ func TestWaitingForDiscoveryHonoursTheContext(t *testing.T) {
 	}
 	if n := iss.DiscoveryFetches(); n != 1 {
 		t.Errorf("DiscoveryFetches() = %d, want 1", n)
+	}
+}
+
+func TestNotBeforeLeeway(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	v, _ := newTestVerifier(t, iss)
+	for _, nbf := range []time.Duration{-10 * time.Minute, 0, DefaultLeeway} {
+		if _, err := v.Verify(context.Background(), iss.Token(oidctest.Claims{"aud": testAudience, "nbf": testNow.Add(nbf).Unix()})); err != nil {
+			t.Errorf("nbf now%+v: %v, want accepted", nbf, err)
+		}
+	}
+}
+
+// TestKeyRefetchBounded: anyone can send a token whose signature matches no key, and each would
+// made go-oidc fetch the issuer's keys again. A flood makes at most one fetch per interval.
+func TestKeyRefetchBounded(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{}
+	iss := oidctest.New(t, oidctest.WithClock(clock.Now))
+	v := newVerifierWithClock(t, clock.Now, iss)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, iss.Token(oidctest.Claims{"aud": testAudience})); err != nil {
+		t.Fatal(err)
+	}
+	flood := func(n int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				f := oidctest.UnknownKID
+				if i%2 == 0 {
+					f = oidctest.OtherKey
+				}
+				_, err := v.Verify(ctx, iss.Forge(f, oidctest.Claims{"aud": testAudience}))
+				var rej *Rejection
+				if !errors.As(err, &rej) || rej.Check != CheckSignature {
+					t.Errorf("%s: %v, want a signature rejection", f, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	flood(40)
+	if got := iss.KeyFetches(); got != 1 {
+		t.Errorf("40 bad signatures made %d key fetches in all, want 1 (the first token's)", got)
+	}
+	clock.Advance(KeyRefetchInterval - time.Second)
+	flood(10)
+	if got := iss.KeyFetches(); got != 1 {
+		t.Errorf("within the interval: %d key fetches, want 1", got)
+	}
+	clock.Advance(time.Second)
+	flood(40)
+	if got := iss.KeyFetches(); got != 2 {
+		t.Errorf("the next interval: %d key fetches, want 2", got)
+	}
+	// Good tokens of known keys are verified all along, and fetch nothing.
+	if _, err := v.Verify(ctx, iss.Token(oidctest.Claims{"aud": testAudience})); err != nil || iss.KeyFetches() != 2 {
+		t.Errorf("a good token after the flood: %v, %d key fetches", err, iss.KeyFetches())
+	}
+}
+
+// TestKeyFetchOutlivesItsCaller: a caller that gives up does not cancel the fetch the others
+// wait for, nor use up the interval with a fetch that never finished.
+func TestKeyFetchOutlivesItsCaller(t *testing.T) {
+	t.Parallel()
+	release, fetching := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	iss := oidctest.New(t, oidctest.WithClock(fixedClock), oidctest.WithRequestHook(func(r *http.Request) {
+		if r.URL.Path == oidctest.JWKSPath {
+			once.Do(func() { close(fetching) })
+			<-release
+		}
+	}))
+	v, _ := newTestVerifier(t, iss)
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(ctx, iss.Token(oidctest.Claims{"aud": testAudience}))
+		first <- err
+	}()
+	<-fetching
+	cancel()
+	var rej *Rejection
+	if err := <-first; !errors.As(err, &rej) || rej.Check != CheckKeys {
+		t.Errorf("the caller that gave up: %v, want a keys rejection", err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(context.Background(), iss.Token(oidctest.Claims{"aud": testAudience}))
+		second <- err
+	}()
+	close(release)
+	if err := <-second; err != nil {
+		t.Errorf("a caller waiting for the same fetch: %v", err)
+	}
+	if n := iss.KeyFetches(); n != 1 {
+		t.Errorf("KeyFetches() = %d, want 1", n)
+	}
+}
+
+// TestJWKSOverHTTPS: an https issuer whose discovery names a plain-http key set is refused, so
+// that nobody on the way can swap the keys; a loopback key set is the test issuers' exception.
+func TestJWKSOverHTTPS(t *testing.T) {
+	t.Parallel()
+	var jwks atomic.Int32
+	var srv *httptest.Server
+	keysAt := map[string]string{}
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dir, ok := strings.CutSuffix(r.URL.Path, oidctest.DiscoveryPath); ok {
+			fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, srv.URL+dir, keysAt[dir])
+			return
+		}
+		jwks.Add(1)
+		w.Write([]byte(`{"keys":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	keysAt["/http"] = "http://keys.example/jwks"
+	keysAt["/https"] = srv.URL + "/jwks"
+	keysAt["/ftp"] = "ftp://keys.example/jwks"
+	for _, tc := range []struct{ dir, words string }{
+		{"/http", `names the key set "http://keys.example/jwks", which is not https`},
+		{"/ftp", "which is not https"},
+		{"/https", ""},
+	} {
+		v, err := NewVerifier(context.Background(), VerifierOptions{Issuers: []string{srv.URL + tc.dir}, Audience: testAudience, HTTPClient: srv.Client(), Now: fixedClock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = v.Ready(context.Background())
+		switch {
+		case tc.words == "" && err != nil:
+			t.Errorf("%s: Ready() = %v", tc.dir, err)
+		case tc.words != "" && (err == nil || !strings.Contains(err.Error(), tc.words)):
+			t.Errorf("%s: Ready() = %v, want it to say %q", tc.dir, err, tc.words)
+		}
+	}
+	if n := jwks.Load(); n != 1 {
+		t.Errorf("%d key sets fetched, want 1 (the https one)", n)
+	}
+	if err := checkJWKSURL(srv.URL, "http://127.0.0.1:"+port+"/jwks"); err != nil {
+		t.Errorf("a loopback key set: %v", err)
+	}
+}
+
+// TestIssuerPaths: GHES (https://HOST/_services/token) and GHEC (.../<enterpriseSlug>) issuers
+// have a path, under which discovery and keys are found.
+func TestIssuerPaths(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"/_services/token", "/acme-corp"} {
+		iss := oidctest.New(t, oidctest.WithClock(fixedClock), oidctest.WithPath(path))
+		if !strings.HasSuffix(iss.URL(), path) {
+			t.Fatalf("URL() = %s, want it to end in %s", iss.URL(), path)
+		}
+		v, _ := newTestVerifier(t, iss)
+		id, err := v.Verify(context.Background(), iss.Token(oidctest.Claims{"aud": testAudience, "sub": oidctest.ImmutableSubject("octo-org", "9919", "octo-repo", "892345611", "", "push", "refs/heads/main")}))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if id.Issuer != iss.URL() || id.Subject != "repo:octo-org@9919/octo-repo@892345611:ref:refs/heads/main" {
+			t.Errorf("%s: issuer %s, subject %s", path, id.Issuer, id.Subject)
+		}
+	}
+}
+
+// TestGitLabToken: a GitLab job's ID token verifies, and its claims are GitLab's (job_id stands
+// in for the attempt GitLab does not have).
+func TestGitLabToken(t *testing.T) {
+	t.Parallel()
+	iss := oidctest.New(t, oidctest.WithClock(fixedClock), oidctest.WithPath("/gitlab"))
+	v, _ := newTestVerifier(t, iss)
+	id, err := v.Verify(context.Background(), iss.Token(oidctest.GitLab(oidctest.Claims{"aud": testAudience})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"project_id": "4711", "namespace_id": "42", "pipeline_id": "998877", "job_id": "55443322", "ref_type": "branch", "ref_path": "refs/heads/main", "ref_protected": "true"} {
+		if id.Claims[k] != want {
+			t.Errorf("%s = %q, want %q", k, id.Claims[k], want)
+		}
+	}
+	if _, ok := id.Claims["repository_id"]; ok || id.Subject != "project_path:octo-group/octo-project:ref_type:branch:ref:main" {
+		t.Errorf("GitHub's claims in a GitLab token, or another sub: %s %v", id.Subject, id.Claims)
 	}
 }

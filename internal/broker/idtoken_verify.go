@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/cfmint/cfmint/internal/trust"
 )
 
 // Identity is what a verified ID token says about the job that sent it.
@@ -26,9 +28,11 @@ type Identity struct {
 	// of Expiry and IssuedAt plus the maximum age. A replay store must
 	// remember the token's jti until then.
 	ValidUntil time.Time
-	// Claims are the token's string claims by name (GitHub's claims are all
-	// strings, ids and booleans included); claims of other types are left
-	// out, iat, nbf and exp among them.
+	// Claims are the token's claims by name, as trust.ClaimsFrom reads them:
+	// strings as they are (GitHub's claims are all strings, ids and booleans
+	// included), other types (iat, nbf and exp among them) as a mark of
+	// their type that no rule matches, so a rule fails closed on them and a
+	// denial can say what the token has.
 	Claims map[string]string
 }
 
@@ -40,9 +44,10 @@ func (id *Identity) ReplayKey() string { return id.Issuer + "#" + id.JTI }
 // refusal is a *Rejection naming the check that failed; its message never
 // contains the token. The checks, in order: size (before any parsing), JWT
 // form, alg RS256, an iss among the trusted issuers, the signature against
-// that issuer's keys (refetched on an unknown kid), aud, exp, nbf, a single
-// audience, sub, jti, iat neither in the future nor older than the maximum
-// age.
+// that issuer's keys (refetched when no key held verifies it, at most once
+// per KeyRefetchInterval), aud, exp, nbf, a single audience, sub, jti, iat
+// neither in the future nor older than the maximum age, nbf at most the
+// leeway ahead.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if raw == "" {
 		return nil, reject(CheckFormat, nil, "no ID token was sent; send the job's OIDC ID token")
@@ -110,6 +115,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if tok.IssuedAt.After(now.Add(v.leeway)) {
 		return nil, reject(CheckIssuedAt, nil, "the ID token's iat %s is in the future; check the clocks of the CI system and the broker", tok.IssuedAt.UTC().Format(time.RFC3339))
 	}
+	// go-oidc allows an nbf up to 5 minutes ahead; the broker allows the same leeway as for iat.
+	if nbf, ok := verified["nbf"].(float64); ok {
+		if t := time.Unix(0, 0).Add(time.Duration(nbf * float64(time.Second))); t.After(now.Add(v.leeway)) {
+			return nil, reject(CheckNotBefore, nil, "the ID token is not valid before %s (nbf), more than %s ahead of the broker's clock; check the clocks of the CI system and the broker", t.UTC().Format(time.RFC3339), v.leeway)
+		}
+	}
 	if age := now.Sub(tok.IssuedAt); age > v.maxAge {
 		return nil, reject(CheckAge, nil, "the ID token was issued %s ago, more than the %s this broker accepts; ask the CI system for a fresh one", age.Round(time.Second), v.maxAge)
 	}
@@ -122,15 +133,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		IssuedAt:   tok.IssuedAt,
 		Expiry:     tok.Expiry,
 		ValidUntil: tok.Expiry,
-		Claims:     map[string]string{},
+		Claims:     trust.ClaimsFrom(verified),
 	}
 	if limit := tok.IssuedAt.Add(v.maxAge); limit.Before(id.ValidUntil) {
 		id.ValidUntil = limit
-	}
-	for k, val := range verified {
-		if s, ok := val.(string); ok {
-			id.Claims[k] = s
-		}
 	}
 	return id, nil
 }
@@ -145,7 +151,7 @@ func (v *Verifier) classify(err error, trace *signatureTrace, issURL, kid string
 	case trace.err != nil && isKeyFetchError(trace.err):
 		return reject(CheckKeys, err, "the broker could not fetch the keys of issuer %q; try again later", issURL)
 	case trace.err != nil:
-		return reject(CheckSignature, err, "the ID token's signature matches no key of issuer %q (kid %s); send a token that issuer signed, unchanged", issURL, quote(kid))
+		return reject(CheckSignature, err, "the ID token's signature matches no key of issuer %q (kid %s); send a token that issuer signed, unchanged, or retry in %s if the issuer has just added a key (its keys are fetched again at most that often)", issURL, quote(kid), KeyRefetchInterval)
 	}
 	exp, hasExp := numericDate(claims["exp"])
 	var expired *oidc.TokenExpiredError

@@ -115,6 +115,49 @@ func Subject(repository, environment, eventName, ref string) string {
 	}
 }
 
+// ImmutableSubject forms sub the way GitHub does for repositories created, renamed or
+// transferred after 2026-07-15 (and others that opt in): owner and repository each followed by
+// @ and its id, repo:OWNER@OWNER-ID/REPO@REPO-ID:..., the rest as Subject. A test sets it as the
+// token's sub; GitHub's custom properties are claims repo_property_<name> (multi-select values
+// joined by commas, booleans "true"/"false"), set like any other.
+func ImmutableSubject(owner, ownerID, repo, repoID, environment, eventName, ref string) string {
+	s := Subject(owner+"/"+repo, environment, eventName, ref)
+	esc := func(s string) string { return strings.ReplaceAll(s, ":", "%3A") }
+	return "repo:" + esc(owner) + "@" + ownerID + "/" + esc(repo) + "@" + repoID + strings.TrimPrefix(s, "repo:"+esc(owner+"/"+repo))
+}
+
+// GitLab returns c over the claims of a GitLab CI job's ID token, for a test of the broker with
+// GitLab's issuer: GitHub's claims are left out (set to nil), and GitLab's are set for a pipeline
+// on the protected branch main of project 4711 in namespace 42. GitLab's ref is the short name
+// (a branch and a tag can share it); ref_type and ref_path tell them apart.
+func GitLab(c Claims) Claims {
+	out := Claims{}
+	for k := range Defaults {
+		out[k] = nil
+	}
+	for _, k := range []string{"repository_owner", "ref_type", "workflow_ref", "workflow_sha", "job_workflow_ref", "job_workflow_sha"} {
+		out[k] = nil
+	}
+	maps.Copy(out, Claims{
+		"namespace_id":    "42",
+		"namespace_path":  "octo-group",
+		"project_id":      "4711",
+		"project_path":    "octo-group/octo-project",
+		"user_id":         "583231",
+		"user_login":      "octocat",
+		"pipeline_id":     "998877",
+		"pipeline_source": "push",
+		"job_id":          "55443322",
+		"ref":             "main",
+		"ref_type":        "branch",
+		"ref_path":        "refs/heads/main",
+		"ref_protected":   "true",
+		"sub":             "project_path:octo-group/octo-project:ref_type:branch:ref:main",
+	})
+	maps.Copy(out, c)
+	return out
+}
+
 // newJTI returns a random UUID, the form of GitHub's jti.
 func newJTI() string {
 	h := randomHex(16)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,7 @@ type Issuer struct {
 	srv  *httptest.Server
 	now  func() time.Time
 	hook func(*http.Request)
+	path string // under which the issuer is served, or ""
 
 	mu          sync.Mutex
 	keys        []*signingKey // published, oldest first; the last one signs
@@ -72,6 +74,13 @@ type Option func(*Issuer)
 // time.Now, so a verifier with the same clock sees tokens as fresh.
 func WithClock(now func() time.Time) Option {
 	return func(i *Issuer) { i.now = now }
+}
+
+// WithPath serves the issuer under path, so that its URL is the server's and path: GitHub
+// Enterprise Server's issuer is https://HOST/_services/token, GHEC's with a unique issuer
+// https://token.actions.githubusercontent.com/<enterpriseSlug>.
+func WithPath(path string) Option {
+	return func(i *Issuer) { i.path = strings.TrimSuffix(path, "/") }
 }
 
 // WithRequestHook calls hook with every request the issuer receives, before
@@ -103,11 +112,15 @@ func New(t TB, opts ...Option) *Issuer {
 		t.Errorf("oidctest: unexpected request %s %s", r.Method, r.URL.Path)
 		http.NotFound(w, r)
 	})
+	var h http.Handler = mux
+	if i.path != "" {
+		h = http.StripPrefix(i.path, mux)
+	}
 	i.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if i.hook != nil {
 			i.hook(r)
 		}
-		mux.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(i.srv.Close)
 	return i
@@ -132,7 +145,7 @@ func randomHex(n int) string {
 
 // URL is the issuer identifier: the iss of its tokens and the base of its
 // discovery document.
-func (i *Issuer) URL() string { return i.srv.URL }
+func (i *Issuer) URL() string { return i.srv.URL + i.path }
 
 // Client returns an HTTP client for the issuer's server.
 func (i *Issuer) Client() *http.Client { return i.srv.Client() }
@@ -238,6 +251,7 @@ var claimsSupported = []string{
 	"run_attempt", "actor", "actor_id", "workflow", "workflow_ref", "workflow_sha", "head_ref",
 	"base_ref", "event_name", "ref_type", "ref_protected", "environment", "environment_node_id",
 	"job_workflow_ref", "job_workflow_sha", "repository_visibility", "runner_environment", "issuer_scope",
+	"check_run_id",
 }
 
 func (i *Issuer) serveJWKS(w http.ResponseWriter, r *http.Request) {

@@ -538,3 +538,35 @@ func TestUnexpectedRequestFailsTheTest(t *testing.T) {
 		t.Errorf("errors = %q, want one per unexpected request", rec.errs)
 	}
 }
+
+func TestImmutableSubject(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ env, event, ref, want string }{
+		{"", "push", "refs/heads/main", "repo:octo-org@9919/octo-repo@892345611:ref:refs/heads/main"},
+		{"prod:eu", "push", "refs/heads/main", "repo:octo-org@9919/octo-repo@892345611:environment:prod%3Aeu"},
+		{"", "pull_request", "refs/pull/1/merge", "repo:octo-org@9919/octo-repo@892345611:pull_request"},
+	} {
+		if got := ImmutableSubject("octo-org", "9919", "octo-repo", "892345611", tc.env, tc.event, tc.ref); got != tc.want {
+			t.Errorf("ImmutableSubject(%q, %q, %q) = %q, want %q", tc.env, tc.event, tc.ref, got, tc.want)
+		}
+	}
+}
+
+func TestGitLabClaims(t *testing.T) {
+	t.Parallel()
+	iss := New(t, WithPath("/gitlab"))
+	_, full := iss.Issue(GitLab(Claims{"aud": "x", "ref": "v1", "ref_type": "tag", "ref_path": "refs/tags/v1"}))
+	for k, want := range map[string]any{"project_id": "4711", "namespace_id": "42", "job_id": "55443322", "ref": "v1", "ref_type": "tag", "ref_path": "refs/tags/v1", "ref_protected": "true", "iss": iss.URL()} {
+		if full[k] != want {
+			t.Errorf("%s = %v, want %v", k, full[k], want)
+		}
+	}
+	for _, k := range []string{"repository", "repository_id", "run_id", "run_attempt", "event_name", "workflow_ref"} {
+		if _, ok := full[k]; ok {
+			t.Errorf("a GitLab token has GitHub's %s", k)
+		}
+	}
+	if !strings.HasSuffix(iss.URL(), "/gitlab") {
+		t.Errorf("URL() = %s", iss.URL())
+	}
+}

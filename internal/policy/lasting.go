@@ -17,9 +17,10 @@ type Lasting struct {
 // Cloudflare's API reference (the operations that accept it) where noted. Token-creating groups
 // are not here: those are refused outright. Nor are user-scope groups (Memberships Write can
 // accept invitations to accounts), since cfmint grants no user-scope group at all. Left out on
-// purpose: groups whose writes persist without creating a credential or identity (Workers
-// Scripts Write deploys code, DNS Write can point a name anywhere); the line drawn is "creates
-// something that authenticates someone".
+// purpose: groups whose writes persist without creating a credential, an identity or a standing
+// flow of the account's data (Workers Scripts Write deploys code, DNS Write can point a name
+// anywhere); the line drawn is "creates something that authenticates someone, or that keeps
+// handing someone the account's logs or mail".
 var LastingGroups = []Lasting{
 	// POST /accounts/{id}/members accepts Account Settings Write or SCIM Provisioning.
 	{"Account Settings Write", ScopeAccount, "can invite members to the account with any role, who keep their access after the token expires"},
@@ -44,6 +45,14 @@ var LastingGroups = []Lasting{
 	{"Magic Transit Write", ScopeAccount, "can set the pre-shared keys of IPsec tunnels, with which a device joins the account's Magic Transit network"},
 	// POST /zones/{id}/client_certificates accepts SSL and Certificates Write.
 	{"SSL and Certificates Write", ScopeZone, "can issue client certificates for the zone's mTLS rules and Origin CA certificates, valid for years"},
+	// POST /accounts/{id}/mtls_certificates accepts the account-level group.
+	{"Account: SSL and Certificates Write", ScopeAccount, "can upload the account's mTLS certificates and certificate authorities, so that every client certificate such a CA signs passes the mTLS checks that use it, for years"},
+	// POST /accounts|zones/{id}/logpush/jobs accepts Logs Write at either scope.
+	{"Logs Write", ScopeAccount, "can create Logpush jobs, which keep sending the account's logs (requests, Access logins, Gateway queries) to a destination of its choosing after the token expires"},
+	{"Logs Write", ScopeZone, "can create Logpush jobs, which keep sending the zone's request logs (headers, client addresses) to a destination of its choosing after the token expires"},
+	// POST /accounts/{id}/email/routing/addresses and /zones/{id}/email/routing/rules.
+	{"Email Routing Addresses Write", ScopeAccount, "can add destination addresses for Email Routing, which rules then forward the domain's mail to, password-reset mail included"},
+	{"Email Routing Rules Write", ScopeZone, "can forward any address of the zone to a mailbox of its choosing, so that password-reset mail for the domain's accounts keeps arriving there after the token expires"},
 	// POST /accounts/{id}/calls/turn_keys accepts Calls Write.
 	{"Calls Write", ScopeAccount, "can create Calls TURN keys and app secrets, bearer credentials that keep working after the token expires"},
 	// The only write groups of Stream and Images, which own their signing keys.

@@ -47,6 +47,7 @@ type Reason string
 // Reasons of a denial.
 const (
 	ReasonIssuer            Reason = "issuer"             // no rule names the token's issuer
+	ReasonEvent             Reason = "event"              // a rule would match but for a privileged event_name it does not name
 	ReasonUnknownRepository Reason = "unknown-repository" // no rule accepts the token's repository
 	ReasonClaims            Reason = "claims"             // no rule matches; the nearest misses a claim
 	ReasonPattern           Reason = "pattern"            // no rule matches; the nearest misses a claim pattern
@@ -76,7 +77,9 @@ func (d *Denial) Error() string { return d.Msg }
 // groups is the bootstrap token owner's permission-group list: both the rules' allow and the ask
 // are resolved against it, as the permissions input is, and compared by group id. caller is the
 // address the request came from; it is pinned unless the rule and the request both say none, or
-// the request names CIDRs the rule allows.
+// the request names CIDRs the rule allows. A rule of CIDRs allows a requested range only if the
+// range lies within one of the rule's and holds the caller's address, so a caller outside the
+// rule's ranges gets nothing, and one inside gets no range it is not in.
 //
 // A request the action itself would refuse (an unknown permission, zones without a zone
 // permission) is denied with ReasonRequest before any rule is weighed. The broker looks the
@@ -253,9 +256,16 @@ func (r *Rule) pin(f config.IPFilter, caller netip.Addr) ([]netip.Prefix, []prob
 		if f.None {
 			probs = append(probs, problem{ReasonIPFilter, fmt.Sprintf("ip-filter none is not allowed (the rule allows addresses within %s only)", prefixes(r.ip.cidrs))})
 		}
+		// A range is the caller's to ask for only if the caller is in it: the rule's ranges say
+		// where callers may be, not which of them a caller anywhere may pick.
 		for _, p := range f.CIDRs {
-			if !within(p, r.ip.cidrs) {
+			switch {
+			case !within(p, r.ip.cidrs):
 				probs = append(probs, problem{ReasonIPFilter, fmt.Sprintf("ip-filter %s is not within %s", p, prefixes(r.ip.cidrs))})
+			case !caller.IsValid():
+				probs = append(probs, problem{ReasonIPFilter, fmt.Sprintf("ip-filter %s cannot be checked: the caller's address is unknown, and a range is allowed only if it holds the caller's", p)})
+			case !p.Contains(caller.Unmap()):
+				probs = append(probs, problem{ReasonIPFilter, fmt.Sprintf("ip-filter %s does not hold the caller's address %s; the rule allows a range only if it holds the caller's address", p, caller.Unmap())})
 			}
 			add(p)
 		}

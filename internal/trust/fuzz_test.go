@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -25,6 +26,10 @@ func FuzzParse(f *testing.F) {
 	f.Add("audience: x\nrules: [{name: a, <<: {issuer: y}}]\n")
 	f.Add("audience: !!binary eA==\n")
 	f.Add("- [[[[\n")
+	f.Add(ruleYAML(`claim_patterns: {sub: "repo:.*:ref:refs/heads/main"}`, "-claims"))
+	f.Add(ruleYAML("issuer: https://gitlab.com", `claims: {project_id: "42", ref_type: branch}`, `claim_patterns: {ref_path: "refs/heads/main"}`))
+	f.Add(ruleYAML("issuer: https://ghes.example.com/_services/token", "single_tenant_issuer: true", `claims: {ref: refs/heads/main}`))
+	f.Add(ruleYAML("issuer: https://token.actions.eu.ghe.com", `claims: {enterprise_id: "7", event_name: pull_request_target}`))
 	groups := realGroups(f)
 	f.Fuzz(func(t *testing.T, yml string) {
 		p, err := Parse([]byte(yml))
@@ -87,6 +92,34 @@ func FuzzParse(f *testing.F) {
 			}
 			if exact && !slices.Contains(p.Match(r.issuer, claims), r) {
 				t.Fatalf("rule %s does not match its own claims %v", r.name, claims)
+			}
+			// Nor does it match when any one value is extended, cut short or given another type:
+			// claims compare whole.
+			for _, m := range r.match {
+				if m.re != nil {
+					continue
+				}
+				for _, v := range []string{m.value + "0", m.value + "/x", m.value[:len(m.value)-1], "x" + m.value, typeMark + "number"} {
+					other := maps.Clone(claims)
+					other[m.key] = v
+					if v != m.value && r.matches(r.issuer, other) {
+						t.Fatalf("rule %s matches claim %s = %q, not its %q", r.name, m.key, v, m.value)
+					}
+				}
+			}
+			// Every rule pins a tenant by an exact id, or (off GitHub and gitlab.com) says its
+			// issuer is single-tenant.
+			pinned := slices.ContainsFunc(r.match, func(m constraint) bool { return m.re == nil && slices.Contains(pinClaims(kindOf(r.issuer)), m.key) })
+			if !pinned && (!r.singleTenant || kindOf(r.issuer) != issuerOther) {
+				t.Fatalf("rule %s of %s pins no tenant (single-tenant %v)", r.name, r.issuer, r.singleTenant)
+			}
+			// A privileged event never matches a rule that does not name event_name.
+			if !r.namesEvent {
+				ev := maps.Clone(claims)
+				ev["event_name"] = "pull_request_target"
+				if r.matches(r.issuer, ev) {
+					t.Fatalf("rule %s matches pull_request_target without naming event_name", r.name)
+				}
 			}
 			_, _ = p.Decide(r.issuer, claims, Ask{Preset: "workers-deploy"}, groups, caller)
 		}

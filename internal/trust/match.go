@@ -7,20 +7,50 @@ import (
 	"unicode"
 )
 
-// Claims are the string claims of a verified ID token.
+// Claims are the claims of a verified ID token. GitHub writes every claim a rule can name as a
+// string, ids and booleans included, and so does GitLab; a claim of another type (a number, a
+// boolean, an array, an object, null) is held as its type's name after a NUL byte, which no
+// policy value can hold (Parse refuses control characters), so it never matches, not even .*,
+// and a denial can say what the token has instead.
 type Claims map[string]string
 
-// ClaimsFrom keeps the string-valued claims of a decoded token. GitHub writes every claim a
-// rule can name as a string, ids and booleans included; a claim of another type is left out, so
-// a rule naming it does not match (fail closed) rather than match a formatted number.
+// typeMark starts the value of a claim that is not a string.
+const typeMark = "\x00"
+
+// ClaimsFrom reads a decoded token's claims: strings as they are, other types as a mark of their
+// type (see Claims). A rule naming a number never matches a formatted one: it fails closed.
 func ClaimsFrom(raw map[string]any) Claims {
 	c := Claims{}
 	for k, v := range raw {
 		if s, ok := v.(string); ok {
 			c[k] = s
+		} else {
+			c[k] = typeMark + typeName(v)
 		}
 	}
 	return c
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return "number" // float64 or json.Number, as encoding/json decodes them
+}
+
+// nonString returns the type of a claim value that is not a string (see Claims).
+func nonString(v string) (string, bool) {
+	if strings.HasPrefix(v, typeMark) {
+		return strings.TrimPrefix(v, typeMark), true
+	}
+	return "", false
 }
 
 // Match returns the rules whose issuer is issuer and whose every claim and claim pattern holds,
@@ -36,9 +66,17 @@ func (p *Policy) Match(issuer string, c Claims) []*Rule {
 }
 
 func (r *Rule) matches(issuer string, c Claims) bool {
-	if r.issuer != issuer {
+	if r.issuer != issuer || !r.claimsHold(c) {
 		return false
 	}
+	// A privileged event matches only a rule that names event_name, whatever else it names.
+	if _, why := privileged(c); why != "" && !r.namesEvent {
+		return false
+	}
+	return true
+}
+
+func (r *Rule) claimsHold(c Claims) bool {
 	for _, m := range r.match {
 		if !m.holds(c) {
 			return false
@@ -54,11 +92,16 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 	reason := ReasonUnknownRepository
 	known := false // some rule of this issuer accepts the token's repository
 	trusted := false
+	var event []string // rules that hold but for the token's privileged event
 	for _, r := range p.rules {
 		if r.issuer != issuer {
 			continue
 		}
 		trusted = true
+		if r.claimsHold(c) {
+			event = append(event, r.name)
+			continue
+		}
 		var failed []constraint
 		repoOK := true
 		for _, m := range r.match {
@@ -82,6 +125,9 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 	}
 	msg := "no rule matches " + describe(c)
 	switch {
+	case len(event) > 0:
+		ev, why := privileged(c)
+		return &Denial{Reason: ReasonEvent, Msg: fmt.Sprintf("%s: the token's event_name is %s, which %s; rule %s would match, but a rule trusts such an event only when it names event_name (claims: {event_name: %s}); prefer a job with a deployment environment that needs a reviewer's approval", msg, show(ev), why, strings.Join(event, ", rule "), show(ev))}
 	case !trusted:
 		return &Denial{Reason: ReasonIssuer, Msg: fmt.Sprintf("no rule trusts issuer %s (%s); the policy trusts %s", show(issuer), describe(c), strings.Join(p.issuers, ", "))}
 	case len(near) > 0:
@@ -96,7 +142,9 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 func differs(r *Rule, m constraint, c Claims) string {
 	got, ok := c[m.key]
 	has := "none"
-	if ok {
+	if t, typed := nonString(got); typed {
+		has = "a " + t + ", not a string (claims are compared as strings, so this never matches)"
+	} else if ok {
 		has = strconv.Quote(clip(got))
 	}
 	if m.re != nil {
@@ -129,6 +177,9 @@ func describe(c Claims) string {
 func show(v string) string {
 	if v == "" {
 		return "(none)"
+	}
+	if t, typed := nonString(v); typed {
+		return "(a " + t + ")"
 	}
 	v = clip(v)
 	if strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '"' }) >= 0 {

@@ -2,6 +2,7 @@ package trust
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"slices"
 	"testing"
@@ -52,8 +53,8 @@ func TestMatch(t *testing.T) {
 		ruleItem("name: any-ref")+
 		ruleItem("name: ghes", "issuer: "+ghes)+
 		ruleItem("name: any-env", `claim_patterns: {environment: ".*"}`)+
-		ruleItem("name: octo-org", "-claims", `claim_patterns: {repository: "octo-org/.*"}`))
-	base := Claims{"repository_id": "690011", "repository": "octo-org/shop", "ref": "refs/heads/main"}
+		ruleItem("name: octo-org", `claims: {repository_owner_id: "4200"}`, `claim_patterns: {repository: "octo-org/.*"}`))
+	base := Claims{"repository_id": "690011", "repository_owner_id": "4200", "repository": "octo-org/shop", "ref": "refs/heads/main"}
 	cases := []struct {
 		name   string
 		issuer string
@@ -66,6 +67,13 @@ func TestMatch(t *testing.T) {
 		{"a missing claim never matches, even .*", github, with(base, "ref", "<none>"), []string{"any-ref", "octo-org"}},
 		{"an empty claim matches .*", github, with(base, "environment", ""), []string{"main-only", "any-ref", "any-env", "octo-org"}},
 		{"claims compare as strings", github, with(base, "repository_id", "0690011"), []string{"octo-org"}},
+		// Equality, not a prefix or a suffix: a value that extends the rule's is another tenant.
+		{"a claim that extends the rule's value", github, with(base, "repository_id", "6900112"), []string{"octo-org"}},
+		{"a claim the rule's value extends", github, with(base, "repository_id", "69001"), []string{"octo-org"}},
+		{"a claim that ends in the rule's value", github, with(base, "repository_id", "1690011"), []string{"octo-org"}},
+		{"an owner id that extends the rule's", github, with(base, "repository_owner_id", "42001"), []string{"main-only", "any-ref"}},
+		{"a number where the rule wants a string", github, with(base, "repository_id", typeMark+"number"), []string{"octo-org"}},
+		{"a boolean never matches .*", github, with(base, "environment", typeMark+"boolean"), []string{"main-only", "any-ref", "octo-org"}},
 		{"claim values are case-sensitive", github, with(base, "repository", "Octo-Org/shop"), []string{"main-only", "any-ref"}},
 		{"issuer exact", github + "/", base, nil},
 		{"another issuer", ghes, base, []string{"ghes"}},
@@ -88,7 +96,7 @@ func TestMatch(t *testing.T) {
 func TestNoMatch(t *testing.T) {
 	t.Parallel()
 	ex := examplePolicy(t)
-	subPolicy := mustParse(t, ruleYAML("name: shop-sub", `claims: {sub: "repo:octo-org/shop:ref:refs/heads/main"}`))
+	subPolicy := mustParse(t, ruleYAML("name: shop-sub", `claims: {repository_id: "690011", sub: "repo:octo-org/shop:ref:refs/heads/main"}`))
 	cases := []struct {
 		name   string
 		p      *Policy
@@ -111,7 +119,7 @@ func TestNoMatch(t *testing.T) {
 			"no rule trusts issuer https://issuer.example.com (repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none)); the policy trusts https://token.actions.githubusercontent.com"},
 		{"odd claim values are quoted", ex, github, Claims{"repository": "octo-org/a b", "ref": "refs/heads/\"x\"\n"}, ReasonUnknownRepository,
 			`no rule matches repository "octo-org/a b", ref "refs/heads/\"x\"\n", environment (none)`},
-		{"another issuer's subject", mustParse(t, ruleYAML("issuer: http://127.0.0.1:9", `claims: {sub: "a"}`)), "http://127.0.0.1:9", Claims{"sub": "b"}, ReasonClaims,
+		{"another issuer's subject", mustParse(t, ruleYAML("issuer: http://127.0.0.1:9", `claims: {sub: "a"}`, "single_tenant_issuer: true")), "http://127.0.0.1:9", Claims{"sub": "b"}, ReasonClaims,
 			`no rule matches subject b, repository (none), ref (none), environment (none); rule shop-deploy differs only in claim sub: it wants "a", the token has "b"`},
 	}
 	for _, tc := range cases {
@@ -134,8 +142,9 @@ func TestNoMatch(t *testing.T) {
 
 func TestClaimsFrom(t *testing.T) {
 	t.Parallel()
-	got := ClaimsFrom(map[string]any{"repository_id": "1", "exp": float64(1700000000), "ref_protected": true, "aud": []any{"x"}})
-	if len(got) != 1 || got["repository_id"] != "1" {
-		t.Errorf("ClaimsFrom = %v", got)
+	got := ClaimsFrom(map[string]any{"repository_id": "1", "exp": float64(1700000000), "ref_protected": true, "aud": []any{"x"}, "o": map[string]any{}, "n": nil})
+	want := Claims{"repository_id": "1", "exp": typeMark + "number", "ref_protected": typeMark + "boolean", "aud": typeMark + "array", "o": typeMark + "object", "n": typeMark + "null"}
+	if !maps.Equal(got, want) {
+		t.Errorf("ClaimsFrom = %q, want %q", got, want)
 	}
 }

@@ -31,7 +31,7 @@ var (
 
 var (
 	topKeys   = []string{"audience", "rules"}
-	ruleKeys  = []string{"name", "issuer", "claims", "claim_patterns", "token_owner", "account_id", "allow", "max_ttl", "ip_filter"}
+	ruleKeys  = []string{"name", "issuer", "claims", "claim_patterns", "token_owner", "account_id", "allow", "max_ttl", "ip_filter", singleTenantKey}
 	allowKeys = []string{"presets", "permissions", "zones", "r2_buckets"}
 )
 
@@ -261,6 +261,7 @@ func (ps *parser) policy(doc *yaml.Node) *Policy {
 			continue
 		}
 		p.rules = append(p.rules, r)
+		p.warnings = append(p.warnings, r.warnings()...)
 		if !slices.Contains(p.issuers, r.issuer) {
 			p.issuers = append(p.issuers, r.issuer)
 		}
@@ -371,6 +372,23 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	}
 	if len(r.match) == 0 && len(ps.errs) == before {
 		ps.errf(where, "claims", "is missing; a rule needs at least one claim or claim pattern, or it would trust every token of its issuer (match repository_id and repository_owner_id, which survive renames)")
+	}
+	for _, m := range r.match {
+		r.namesEvent = r.namesEvent || m.key == "event_name"
+	}
+	optOut := false
+	if v, ok := f[singleTenantKey]; ok {
+		if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!bool" && ps.plain(v, where, singleTenantKey) {
+			optOut = strings.EqualFold(v.Value, "true")
+			r.singleTenant = optOut
+		} else {
+			ps.errf(where, singleTenantKey, "must be true or false, unquoted")
+		}
+	}
+	if r.issuer != "" && len(r.match) > 0 {
+		if key, msg := tenantProblem(r, optOut); msg != "" {
+			ps.errf(where, key, "%s", msg)
+		}
 	}
 
 	if v, ok := f["token_owner"]; ok {

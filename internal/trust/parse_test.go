@@ -110,7 +110,7 @@ func TestParseForms(t *testing.T) {
 		{"GHES issuer", []string{"issuer: https://ghes.example.com/_services/token"}, func(r *Rule) bool { return r.issuer == "https://ghes.example.com/_services/token" }},
 		{"max_ttl 6h", []string{"max_ttl: 6h"}, func(r *Rule) bool { return r.maxTTL == 6*time.Hour }},
 		{"explicit string tag", []string{"claims: {repository_id: !!str 690011}"}, func(r *Rule) bool { return r.match[0].value == "690011" }},
-		{"patterns only", []string{"-claims", `claim_patterns: {repository: "octo-org/(site|shop)"}`}, func(r *Rule) bool { return r.match[0].re != nil }},
+		{"a pattern beside the pin", []string{`claims: {repository_owner_id: "4200"}`, `claim_patterns: {repository: "octo-org/(site|shop)"}`}, func(r *Rule) bool { return r.match[1].re != nil }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,10 +159,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{`rule "shop-deploy": key "claim_patterns.ref": "(?!x)main" is not an RE2 pattern (invalid or unsupported Perl syntax); write one such as refs/heads/(main|release-.*)`}},
 		{"claim in both", ruleYAML("claim_patterns: {repository_id: \"6900.*\"}"),
 			[]string{`rule "shop-deploy": key "claim_patterns.repository_id": is also in claims; keep one of the two`}},
-		{"duplicate claim", ruleYAML("claims:\n  ref: a\n  ref: b"),
+		{"duplicate claim", ruleYAML("claims:\n  repository_id: \"690011\"\n  ref: a\n  ref: b"),
 			[]string{`rule "shop-deploy": key "claims.ref": is given twice; keep one`}},
 		{"unknown rule key", ruleYAML("subject: repo:octo-org/shop:ref:refs/heads/main"),
-			[]string{`rule "shop-deploy": key "subject": is not a known key; use name, issuer, claims, claim_patterns, token_owner, account_id, allow, max_ttl or ip_filter`}},
+			[]string{`rule "shop-deploy": key "subject": is not a known key; use name, issuer, claims, claim_patterns, token_owner, account_id, allow, max_ttl, ip_filter or single_tenant_issuer`}},
 		{"unknown allow key", ruleYAML("allow: {presets: [workers-deploy], zone: [example.com]}"),
 			[]string{`rule "shop-deploy": key "allow.zone": is not a known key; use presets, permissions, zones or r2_buckets`}},
 		{"unknown top key", top + ruleItem() + "version: 2\n",

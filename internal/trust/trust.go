@@ -32,6 +32,7 @@ type Policy struct {
 	audience string
 	rules    []*Rule
 	issuers  []string
+	warnings []string
 }
 
 // Audience is the value every ID token's aud claim must hold.
@@ -57,6 +58,11 @@ type Rule struct {
 	buckets   []policy.Bucket
 	maxTTL    time.Duration
 	ip        ipRule
+	// namesEvent: the rule names event_name, so it may match privileged events.
+	namesEvent bool
+	// singleTenant: the rule says its issuer signs for one organisation only, so it need not pin
+	// a tenant by id (never so for GitHub's or gitlab.com's issuers).
+	singleTenant bool
 }
 
 // Name is the rule's unique name, of a-z, 0-9 and - only: it goes into logs, errors and the
@@ -87,6 +93,9 @@ func (c constraint) holds(claims Claims) bool {
 	if !ok {
 		return false // a missing claim never matches: fail closed
 	}
+	if _, typed := nonString(v); typed {
+		return false // nor does a number, a boolean or an array: fail closed
+	}
 	if c.re != nil {
 		return c.re.MatchString(v)
 	}
@@ -98,7 +107,7 @@ type ipMode int
 const (
 	ipCaller ipMode = iota // pin to the caller's address; the request may not choose
 	ipNone                 // the request may ask for no filter; otherwise as asked, the caller by default
-	ipCIDRs                // the request's addresses, the caller's included, must lie in cidrs
+	ipCIDRs                // the caller must lie in cidrs; a requested range must lie in them and hold the caller
 )
 
 type ipRule struct {
