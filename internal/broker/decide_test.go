@@ -29,20 +29,16 @@ const audience = "https://cfmint.test"
 type world struct {
 	fx         cfapitest.Fixture
 	iss        *oidctest.Issuer
+	apiBase    string // the fake Cloudflare API's base URL
 	broker     string // the broker's URL
 	policyFile string
 }
 
-func newWorld(t *testing.T) *world {
-	t.Helper()
-	cf := cfapitest.New()
-	fx := cf.Seed()
-	api := httptest.NewServer(cf.Handler())
-	t.Cleanup(api.Close)
-	iss := oidctest.New(t)
-	text := fmt.Sprintf(`audience: %s
+// policyText is the test policy, its one rule named rule.
+func policyText(iss *oidctest.Issuer, fx cfapitest.Fixture, rule string) string {
+	return fmt.Sprintf(`audience: %s
 rules:
-  - name: site-deploy
+  - name: %s
     issuer: %s
     claims:
       repository_id: "892345611"
@@ -56,7 +52,17 @@ rules:
       zones: [example.com]
       r2_buckets: [assets]
     max_ttl: 30m
-`, audience, iss.URL(), fx.Account.ID)
+`, audience, rule, iss.URL(), fx.Account.ID)
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	cf := cfapitest.New()
+	fx := cf.Seed()
+	api := httptest.NewServer(cf.Handler())
+	t.Cleanup(api.Close)
+	iss := oidctest.New(t)
+	text := policyText(iss, fx, "site-deploy")
 	pol, err := trust.Parse([]byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +93,7 @@ rules:
 	}
 	hs := httptest.NewServer(srv.Routes())
 	t.Cleanup(hs.Close)
-	return &world{fx: fx, iss: iss, broker: hs.URL, policyFile: file}
+	return &world{fx: fx, iss: iss, apiBase: base, broker: hs.URL, policyFile: file}
 }
 
 // serve is the broker's verdict on body from a job with the ID token: "allowed" or "denied", and its

@@ -66,7 +66,7 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 	if code, ok := parse(fs, args[2:]); !ok {
 		return code
 	}
-	p, err := loadPolicy(file)
+	p, err := broker.LoadPolicy(file)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint policy %s: %v\n", sub, strings.Replace(err.Error(), "--policy ", "", 1))
 		return ExitFail
