@@ -214,3 +214,42 @@ func TestServeAndPolicyTestAgree(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyCouldNotCheck: when Cloudflare refuses the bootstrap token's lookups, check and test
+// say they could not check (exit 3), neither valid nor invalid, allowed nor denied.
+func TestPolicyCouldNotCheck(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	refusing := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusForbidden)
+		_, _ = rw.Write([]byte(`{"success":false,"errors":[{"code":9109,"message":"Unauthorized to access requested resource"}],"messages":[],"result":null}`))
+	}))
+	defer refusing.Close()
+	claims := filepath.Join(t.TempDir(), "claims.json")
+	_, c := w.iss.Issue(mainClaims())
+	b, _ := json.Marshal(c)
+	if err := os.WriteFile(claims, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CLOUDFLARE_BOOTSTRAP_TOKEN": "refused-token", "CLOUDFLARE_API_BASE_URL": refusing.URL + "/client/v4"}
+	for _, args := range [][]string{
+		{"policy", "check", w.policyFile},
+		{"policy", "test", w.policyFile, "--claims", claims},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := cli.Run(context.Background(), cli.Env{
+			Args:       args,
+			Lookup:     func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+			Stdout:     &stdout,
+			Stderr:     &stderr,
+			HTTPClient: refusing.Client(),
+		})
+		if code != cli.ExitUnchecked {
+			t.Errorf("%s: exit %d, want %d:\n%s%s", args[1], code, cli.ExitUnchecked, stdout.String(), stderr.String())
+		}
+		if strings.Contains(stdout.String()+stderr.String(), "refused-token") {
+			t.Errorf("%s: the output holds the bootstrap token", args[1])
+		}
+	}
+}
