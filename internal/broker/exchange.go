@@ -12,13 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cfmint/cfmint/internal/brokerclient"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/field"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
-	"github.com/cfmint/cfmint/internal/policy"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -57,9 +55,10 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, aerr)
 		return
 	}
-	t, denial, aerr := s.mint(ctx, st, id, body, caller)
+	t, err := s.mint(ctx, st, id, body, caller)
+	var denial *trust.Denial
 	switch {
-	case denial != nil:
+	case errors.As(err, &denial):
 		outcome, rule = "denied", denial.Rule
 		s.metrics.denial(string(denial.Reason))
 		status := http.StatusForbidden
@@ -69,7 +68,8 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 		s.audit(ctx, "denial", id, "rule", denial.Rule, "reason", string(denial.Reason), "why", denial.Msg, "ip", caller.String())
 		writeErr(w, fail(status, "%s", denial.Msg))
 		return
-	case aerr != nil:
+	case err != nil:
+		aerr := asAPIError(err)
 		outcome = statusOutcome(aerr.status)
 		s.audit(ctx, "mint", id, "outcome", outcome, "error", aerr.msg, "ip", caller.String())
 		writeErr(w, aerr)
@@ -83,6 +83,15 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 	s.audit(ctx, "mint", id, "outcome", "minted", "rule", t.Rule, "token_id", t.ID, "name", t.Name,
 		"permissions", perms, "expires_on", t.ExpiresOn.Format(time.RFC3339), "ip_filter", mint.CIDRList(t.CIDRs), "ip", caller.String())
 	writeJSON(w, http.StatusCreated, t)
+}
+
+// asAPIError is err as the answer it gives: an *apiError as it is, anything else a 500.
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return fail(http.StatusInternalServerError, "%v", err)
 }
 
 func statusOutcome(status int) string {
@@ -165,96 +174,24 @@ func ParseRequest(body map[string]string) (trust.Ask, config.Zones, string, erro
 	return a, zones, nonce, errors.Join(errs...)
 }
 
-// mint decides and mints; a denial is the policy's answer, an apiError anything else.
-func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[string]string, caller netip.Addr) (*mint.Issued, *trust.Denial, *apiError) {
-	a, zones, nonce, err := ParseRequest(body)
+// mint decides and mints: the token, or a *trust.Denial (the policy's answer) or an *apiError
+// (anything else).
+func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[string]string, caller netip.Addr) (*mint.Issued, error) {
+	plan, err := Decide(ctx, st.policy, s.cache, Request{Issuer: id.Issuer, Claims: id.Claims, Body: body, Caller: caller})
 	if err != nil {
-		return nil, nil, fail(http.StatusBadRequest, "%s", strings.Join(keyPhrase.Lines(err), "; "))
+		return nil, err
 	}
-	if nonce == "" {
-		// Every name carries a nonce, so that the rule is always its fifth part.
-		nonce = brokerclient.NewNonce()
-	}
-	run, ok := runOf(id.Issuer, id.Claims)
-	if !ok {
-		return nil, &trust.Denial{Reason: trust.ReasonClaims, Msg: "the ID token carries no numeric repository_id, run_id and run_attempt (or GitLab's project_id, pipeline_id and job_id); the broker binds every token it mints to a run"}, nil
-	}
-	p := st.policy
-	claims := trust.Claims(id.Claims)
-	rules := p.Match(id.Issuer, claims)
-	if len(rules) == 0 {
-		_, err := p.Decide(id.Issuer, claims, a, nil, caller)
-		var d *trust.Denial
-		if errors.As(err, &d) {
-			return nil, d, nil
-		}
-		return nil, nil, fail(http.StatusForbidden, "%v", err)
-	}
-	// Zones cost a Cloudflare call each to look up: only those a matching rule lists are looked
-	// up at all, and only a few, so that no request can spend the bootstrap token's rate limit.
-	if den := zonesAllowed(rules, zones, claims); den != nil {
-		return nil, den, nil
-	}
-	k := ruleKey(rules[0])
-	eng := &mint.Engine{Tokens: s.o.Tokens, Once: s.o.Once, UI: s.ui(ctx), Now: s.o.Now}
-	if len(zones.Names)+len(zones.IDs) > 0 {
-		zs, err := s.cache.zones(ctx, eng, zones.Names, zones.IDs, k.account)
-		if err != nil {
-			if unanswered(err) {
-				return nil, nil, cloudflareErr(err, "look the zones up")
-			}
-			return nil, nil, fail(http.StatusBadRequest, "%s", strings.Join(keyPhrase.Lines(err), "; "))
-		}
-		a.Zones, a.ZonesAccount = zs, k.account
-	}
-	// Each rule is resolved against its own owner's permission groups.
-	lists := map[ownerKey]groupEntry{}
-	load := func(refresh bool) *apiError {
-		for _, r := range rules {
-			k := ruleKey(r)
-			if _, ok := lists[k]; ok && !refresh {
-				continue
-			}
-			g, clock, err := s.cache.groups(ctx, k, refresh)
-			if err != nil {
-				return cloudflareErr(err, "list the permission groups")
-			}
-			lists[k] = groupEntry{groups: g, clock: clock}
-		}
-		return nil
-	}
-	if aerr := load(false); aerr != nil {
-		return nil, nil, aerr
-	}
-	groupsFor := func(r *trust.Rule) []policy.Group { return lists[ruleKey(r)].groups }
-	d, err := p.DecideWith(id.Issuer, claims, a, groupsFor, caller)
-	var den *trust.Denial
-	if errors.As(err, &den) && den.Reason == trust.ReasonRequest {
-		// A permission the cached list does not know may be new at Cloudflare: ask once more
-		// (at most once a refresh gap, whatever the requests ask).
-		if load(true) == nil {
-			d, err = p.DecideWith(id.Issuer, claims, a, groupsFor, caller)
-		}
-	}
-	if errors.As(err, &den) {
-		return nil, den, nil
-	}
-	if err != nil {
-		return nil, nil, fail(http.StatusForbidden, "%v", err)
-	}
+	d, a, nonce := plan.Decision, plan.Ask, plan.Nonce
 	if s.o.Budget != nil {
 		release, wait, ok := s.o.Budget.TakeMint()
 		if !ok {
-			return nil, nil, &apiError{status: http.StatusTooManyRequests, msg: "the broker is near Cloudflare's rate limit and keeps the rest for revokes; retry after the time Retry-After gives", retryAfter: wait}
+			return nil, &apiError{status: http.StatusTooManyRequests, msg: "the broker is near Cloudflare's rate limit and keeps the rest for revokes; retry after the time Retry-After gives", retryAfter: wait}
 		}
 		defer release()
 	}
-	now, ok := lists[ownerKey{owner: cftoken.Owner(d.Owner), account: d.AccountID}].clock.Now()
-	if !ok {
-		now = s.o.Now().UTC()
-	}
-	plan := mint.Assemble(cftoken.Owner(d.Owner), d.AccountID, tokenName(run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, now)
-	t, err := eng.Mint(ctx, plan, mint.Hooks{})
+	eng := &mint.Engine{Tokens: s.o.Tokens, Once: s.o.Once, UI: s.ui(ctx), Now: s.o.Now}
+	p := mint.Assemble(cftoken.Owner(d.Owner), d.AccountID, tokenName(plan.Run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, plan.Now(s.o.Now))
+	t, err := eng.Mint(ctx, p, mint.Hooks{})
 	if err != nil {
 		s.o.Logger.Error("a mint failed", "event", "mint", "rule", d.Rule, "error", err.Error())
 		var ue *mint.UnseenError
@@ -262,12 +199,12 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 		if errors.As(err, &ue) || errors.As(err, &de) {
 			// A token may exist that nobody was handed: the caller must not retry (a second
 			// token would follow), but clean up by its nonce.
-			return nil, nil, fail(http.StatusBadGateway, "the broker's create may have minted a token it could not confirm or delete (%v); none was handed out: revoke what was minted for this nonce (DELETE /v1/tokens?nonce=%s) rather than retrying", err, nonce)
+			return nil, fail(http.StatusBadGateway, "the broker's create may have minted a token it could not confirm or delete (%v); none was handed out: revoke what was minted for this nonce (DELETE /v1/tokens?nonce=%s) rather than retrying", err, nonce)
 		}
-		return nil, nil, cloudflareErr(err, "mint the token")
+		return nil, cloudflareErr(err, "mint the token")
 	}
 	t.Rule = d.Rule
-	return t, nil, nil
+	return t, nil
 }
 
 // maxZones bounds the zones one request may name.

@@ -117,21 +117,10 @@ func New(o Options) (*Server, error) {
 }
 
 // Prepare fetches the permission groups of every owner and account the policy's rules name and
-// checks the policy against them: a policy whose rules do not resolve must not start.
+// checks the policy against them (CheckPolicy): a policy whose rules do not resolve must not
+// start.
 func (s *Server) Prepare(ctx context.Context, p *trust.Policy) error {
-	var errs []error
-	lists := map[ownerKey][]policy.Group{}
-	for _, k := range ownersOf(p) {
-		groups, _, err := s.cache.groups(ctx, k, true)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("failed to list the permission groups of %s: %w", k, err))
-			continue
-		}
-		lists[k] = groups
-	}
-	// Each rule against its own owner's list: an account's and a user's lists differ.
-	errs = append(errs, p.CheckWith(func(r *trust.Rule) []policy.Group { return lists[ruleKey(r)] }))
-	return errors.Join(errs...)
+	return CheckPolicy(ctx, p, s.cache)
 }
 
 // Reload replaces the policy and the verifier at once, after Prepare has accepted the policy.
@@ -403,7 +392,7 @@ func (c *lookupCache) groups(ctx context.Context, k ownerKey, refresh bool) ([]p
 }
 
 // zones resolves names and ids in account, from the cache where it can.
-func (c *lookupCache) zones(ctx context.Context, eng *mint.Engine, names, ids []string, account string) ([]policy.Zone, error) {
+func (c *lookupCache) zones(ctx context.Context, names, ids []string, account string) ([]policy.Zone, error) {
 	out := make([]policy.Zone, 0, len(names)+len(ids))
 	var missNames, missIDs []string
 	c.mu.Lock()
@@ -425,6 +414,7 @@ func (c *lookupCache) zones(ctx context.Context, eng *mint.Engine, names, ids []
 	if len(missNames)+len(missIDs) == 0 {
 		return out, nil
 	}
+	eng := &mint.Engine{Tokens: c.tokens, Now: c.now}
 	got, err := eng.Zones(ctx, missNames, missIDs, account)
 	if err != nil {
 		return nil, err

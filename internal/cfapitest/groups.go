@@ -1,11 +1,12 @@
 package cfapitest
 
 import (
-	_ "embed"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/cfmint/cfmint/internal/cfgroups"
 )
 
 // Scopes of permission groups, as the permission_groups endpoints write them.
@@ -17,11 +18,9 @@ const (
 )
 
 // permissionGroupsJSON is the real list GET /user/tokens/permission_groups
-// returned in January 2026. Embedded so that neither tests nor the demo read
-// anything outside the binary at run time.
-//
-//go:embed permission-groups.json
-var permissionGroupsJSON []byte
+// returned in January 2026, the binary's one copy (internal/cfgroups), so
+// that neither tests nor the demo read anything outside the binary at run time.
+var permissionGroupsJSON = cfgroups.JSON
 
 // permissionGroup is one seed group. Every seed group has exactly one scope,
 // but the list form is kept because that is what the API answers.

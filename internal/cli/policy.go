@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -11,10 +10,10 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/broker"
+	"github.com/cfmint/cfmint/internal/cfgroups"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/mint"
-	"github.com/cfmint/cfmint/internal/policy"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -23,14 +22,27 @@ const policyUsage = `Usage: cfmint policy check FILE
 
 check validates a broker's trust policy and reports every problem at once.
 
-test says which rule matches an ID token's claims (a JSON object of strings, such
-as a decoded GitHub ID token) and what the broker would mint for a request (a JSON
-object keyed by the action's inputs, as a workflow step sends it). With a bootstrap
-token ($CLOUDFLARE_BOOTSTRAP_TOKEN) it resolves permission names against
-Cloudflare's list as the broker does; without one it says only which rules match.
+test decides, as the broker would, a request (a JSON object keyed by the action's
+inputs, as a workflow step sends it) from a job whose ID token carries CLAIMS (a
+JSON object of strings, such as a decoded GitHub ID token), and says what the
+broker would mint or why it would refuse.
 
-Exit codes: 0 valid (check) or allowed (test), 1 denied or invalid, 2 bad command line.
+Both resolve permission names as the broker does: against Cloudflare's list when
+$CLOUDFLARE_BOOTSTRAP_TOKEN is set (test then also looks the zones up), else
+against the list of Cloudflare's permission groups compiled into cfmint, whose
+date they print (zones are then taken as written: the broker refuses a zone that
+does not exist in the rule's account).
+
+Exit codes:
+  0  valid (check), allowed (test)
+  1  invalid (check), denied (test)
+  2  bad command line
+  3  could not check: Cloudflare did not answer, or refused the bootstrap token
 `
+
+// ExitUnchecked is `cfmint policy`'s exit code when it could not decide: Cloudflare did not
+// answer, or refused the bootstrap token's lookups.
+const ExitUnchecked = 3
 
 func policyCmd(ctx context.Context, e Env, args []string) int {
 	if len(args) == 0 || (args[0] != "check" && args[0] != "test") {
@@ -54,128 +66,100 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 	if code, ok := parse(fs, args[2:]); !ok {
 		return code
 	}
-	p, err := loadPolicy(file)
+	p, err := broker.LoadPolicy(file)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint policy %s: %v\n", sub, strings.Replace(err.Error(), "--policy ", "", 1))
 		return ExitFail
 	}
-	token := strings.TrimSpace(getenv(e, "CLOUDFLARE_BOOTSTRAP_TOKEN"))
-	base, err := config.ParseAPIBase(getenv(e, "CLOUDFLARE_API_BASE_URL"))
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "cfmint policy %s: $CLOUDFLARE_API_BASE_URL: %v\n", sub, err)
-		return ExitUsage
-	}
-	groupsOf := func(ctx context.Context, r *trust.Rule) ([]policy.Group, error) {
-		c := cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: e.HTTPClient})
-		g, _, err := c.PermissionGroups(ctx, cftoken.Owner(r.Owner()), r.AccountID())
-		return g, err
+	look, source, code := policyLookup(e, sub)
+	if look == nil {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if sub == "check" {
-		if token != "" {
-			var errs []error
-			seen := map[string]bool{}
-			for _, r := range p.Rules() {
-				k := string(r.Owner()) + r.AccountID()
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-				g, err := groupsOf(ctx, r)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				errs = append(errs, p.Check(g))
+		if err := broker.CheckPolicy(ctx, p, look); err != nil {
+			fmt.Fprintf(e.Stderr, "cfmint policy check: %s:\n%v\n", file, err)
+			if broker.Unchecked(err) {
+				return ExitUnchecked
 			}
-			if err := errors.Join(errs...); err != nil {
-				fmt.Fprintf(e.Stderr, "cfmint policy check: %s:\n%v\n", file, err)
-				return ExitFail
-			}
+			return ExitFail
 		}
 		fmt.Fprintf(e.Stdout, "%s: valid: %d rules, audience %s, issuers %s\n", file, len(p.Rules()), p.Audience(), strings.Join(p.Issuers(), ", "))
-		if token == "" {
-			fmt.Fprintln(e.Stdout, "(permission names were not resolved: set $CLOUDFLARE_BOOTSTRAP_TOKEN to check them against Cloudflare's list)")
+		fmt.Fprintf(e.Stdout, "(permission names were resolved against %s)\n", source)
+		// Warnings leave the policy valid: they name rules that lean on names or broad patterns
+		// beside their id pins.
+		for _, w := range p.Warnings() {
+			fmt.Fprintf(e.Stderr, "warning: %s\n", w)
 		}
 		return ExitOK
 	}
+	return policyTest(ctx, e, p, look, source, *claimsFile, *requestFile, *callerFlag, fs.NArg() > 0)
+}
 
-	if *claimsFile == "" || fs.NArg() > 0 {
+// policyLookup is where `cfmint policy` resolves names: Cloudflare with a bootstrap token, else
+// the snapshot compiled in; and a phrase naming it. A nil Lookup comes with the exit code.
+func policyLookup(e Env, sub string) (broker.Lookup, string, int) {
+	base, err := config.ParseAPIBase(getenv(e, "CLOUDFLARE_API_BASE_URL"))
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint policy %s: $CLOUDFLARE_API_BASE_URL: %v\n", sub, err)
+		return nil, "", ExitUsage
+	}
+	token := strings.TrimSpace(getenv(e, "CLOUDFLARE_BOOTSTRAP_TOKEN"))
+	if token == "" {
+		return broker.SnapshotLookup(), "the snapshot of Cloudflare's permission groups of " + cfgroups.Date + " compiled into cfmint (set $CLOUDFLARE_BOOTSTRAP_TOKEN to resolve them against Cloudflare's list as the broker does)", ExitOK
+	}
+	return broker.LiveLookup(cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: e.HTTPClient})), "Cloudflare's list, with the bootstrap token", ExitOK
+}
+
+// policyTest is `cfmint policy test`: broker.Decide, as an exchange calls it, on a request from
+// files.
+func policyTest(ctx context.Context, e Env, p *trust.Policy, look broker.Lookup, source, claimsFile, requestFile, callerFlag string, extra bool) int {
+	if claimsFile == "" || extra {
 		fmt.Fprintln(e.Stderr, "cfmint policy test: give --claims CLAIMS.json (and optionally --request REQUEST.json)")
 		return ExitUsage
 	}
 	var raw map[string]any
-	if err := readJSON(*claimsFile, &raw); err != nil {
+	if err := readJSON(claimsFile, &raw); err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint policy test: --claims: %v\n", err)
 		return ExitUsage
 	}
 	claims := trust.ClaimsFrom(raw)
-	iss := claims["iss"]
 	body := map[string]string{"preset": "workers-deploy"}
-	if *requestFile != "" {
+	if requestFile != "" {
 		body = nil
-		if err := readJSON(*requestFile, &body); err != nil {
+		if err := readJSON(requestFile, &body); err != nil {
 			fmt.Fprintf(e.Stderr, "cfmint policy test: --request: %v (want a JSON object of strings)\n", err)
 			return ExitUsage
 		}
 	}
-	caller, err := netip.ParseAddr(*callerFlag)
+	caller, err := netip.ParseAddr(callerFlag)
 	if err != nil {
-		fmt.Fprintf(e.Stderr, "cfmint policy test: --caller: %q is not an IP address\n", *callerFlag)
+		fmt.Fprintf(e.Stderr, "cfmint policy test: --caller: %q is not an IP address\n", callerFlag)
 		return ExitUsage
 	}
-	rules := p.Match(iss, claims)
-	if len(rules) == 0 {
-		_, err := p.Decide(iss, claims, trust.Ask{}, nil, caller)
+	iss := claims["iss"]
+	if rules := p.Match(iss, claims); len(rules) > 0 {
+		var names []string
+		for _, r := range rules {
+			names = append(names, r.Name())
+		}
+		fmt.Fprintf(e.Stdout, "matching rules, in order: %s\n", strings.Join(names, ", "))
+	}
+	fmt.Fprintf(e.Stdout, "(permission names resolved against %s)\n", source)
+	plan, err := broker.Decide(ctx, p, look, broker.Request{Issuer: iss, Claims: claims, Body: body, Caller: caller})
+	switch {
+	case broker.Denied(err):
 		fmt.Fprintf(e.Stdout, "denied: %v\n", err)
 		return ExitFail
+	case err != nil:
+		fmt.Fprintf(e.Stderr, "cfmint policy test: could not decide: %v\n", err)
+		return ExitUnchecked
 	}
-	var names []string
-	for _, r := range rules {
-		names = append(names, r.Name())
-	}
-	fmt.Fprintf(e.Stdout, "matching rules, in order: %s\n", strings.Join(names, ", "))
-	if token == "" {
-		fmt.Fprintln(e.Stdout, "(what they allow was not checked: set $CLOUDFLARE_BOOTSTRAP_TOKEN to resolve permission names as the broker does)")
-		return ExitOK
-	}
-	// The broker's own parser: what test says is what the broker would do.
-	ask, zones, _, err := broker.ParseRequest(body)
-	if err != nil {
-		fmt.Fprintf(e.Stdout, "bad request: %v\n", err)
-		return ExitFail
-	}
-	eng := mint.New(token, mint.Options{BaseURL: base, HTTPClient: e.HTTPClient, UI: stderrUI{w: e.Stderr}})
-	if len(zones.Names)+len(zones.IDs) > 0 {
-		zs, err := eng.Zones(ctx, zones.Names, zones.IDs, rules[0].AccountID())
-		if err != nil {
-			fmt.Fprintf(e.Stdout, "bad request: %v\n", err)
-			return ExitFail
-		}
-		ask.Zones, ask.ZonesAccount = zs, rules[0].AccountID()
-	}
-	lists := map[string][]policy.Group{}
-	for _, r := range rules {
-		k := string(r.Owner()) + "/" + r.AccountID()
-		if _, ok := lists[k]; ok {
-			continue
-		}
-		g, err := groupsOf(ctx, r)
-		if err != nil {
-			fmt.Fprintf(e.Stderr, "cfmint policy test: %v\n", err)
-			return ExitFail
-		}
-		lists[k] = g
-	}
-	d, err := p.DecideWith(iss, claims, ask, func(r *trust.Rule) []policy.Group { return lists[string(r.Owner())+"/"+r.AccountID()] }, caller)
-	if err != nil {
-		fmt.Fprintf(e.Stdout, "denied: %v\n", err)
-		return ExitFail
-	}
-	plan := mint.Assemble(cftoken.Owner(d.Owner), d.AccountID, "(name)", d.Policies, d.CIDRs, ask.Zones, ask.Buckets, d.TTL, time.Now())
+	d := plan.Decision
+	a := mint.Assemble(cftoken.Owner(d.Owner), d.AccountID, "(name)", d.Policies, d.CIDRs, plan.Ask.Zones, plan.Ask.Buckets, d.TTL, time.Now())
 	fmt.Fprintf(e.Stdout, "allowed by rule %s: a %s-owned token of account %s for %s, usable from %s:\n", d.Rule, d.Owner, d.AccountID, mint.Human(d.TTL), orAny(mint.CIDRList(d.CIDRs)))
-	for _, g := range plan.Grants() {
+	for _, g := range a.Grants() {
 		var where []string
 		for _, r := range g.Resources {
 			where = append(where, strings.TrimSpace(r.Kind+" "+r.Name+" "+r.ID))

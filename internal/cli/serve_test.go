@@ -32,6 +32,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{"bad numbers", map[string]string{"CLOUDFLARE_BOOTSTRAP_TOKEN": "t"}, []string{"serve", "--policy", policy, "--rate-limit", "5", "--shutdown-timeout", "0s"}, []string{"--rate-limit 5", "--shutdown-timeout: 0s"}},
 		{"http API base to another host", map[string]string{"CLOUDFLARE_BOOTSTRAP_TOKEN": "t", "CLOUDFLARE_API_BASE_URL": "http://api.example.com/client/v4"}, []string{"serve", "--policy", policy}, []string{"$CLOUDFLARE_API_BASE_URL"}},
 		{"bad level", nil, []string{"serve", "--log-level", "loud"}, []string{`--log-level: "loud"`}},
+		{"every problem at once", map[string]string{"CLOUDFLARE_API_BASE_URL": "http://api.example.com/client/v4"}, []string{"serve", "--log-level", "loud", "--replay-store", "", "--rate-reserve", "-1", "extra"}, []string{`unexpected argument "extra"`, `--log-level: "loud"`, "--policy: is empty", "no bootstrap token", "--rate-limit 1200 and --rate-reserve -1", "$CLOUDFLARE_API_BASE_URL", "--replay-store is empty"}},
 		{"bad replay store", map[string]string{"CLOUDFLARE_BOOTSTRAP_TOKEN": "t"}, []string{"serve", "--policy", valid, "--replay-store", "memcached://x"}, []string{"--replay-store", "memcached://x"}},
 	}
 	for _, tc := range cases {

@@ -11,7 +11,7 @@ import (
 // groups loads the real permission groups the built-in API is seeded with.
 func groups(t testing.TB) []Group {
 	t.Helper()
-	b, err := os.ReadFile("../cfapitest/permission-groups.json")
+	b, err := os.ReadFile("../cfgroups/permission-groups.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func realGroups(t testing.TB) []policy.Group {
 	t.Helper()
 	groupsOnce.Do(func() {
 		var b []byte
-		b, groupsErr = os.ReadFile("../cfapitest/permission-groups.json")
+		b, groupsErr = os.ReadFile("../cfgroups/permission-groups.json")
 		if groupsErr != nil {
 			return
 		}
