@@ -356,6 +356,8 @@ func TestValidateResponse(t *testing.T) {
 		// Amended (amendResponses): Cloudflare lists a token it revoked itself as "revoked".
 		{name: "list a revoked token", method: "GET", path: "/user/tokens", status: 200, contentType: json,
 			body: `{"success":true,"errors":[],"messages":[],"result":[{` + strings.Replace(tokenBase, `"status":"active"`, `"status":"revoked"`, 1) + `}]}`},
+		{name: "list a token Cloudflare found exposed", method: "GET", path: "/user/tokens", status: 200, contentType: json,
+			body: `{"success":true,"errors":[],"messages":[],"result":[{` + strings.Replace(tokenBase, `"status":"active"`, `"status":"revoked (exposed)"`, 1) + `}]}`},
 		{name: "list a token of unknown status", method: "GET", path: "/user/tokens", status: 200, contentType: json,
 			body: `{"success":true,"errors":[],"messages":[],"result":[{` + strings.Replace(tokenBase, `"status":"active"`, `"status":"gone"`, 1) + `}]}`, wantErr: "/result/0/status"},
 		{name: "permission groups", method: "GET", path: "/user/tokens/permission_groups", status: 200, contentType: json,

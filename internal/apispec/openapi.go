@@ -166,8 +166,9 @@ const (
 // the spec admits. Each amendment fails loudly if the spec changed under it.
 //   - iam_token_status: the spec enumerates active, disabled and expired, but
 //     Cloudflare also lists a token it revoked itself (for instance one found
-//     in a public repository) with status "revoked", as the project's
-//     Cloudflare reference records.
+//     in a public repository) with status "revoked (exposed)" (since
+//     2026-04; "revoked" before), as the project's Cloudflare reference
+//     records.
 func amendResponses(doc map[string]any) error {
 	comps, _ := doc["components"].(map[string]any)
 	schemas, _ := comps["schemas"].(map[string]any)
@@ -176,9 +177,12 @@ func amendResponses(doc map[string]any) error {
 	if !ok {
 		return fmt.Errorf("apispec: amend: components/schemas/iam_token_status has no enum")
 	}
-	if !slices.Contains(enum, any("revoked")) {
-		status["enum"] = append(enum, "revoked")
+	for _, extra := range []string{"revoked", "revoked (exposed)"} {
+		if !slices.Contains(enum, any(extra)) {
+			enum = append(enum, extra)
+		}
 	}
+	status["enum"] = enum
 	return nil
 }
 

@@ -176,8 +176,8 @@ func TestRevokeToken(t *testing.T) {
 		t.Fatal("RevokeToken did not find the token")
 	}
 	info, ok := w.Token(tok.ID)
-	if !ok || info.Status != "revoked" || !info.ModifiedOn.Equal(testStart.Add(time.Minute)) {
-		t.Errorf("Token = %+v, %v; want status revoked, modified at the revocation", info, ok)
+	if !ok || info.Status != "revoked (exposed)" || !info.ModifiedOn.Equal(testStart.Add(time.Minute)) {
+		t.Errorf("Token = %+v, %v; want status \"revoked (exposed)\", modified at the revocation", info, ok)
 	}
 
 	for _, tc := range []struct {
@@ -206,21 +206,28 @@ func TestRevokeToken(t *testing.T) {
 			status = append(status, string(tk.Status))
 		}
 	}
-	if !slices.Equal(status, []string{"revoked"}) {
-		t.Errorf("listed statuses of the revoked token = %v, want [revoked]", status)
+	if !slices.Equal(status, []string{"revoked (exposed)"}) {
+		t.Errorf("listed statuses of the revoked token = %v, want [revoked (exposed)]", status)
 	}
 	got := w.do(t, defaultClient, http.MethodGet, acct+"/tokens/"+tok.ID, w.AccountBootstrap.Secret, nil)
 	conforms(t, http.MethodGet, acct+"/tokens/"+tok.ID, got.Status, got.Body)
 	var details struct{ Status string }
 	got.result(t, &details)
-	if details.Status != "revoked" {
-		t.Errorf("token details status = %q, want revoked", details.Status)
+	if details.Status != "revoked (exposed)" {
+		t.Errorf("token details status = %q, want \"revoked (exposed)\"", details.Status)
 	}
 	list := w.do(t, defaultClient, http.MethodGet, acct+"/tokens", w.AccountBootstrap.Secret, nil)
 	conforms(t, http.MethodGet, acct+"/tokens", list.Status, list.Body)
+	// A sweep lists with include_expired=true: the revoked token is there too.
+	all := w.do(t, defaultClient, http.MethodGet, acct+"/tokens?include_expired=true", w.AccountBootstrap.Secret, nil)
+	var listed []struct{ ID, Status string }
+	all.result(t, &listed)
+	if !slices.ContainsFunc(listed, func(l struct{ ID, Status string }) bool { return l.ID == tok.ID && l.Status == "revoked (exposed)" }) {
+		t.Errorf("list with include_expired = %s, want the revoked token with status \"revoked (exposed)\"", all.Body)
+	}
 
 	wantOK(t, w.do(t, defaultClient, http.MethodDelete, acct+"/tokens/"+tok.ID, w.AccountBootstrap.Secret, nil))
-	if d := w.Deleted(); len(d) != 1 || d[0].ID != tok.ID || d[0].Status != "revoked" {
+	if d := w.Deleted(); len(d) != 1 || d[0].ID != tok.ID || d[0].Status != "revoked (exposed)" {
 		t.Errorf("Deleted = %+v, want the revoked token", d)
 	}
 	if w.RevokeToken(tok.ID) {

@@ -3,6 +3,7 @@ package cfapitest
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 )
 
 // Error codes. Those marked unverified were chosen here because neither
@@ -46,10 +47,16 @@ const (
 
 // apiError is one entry of an envelope's errors.
 type apiError struct {
-	Code       int        `json:"code"`
-	Message    string     `json:"message"`
-	ErrorChain []apiError `json:"error_chain,omitempty"`
+	Code             int        `json:"code"`
+	Message          string     `json:"message"`
+	DocumentationURL string     `json:"documentation_url,omitempty"`
+	ErrorChain       []apiError `json:"error_chain,omitempty"`
 }
+
+// docPermissions is the documentation_url of a 403's errors. Cloudflare
+// added the field to 403 answers on 2026-08-21 (changelog); which page it
+// points to is unverified, so clients must not key on it.
+const docPermissions = "https://developers.cloudflare.com/fundamentals/api/reference/permissions/"
 
 // envelope is Cloudflare's answer shape.
 type envelope struct {
@@ -89,6 +96,14 @@ func writeList(w http.ResponseWriter, result any, info resultInfo) {
 }
 
 func writeError(w http.ResponseWriter, status int, errs ...apiError) {
+	if status == http.StatusForbidden {
+		errs = slices.Clone(errs)
+		for i := range errs {
+			if errs[i].DocumentationURL == "" {
+				errs[i].DocumentationURL = docPermissions
+			}
+		}
+	}
 	writeJSON(w, status, envelope{Success: false, Errors: errs, Messages: []apiError{}, Result: nil})
 }
 

@@ -21,6 +21,7 @@ var endpointGroups = map[string]groupKey{
 	// token holds any permission in (unverified). GET /user needs User
 	// Details Read on the token's own user (unverified).
 	"GET /user":                                                {"User Details Read", scopeUser},
+	"GET /memberships":                                         {"Memberships Read", scopeUser},
 	"GET /zones":                                               {"Zone Read", scopeZone},
 	"GET /zones/{zone_id}":                                     {"Zone Read", scopeZone},
 	"GET /zones/{zone_id}/dns_records":                         {"DNS Read", scopeZone},
@@ -67,6 +68,7 @@ func (s *Server) routeTable() []route {
 
 		{http.MethodGet, "/accounts", accountsAPI, (*call).listAccounts},
 		{http.MethodGet, "/user", accountsAPI, (*call).getUser},
+		{http.MethodGet, "/memberships", accountsAPI, (*call).listMemberships},
 		{http.MethodGet, "/zones", accountsAPI, (*call).listZones},
 		{http.MethodGet, "/zones/{zone_id}", accountsAPI, (*call).getZone},
 		{http.MethodGet, "/zones/{zone_id}/dns_records", productAPI, (*call).listDNSRecords},

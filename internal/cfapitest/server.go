@@ -56,6 +56,16 @@ func WithRateLimit(n int, window time.Duration) Option {
 	return func(s *Server) { s.rateN, s.rateWindow = n, window }
 }
 
+// WithGroupPages sets how the permission-group lists page: perPage groups
+// when the caller sends no per_page, and at most maxPerPage whatever it
+// sends (a larger per_page is cut to it, and result_info says so). The
+// default is 20 and 500: Cloudflare's spec shows one page, 2026 reports say
+// a caller needs per_page for all 392 groups (unverified which sizes it
+// takes), so a client must send per_page and follow result_info.
+func WithGroupPages(perPage, maxPerPage int) Option {
+	return func(s *Server) { s.groupPerPage, s.groupMaxPerPage = perPage, maxPerPage }
+}
+
 // WithAddr sets the listen address for Start; the default "127.0.0.1:0"
 // picks a free loopback port.
 func WithAddr(addr string) Option {
@@ -80,6 +90,8 @@ type Server struct {
 	accountQuota    int
 	rateN           int
 	rateWindow      time.Duration
+	groupPerPage    int
+	groupMaxPerPage int
 	activationDelay time.Duration
 	handler         http.Handler
 	mux             *http.ServeMux
@@ -119,20 +131,22 @@ type rateWindow struct {
 // Start to serve it on loopback.
 func New(opts ...Option) *Server {
 	s := &Server{
-		now:          time.Now,
-		addr:         "127.0.0.1:0",
-		userQuota:    50,
-		accountQuota: 500,
-		rateN:        1200,
-		rateWindow:   5 * time.Minute,
-		closed:       make(chan struct{}),
-		accounts:     map[string]*account{},
-		users:        map[string]*userRec{},
-		zones:        map[string]*zone{},
-		tokens:       map[string]*token{},
-		secrets:      map[string]string{},
-		rate:         map[string]*rateWindow{},
-		workersState: workersState{subdomains: map[string]string{}, workers: map[*script]*worker{}},
+		now:             time.Now,
+		addr:            "127.0.0.1:0",
+		userQuota:       50,
+		accountQuota:    500,
+		rateN:           1200,
+		rateWindow:      5 * time.Minute,
+		groupPerPage:    20,
+		groupMaxPerPage: 500,
+		closed:          make(chan struct{}),
+		accounts:        map[string]*account{},
+		users:           map[string]*userRec{},
+		zones:           map[string]*zone{},
+		tokens:          map[string]*token{},
+		secrets:         map[string]string{},
+		rate:            map[string]*rateWindow{},
+		workersState:    workersState{subdomains: map[string]string{}, workers: map[*script]*worker{}},
 	}
 	for _, o := range opts {
 		o(s)
@@ -327,7 +341,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 // dispatch routes a request to its endpoint. Endpoints run under s.mu, so
 // each sees and changes the world atomically.
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) dispatch(w *recorder, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.setDate(w)
@@ -337,6 +351,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+	if strings.HasPrefix(r.URL.Path, apiPrefix+"/") {
+		// After the handler, so the count includes this request. w is the
+		// recorder, whose headers are sent only after this.
+		s.setRateHeaders(w.Header(), r)
+	}
 }
 
 func (s *Server) record(e Request) {
@@ -596,13 +615,15 @@ func wellFormed(secret string) bool {
 	return true
 }
 
-// throttle counts the request against the token owner's window.
+// throttle counts the request against the token owner's window. Once the
+// count passes the limit, every request of that owner is refused until the
+// window ends, revokes and verifies included: Cloudflare's lockout.
 func (c *call) throttle() bool {
 	s := c.s
 	if s.rateN <= 0 {
 		return true
 	}
-	key := string(c.tok.ownerKind) + ":" + c.tok.owner
+	key := rateKey(c.tok)
 	rw := s.rate[key]
 	if rw == nil || !c.now.Before(rw.start.Add(s.rateWindow)) {
 		rw = &rateWindow{start: c.now}
@@ -612,30 +633,58 @@ func (c *call) throttle() bool {
 	if rw.count <= s.rateN {
 		return true
 	}
-	setRateLimited(c.w.Header(), s.rateN, s.rateWindow, rw.start.Add(s.rateWindow).Sub(c.now))
+	c.w.Header().Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(rw.start.Add(s.rateWindow).Sub(c.now)))))
 	writeErr(c.w, http.StatusTooManyRequests, codeRateLimited, msgRateLimited)
 	return false
 }
 
+// rateKey names the window a token's requests count in: its owner's.
+func rateKey(t *token) string { return string(t.ownerKind) + ":" + t.owner }
+
 // ratePolicyName names the fake's one quota in the RateLimit headers.
 const ratePolicyName = "default"
 
-// setRateLimited writes the headers of a 429: Retry-After, and RateLimit
-// and RateLimit-Policy, which Cloudflare sends beside it. Their syntax is
-// that of draft-ietf-httpapi-ratelimit-headers-08 (October 2024) and later
-// drafts, Structured Fields naming the policy:
+// setRateHeaders writes the RateLimit headers Cloudflare sends on every
+// answer of its API since 2025-09, errors included. Their syntax is that of
+// draft-ietf-httpapi-ratelimit-headers (Structured Fields naming the policy):
 //
-//	RateLimit-Policy: "default";q=1200;w=300   quota q requests per window of w seconds
-//	RateLimit: "default";r=0;t=300             r requests left, quota resets in t seconds
+//	Ratelimit-Policy: "default";q=1200;w=300   quota q requests per window of w seconds
+//	Ratelimit: "default";r=1187;t=241          r requests left, the window resets in t seconds
 //
-// Unverified: that Cloudflare's values follow the draft to the letter (the
-// project's reference names the headers, not their values). Retry-After and
-// t are whole seconds, rounded up so a client waiting them out is not early.
-func setRateLimited(h http.Header, quota int, window, reset time.Duration) {
-	secs := max(1, ceilSeconds(reset))
-	h.Set("Retry-After", strconv.Itoa(secs))
-	h.Set("Ratelimit", fmt.Sprintf("%q;r=0;t=%d", ratePolicyName, secs))
+// The window is that of the owner of the bearer's token when the fake knows
+// the token (dead ones included: their requests are not counted, but the
+// answer shows their owner's window); otherwise a fresh window (unverified:
+// Cloudflare would also count by client address). t is whole seconds,
+// rounded up so a client waiting it out is not early. With the limit off
+// (WithRateLimit(0, ...)) no header is sent, like an API from before the
+// headers, so a client's fallback can be tested. Retry-After is the 429's
+// alone (throttle).
+func (s *Server) setRateHeaders(h http.Header, r *http.Request) {
+	if s.rateN <= 0 {
+		return
+	}
+	now := s.now()
+	left, reset := s.rateN, s.rateWindow
+	if t := s.tokens[s.secrets[bearer(r)]]; t != nil {
+		if rw := s.rate[rateKey(t)]; rw != nil && now.Before(rw.start.Add(s.rateWindow)) {
+			left, reset = max(0, s.rateN-rw.count), rw.start.Add(s.rateWindow).Sub(now)
+		}
+	}
+	setRateLimit(h, s.rateN, s.rateWindow, left, reset)
+}
+
+// setRateLimit writes Ratelimit and Ratelimit-Policy.
+func setRateLimit(h http.Header, quota int, window time.Duration, left int, reset time.Duration) {
+	h.Set("Ratelimit", fmt.Sprintf("%q;r=%d;t=%d", ratePolicyName, left, max(1, ceilSeconds(reset))))
 	h.Set("Ratelimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", ratePolicyName, quota, ceilSeconds(window)))
+}
+
+// setRateLimited writes the headers of an injected 429 that stands for
+// Cloudflare's own (see Fault.RetryAfter): Retry-After and the RateLimit
+// headers with nothing left.
+func setRateLimited(h http.Header, quota int, window, reset time.Duration) {
+	h.Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(reset))))
+	setRateLimit(h, quota, window, 0, reset)
 }
 
 func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }

@@ -21,7 +21,7 @@ func TestAnswersMatchSpec(t *testing.T) {
 	expiring := w.issue(t, TokenSpec{Name: "expiring", OwnerUserID: w.User.ID,
 		ExpiresOn: testStart.Add(time.Hour), NotBefore: testStart.Add(-time.Hour),
 		Policies: []Policy{{Groups: []string{"Zone Read"}, Resources: allZonesOf(w.Account.ID)}}})
-	// Listed with status "revoked", which the spec's enum lacks (apispec amends it).
+	// Listed with status "revoked (exposed)", which the spec's enum lacks (apispec amends it).
 	leaked := w.issue(t, TokenSpec{Name: "leaked", OwnerAccount: w.Account.ID,
 		Policies: []Policy{{Groups: []string{"Zone Read"}, Resources: allZonesOf(w.Account.ID)}}})
 	w.RevokeToken(leaked.ID)

@@ -34,11 +34,17 @@ type token struct {
 	createdBy string
 }
 
+// statusExposed is the status of a token Cloudflare revoked itself, as GET
+// and the list show it since 2026-04 (Cloudflare's changelog; its Terraform
+// provider matches the string). The OpenAPI enum still lists only active,
+// disabled and expired.
+const statusExposed = "revoked (exposed)"
+
 // status is the token's status as the API reports it at now.
 func (t *token) status(now time.Time) string {
 	switch {
 	case t.revoked:
-		return "revoked"
+		return statusExposed
 	case t.disabled:
 		return "disabled"
 	case !t.expiresOn.IsZero() && !now.Before(t.expiresOn):
@@ -212,7 +218,7 @@ type TokenInfo struct {
 	ID, Name  string
 	OwnerKind string // "user" or "account"
 	Owner     string // user id or account id
-	Status    string // "active", "disabled", "expired" or "revoked", computed from the clock
+	Status    string // "active", "disabled", "expired" or "revoked (exposed)", computed from the clock
 	Policies  []StoredPolicy
 	IPIn      []string
 	IPNotIn   []string
@@ -323,10 +329,11 @@ func (s *Server) DisableToken(id string) bool {
 }
 
 // RevokeToken revokes a live token the way Cloudflare does on its own, for
-// instance when the secret turned up in a public repository: it stays
-// listed, with status "revoked", and is refused like a deleted token on
-// every endpoint; its owner can still delete it. It reports whether the
-// token exists.
+// instance when the secret turned up in a public repository: GET still
+// answers it, with status "revoked (exposed)", and so does the list, with or
+// without include_expired=true; it is refused like a deleted
+// token on every endpoint, and counts toward the quota until its owner
+// deletes it. It reports whether the token exists.
 func (s *Server) RevokeToken(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

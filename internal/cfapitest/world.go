@@ -33,6 +33,7 @@ type account struct {
 type userRec struct {
 	User
 	memberOf []string
+	roles    map[string]*memberRole // by account; none: Administrator (roles.go)
 }
 
 type zone struct {

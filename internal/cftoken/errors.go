@@ -56,6 +56,64 @@ func (e *APIError) Has(code int64) bool {
 	return false
 }
 
+// ErrQuotaFull is a create refused because the owner holds as many tokens as Cloudflare allows:
+// 500 account-owned tokens per account, 50 user-owned per user, expired and revoked ones counted
+// until deleted. Cloudflare answers it with 1001 "Exceeded the maximum number of API tokens";
+// errors.Is(err, ErrQuotaFull) holds for that *APIError.
+var ErrQuotaFull = errors.New("Cloudflare's limit on API tokens is reached")
+
+// ErrAboveRole is a create refused because it grants more than the creator's member role on the
+// account allows: Cloudflare's "Failed common permission check against resources. (Permission
+// group: "<name>")" (status and code unverified, so only the words are matched).
+// errors.Is(err, ErrAboveRole) holds for that *APIError; RefusedGroup names the group.
+var ErrAboveRole = errors.New("the creator's role does not allow a permission group")
+
+// Is makes errors.Is match ErrQuotaFull and ErrAboveRole by Cloudflare's words.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrQuotaFull:
+		return e.says("maximum number of api tokens")
+	case ErrAboveRole:
+		return e.says("failed common permission check")
+	}
+	return false
+}
+
+// says reports whether some detail's message contains phrase (lower case).
+func (e *APIError) says(phrase string) bool {
+	for _, d := range e.Details {
+		if strings.Contains(strings.ToLower(d.Message), phrase) {
+			return true
+		}
+	}
+	return false
+}
+
+// RefusedGroup names the permission group of an ErrAboveRole refusal, as Cloudflare wrote it
+// (`(Permission group: "Workers KV Storage Write")`); ok is false when err is not one or names
+// none.
+func RefusedGroup(err error) (group string, ok bool) {
+	var ae *APIError
+	if !errors.As(err, &ae) || !ae.Is(ErrAboveRole) {
+		return "", false
+	}
+	for _, d := range ae.Details {
+		_, rest, found := strings.Cut(d.Message, "Permission group:")
+		if !found {
+			continue
+		}
+		rest = strings.TrimSpace(rest)
+		rest = strings.TrimSuffix(rest, ")")
+		if q, err := strconv.Unquote(strings.TrimSpace(rest)); err == nil {
+			rest = q
+		}
+		if rest = strings.Trim(strings.TrimSpace(rest), `"`); rest != "" {
+			return rest, true
+		}
+	}
+	return "", false
+}
+
 // Retryable reports whether trying the same idempotent call again can succeed: rate limits and
 // server faults can pass, every other 4xx will answer the same again.
 func (e *APIError) Retryable() bool {

@@ -140,6 +140,10 @@ func explainCreate(err error, p *Plan) error {
 		return err
 	}
 	switch {
+	case errors.Is(err, cftoken.ErrQuotaFull):
+		return explainQuotaFull(err, p)
+	case errors.Is(err, cftoken.ErrAboveRole):
+		return explainAboveRole(err, p)
 	case ae.Has(9109):
 		perm := "API Tokens Write (a user token made from the \"Create additional tokens\" template)"
 		if p.Owner == cftoken.OwnerAccount {

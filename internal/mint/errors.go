@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/field"
+	"github.com/cfmint/cfmint/internal/logsafe"
 )
 
 // UnseenError is a create whose outcome is unknown (its answer was lost, or the wait for it
@@ -82,4 +84,30 @@ func (ph Phrase) One(err error) string {
 		return err.Error() + ": " + ph.Undo(de.ID)
 	}
 	return err.Error()
+}
+
+// explainQuotaFull says what a create refused for the token quota means, and what to do. It keeps
+// err (errors.Is(result, cftoken.ErrQuotaFull) still holds).
+func explainQuotaFull(err error, p *Plan) error {
+	who, limit := "account "+p.AccountID, "500 account-owned tokens per account"
+	if p.Owner == cftoken.OwnerUser {
+		who, limit = "the bootstrap token's user", "50 user-owned tokens per user"
+	}
+	return fmt.Errorf("%w: %s reached Cloudflare's limit on API tokens (%s, counting expired and revoked ones until they are deleted); "+
+		"delete cfmint's expired and revoked tokens with `cfmint sweep`, and other unused tokens in the dashboard, then re-run", err, who, limit)
+}
+
+// explainAboveRole says what a create refused for the creator's role means: the bootstrap
+// token's user may not grant a permission group on the account, whatever the token itself holds.
+func explainAboveRole(err error, p *Plan) error {
+	group := "one of the permission groups asked for"
+	if g, ok := cftoken.RefusedGroup(err); ok {
+		group = "permission group " + logsafe.Quote(g)
+	}
+	where := "the account"
+	if p.AccountID != "" {
+		where = "account " + p.AccountID
+	}
+	return fmt.Errorf("%w: the bootstrap token's user may not grant %s on %s: Cloudflare caps a new token at its creator's member role; "+
+		"ask an administrator of %s for a role that includes it, or leave that permission out", err, group, where, where)
 }
