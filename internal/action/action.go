@@ -159,12 +159,8 @@ func newClient(d Deps, base, token string, attempts int) *cftoken.Client {
 	return cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: attempts})
 }
 
-// fileDelimiter is the heredoc delimiter go-githubactions writes file commands with. A value
-// holding it, or a newline, could end the value early and inject variables.
-const fileDelimiter = "_GitHubActionsFileCommandDelimeter_"
-
 func fileSafe(what, v string) error {
-	if strings.ContainsAny(v, "\r\n") || strings.Contains(v, fileDelimiter) {
+	if strings.ContainsAny(v, "\r\n") || strings.Contains(v, logsafe.FileCommandDelimiter) {
 		return fmt.Errorf("refusing to write %s: its value contains a line break or the file-command delimiter", what)
 	}
 	return nil

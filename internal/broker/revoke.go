@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -24,7 +25,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	tid := r.PathValue("id")
 	if !tokenID.MatchString(tid) {
 		outcome = "bad-request"
-		writeErr(w, fail(http.StatusBadRequest, "%q is not a token id (32 lower-case hex characters)", clip(tid)))
+		writeErr(w, fail(http.StatusBadRequest, "%q is not a token id (32 lower-case hex characters)", logsafe.Clip(tid, 40)))
 		return
 	}
 	id, run, keys, aerr := s.revoker(ctx, r)
@@ -169,11 +170,4 @@ func ruleOfName(name string) string {
 		return ""
 	}
 	return parts[4]
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }

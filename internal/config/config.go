@@ -596,9 +596,6 @@ func checkExportEnv(ev string) error {
 	return nil
 }
 
-// fileCommandDelimiter is the heredoc delimiter go-githubactions writes outputs with.
-const fileCommandDelimiter = "_GitHubActionsFileCommandDelimeter_"
-
 // CheckName checks a token name given by the user. The name is printed in log lines, so what
 // the runner could read as a workflow command ("::" or "##[", or a line break that starts a line
 // of its own) is refused, and so is what a reader could not see: control and format characters.
@@ -611,8 +608,8 @@ func CheckName(name string) error {
 			return inputError("name", "%s holds %s, which the runner reads as the start of a workflow command; use another separator (a placeholder that is empty in this run can leave two ':' side by side)", quote(name), cmd)
 		}
 	}
-	if strings.Contains(name, fileCommandDelimiter) {
-		return inputError("name", "contains the runner's file-command delimiter %s, which could inject outputs; choose another name", fileCommandDelimiter)
+	if strings.Contains(name, logsafe.FileCommandDelimiter) {
+		return inputError("name", "contains the runner's file-command delimiter %s, which could inject outputs; choose another name", logsafe.FileCommandDelimiter)
 	}
 	if n := len([]rune(name)); n > MaxNameLen {
 		return inputError("name", "is %d characters long (with its placeholders filled in); Cloudflare allows at most %d", n, MaxNameLen)
@@ -628,12 +625,4 @@ func invisible(r rune) bool {
 
 // quote quotes a value back in an error: clipped, and so that the runner reads no workflow
 // command in it when the error is printed as a plain line.
-func quote(s string) string { return logsafe.Quote(clip(s)) }
-
-// clip shortens a value quoted back in an error so one bad input cannot flood the log.
-func clip(s string) string {
-	if r := []rune(s); len(r) > 80 {
-		return string(r[:77]) + "..."
-	}
-	return s
-}
+func quote(s string) string { return logsafe.Quote(logsafe.Clip(s, 80)) }

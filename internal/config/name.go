@@ -173,7 +173,7 @@ func ExpandName(tmpl string, rc Context, purpose string) (string, error) {
 		key := rest[i+1 : i+j]
 		v, ok := values[key]
 		if !ok {
-			return "", inputError("name", "%s uses {%s}, which is not a placeholder; use %s", quote(tmpl), logsafe.String(clip(key)), placeholderList())
+			return "", inputError("name", "%s uses {%s}, which is not a placeholder; use %s", quote(tmpl), logsafe.String(logsafe.Clip(key, 80)), placeholderList())
 		}
 		b.WriteString(rest[:i])
 		b.WriteString(v)

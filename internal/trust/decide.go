@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -126,7 +127,7 @@ func (r *Rule) allow(ask Ask, groups []policy.Group, caller netip.Addr) (*Decisi
 	var lines []string
 	if ask.Preset != "" {
 		if _, ok := policy.Presets[ask.Preset]; !ok {
-			return nil, ReasonRequest, fmt.Sprintf("input \"preset\": %q is not a preset; use one of %s", clip(ask.Preset), strings.Join(policy.PresetNames(), ", "))
+			return nil, ReasonRequest, fmt.Sprintf("input \"preset\": %q is not a preset; use one of %s", logsafe.Clip(ask.Preset, 80), strings.Join(policy.PresetNames(), ", "))
 		}
 		lines = append(lines, policy.ExpandPreset(ask.Preset, len(ask.Buckets) > 0)...)
 	}
