@@ -85,7 +85,7 @@ func traceFallback(d Deps, ui UI) string {
 	if d.Terminal {
 		return fb
 	}
-	if u, err := url.Parse(fb); err == nil && (u.Scheme == "http" || u.Scheme == "https") && config.IsLoopbackHost(u.Hostname()) {
+	if u, err := url.Parse(fb); err == nil && (u.Scheme == "http" || u.Scheme == "https") && netaddr.IsLoopbackHost(u.Hostname()) {
 		return fb
 	}
 	ui.Warningf("ignored CFMINT_TRACE_FALLBACK_URL (%s): the action's phases take a trace fallback only on a loopback address, since an earlier step of the job can set the variable; the fallback is %s", logsafe.String(fb), netaddr.DefaultFallback)

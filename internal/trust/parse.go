@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"regexp/syntax"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
+	"github.com/cfmint/cfmint/internal/netaddr"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -587,20 +587,12 @@ func checkIssuer(s string) string {
 	case "https":
 		return ""
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if netaddr.IsLoopbackHost(u.Hostname()) {
 			return ""
 		}
 		return fmt.Sprintf("%q is plain http; issuers are https (http only to a loopback host, for tests)", logsafe.Clip(s, 80))
 	}
 	return fmt.Sprintf("%q is not an https URL; %s", logsafe.Clip(s, 80), example)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
 }
 
 // splitList splits a list written as one string on commas and white space, as the action's list

@@ -179,6 +179,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`rule "shop-deploy": key "issuer": is missing; write the issuer exactly as tokens carry it, such as https://token.actions.githubusercontent.com`}},
 		{"issuer plain http", ruleYAML("issuer: http://token.example.com"),
 			[]string{`rule "shop-deploy": key "issuer": "http://token.example.com" is plain http; issuers are https (http only to a loopback host, for tests)`}},
+		{"issuer plain http on a zoned loopback address", ruleYAML("issuer: http://[::1%25lo]:8080"),
+			[]string{`rule "shop-deploy": key "issuer": "http://[::1%25lo]:8080" is plain http; issuers are https (http only to a loopback host, for tests)`}},
 		{"issuer relative", ruleYAML("issuer: token.actions.githubusercontent.com"),
 			[]string{`rule "shop-deploy": key "issuer": "token.actions.githubusercontent.com" is not an absolute URL; write the issuer exactly as tokens carry it in iss, such as https://token.actions.githubusercontent.com`}},
 		{"issuer other scheme", ruleYAML("issuer: ftp://token.example.com"),
