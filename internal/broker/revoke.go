@@ -5,15 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"strings"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/trust"
 )
-
-var tokenID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // revoke is DELETE /v1/tokens/{id}: the token goes if it was minted for the caller's run. The
 // broker keeps no record: the token's name at Cloudflare says whom it was minted for.
@@ -23,7 +20,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.work()
 	defer cancel()
 	tid := r.PathValue("id")
-	if !tokenID.MatchString(tid) {
+	if !cftoken.ValidID(tid) {
 		outcome = "bad-request"
 		writeErr(w, fail(http.StatusBadRequest, "%q is not a token id (32 lower-case hex characters)", logsafe.Clip(tid, 40)))
 		return

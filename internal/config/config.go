@@ -15,6 +15,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/field"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
@@ -164,7 +165,6 @@ type Context struct {
 }
 
 var (
-	hex32      = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 	repoName   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -217,7 +217,7 @@ func validateAccess(in *Inputs, c *Config) []error {
 
 	acct := val(in.AccountID)
 	if acct != "" {
-		if !hex32.MatchString(strings.ToLower(acct)) {
+		if !cftoken.ValidID(strings.ToLower(acct)) {
 			errs = append(errs, inputError("account-id", "%s is not an account id; it is 32 hex characters, shown on the account's overview page in the dashboard", quote(acct)))
 		} else {
 			c.AccountID = strings.ToLower(acct)
@@ -265,7 +265,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 		}
 	}
 	c.TokenID = strings.ToLower(val(in.TokenID))
-	if c.TokenID != "" && !hex32.MatchString(c.TokenID) {
+	if c.TokenID != "" && !cftoken.ValidID(c.TokenID) {
 		errs = append(errs, inputError("token-id", "%s is not a token id; it is 32 hex characters (the token-id output of the step that minted it)", quote(val(in.TokenID))))
 	}
 	sweep, err := parseBool("sweep", in.Sweep, false)
@@ -563,7 +563,7 @@ func ParseZones(s string) (Zones, []error) {
 			z.All = true
 		case slices.Contains(z.IDs, lit) || slices.Contains(z.Names, lit):
 			// Named twice: one lookup, one resource.
-		case hex32.MatchString(lit):
+		case cftoken.ValidID(lit):
 			z.IDs = append(z.IDs, lit)
 		case zoneName.MatchString(lit):
 			z.Names = append(z.Names, lit)

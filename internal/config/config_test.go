@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/runner"
 )
 
@@ -381,7 +382,7 @@ func FuzzParseZones(f *testing.F) {
 			}
 		}
 		for _, id := range z.IDs {
-			if !hex32.MatchString(id) {
+			if !cftoken.ValidID(id) {
 				t.Fatalf("%q: bad zone id %q accepted", s, id)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/policy"
 )
@@ -54,7 +55,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("rule %s: issuer %q", r.name, r.issuer)
 			case len(r.match) == 0:
 				t.Fatalf("rule %s matches every token", r.name)
-			case !hex32.MatchString(r.accountID):
+			case !cftoken.ValidID(r.accountID):
 				t.Fatalf("rule %s: account %q", r.name, r.accountID)
 			case r.owner != config.OwnerAccount && r.owner != config.OwnerUser:
 				t.Fatalf("rule %s: owner %q", r.name, r.owner)

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/netaddr"
@@ -25,7 +26,6 @@ import (
 // r2-buckets unexported; these follow them).
 var (
 	ruleName   = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	hex32      = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	zoneName   = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$`)
 	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 )
@@ -390,7 +390,7 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	if v, ok := f["account_id"]; !ok {
 		ps.errf(where, "account_id", "is missing; write the account the rule grants in (32 hex characters, on the account's overview page in the dashboard)")
 	} else if s, ok := ps.str(v, where, "account_id"); ok {
-		if id := strings.ToLower(strings.TrimSpace(s)); hex32.MatchString(id) {
+		if id := strings.ToLower(strings.TrimSpace(s)); cftoken.ValidID(id) {
 			r.accountID = id
 		} else {
 			ps.errf(where, "account_id", "%q is not an account id; it is 32 hex characters, on the account's overview page in the dashboard", logsafe.Clip(s, 80))
@@ -465,7 +465,7 @@ func (ps *parser) allow(n *yaml.Node, where string, r *Rule) {
 			switch {
 			case z == "*":
 				r.allZones = true
-			case hex32.MatchString(z) || zoneName.MatchString(z):
+			case cftoken.ValidID(z) || zoneName.MatchString(z):
 				if !slices.Contains(r.zones, z) {
 					r.zones = append(r.zones, z)
 				}
