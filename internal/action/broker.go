@@ -118,7 +118,7 @@ func (x *viaBroker) Mint(ctx context.Context, cfg *config.Config, h mint.Hooks) 
 		}
 	}
 	x.save(stateName, t.Name)
-	x.save(stateOwner, t.Owner)
+	x.save(stateOwner, string(t.Owner))
 	x.save(stateAccountID, t.AccountID)
 	x.save(stateExpiresOn, t.ExpiresOn.Format(time.RFC3339))
 	return t, nil

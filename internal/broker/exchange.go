@@ -250,11 +250,11 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 		}
 		defer release()
 	}
-	now, ok := lists[ownerKey{owner: cftoken.Owner(d.Owner), account: d.AccountID}].clock.Now()
+	now, ok := lists[ownerKey{owner: d.Owner, account: d.AccountID}].clock.Now()
 	if !ok {
 		now = s.o.Now().UTC()
 	}
-	plan := mint.Assemble(cftoken.Owner(d.Owner), d.AccountID, tokenName(run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, now)
+	plan := mint.Assemble(d.Owner, d.AccountID, tokenName(run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, now)
 	t, err := eng.Mint(ctx, plan, mint.Hooks{})
 	if err != nil {
 		s.o.Logger.Error("a mint failed", "event", "mint", "rule", d.Rule, "error", err.Error())

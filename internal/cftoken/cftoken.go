@@ -32,6 +32,19 @@ const (
 	OwnerUser    Owner = "user"
 )
 
+// ParseOwner reads an owner as a user writes it (the action's token-owner input, a trust
+// policy's token_owner): account or user, in any case; empty is account. ok is false for
+// anything else.
+func ParseOwner(s string) (o Owner, ok bool) {
+	switch strings.ToLower(s) {
+	case "", string(OwnerAccount):
+		return OwnerAccount, true
+	case string(OwnerUser):
+		return OwnerUser, true
+	}
+	return "", false
+}
+
 // DefaultBaseURL is Cloudflare's API.
 const DefaultBaseURL = "https://api.cloudflare.com/client/v4"
 

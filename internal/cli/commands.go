@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/action"
-	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
@@ -295,7 +294,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	if cfg.Broker != "" {
 		return brokerRevoke(ctx, e, stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
 	}
-	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.APIBase, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
+	gone, err := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.APIBase, cfg.BootstrapToken).Revoke(ctx, cfg.Owner, cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
 		return ExitFail
@@ -336,7 +335,7 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	groups, _, err := action.NewClient(e.deps(), cfg.APIBase, cfg.BootstrapToken).PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
+	groups, _, err := action.NewClient(e.deps(), cfg.APIBase, cfg.BootstrapToken).PermissionGroups(ctx, cfg.Owner, cfg.AccountID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint permissions: %v\n", err)
 		return ExitFail
@@ -398,7 +397,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
 	eng := action.Engine(e.deps(), stderrUI{w: e.Stderr, verbose: c.verbose}, cfg.APIBase, cfg.BootstrapToken)
-	swept, err := eng.Sweep(ctx, mint.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry})
+	swept, err := eng.Sweep(ctx, mint.SweepOptions{Owner: cfg.Owner, AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry})
 	verb := "deleted"
 	if *dry {
 		verb = "would delete"

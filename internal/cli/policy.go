@@ -68,7 +68,7 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 	}
 	groupsOf := func(ctx context.Context, r *trust.Rule) ([]policy.Group, error) {
 		c := cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: e.HTTPClient})
-		g, _, err := c.PermissionGroups(ctx, cftoken.Owner(r.Owner()), r.AccountID())
+		g, _, err := c.PermissionGroups(ctx, r.Owner(), r.AccountID())
 		return g, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -174,7 +174,7 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintf(e.Stdout, "denied: %v\n", err)
 		return ExitFail
 	}
-	plan := mint.Assemble(cftoken.Owner(d.Owner), d.AccountID, "(name)", d.Policies, d.CIDRs, ask.Zones, ask.Buckets, d.TTL, time.Now())
+	plan := mint.Assemble(d.Owner, d.AccountID, "(name)", d.Policies, d.CIDRs, ask.Zones, ask.Buckets, d.TTL, time.Now())
 	fmt.Fprintf(e.Stdout, "allowed by rule %s: a %s-owned token of account %s for %s, usable from %s:\n", d.Rule, d.Owner, d.AccountID, mint.Human(d.TTL), orAny(mint.CIDRList(d.CIDRs)))
 	for _, g := range plan.Grants() {
 		var where []string

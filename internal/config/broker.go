@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/netaddr"
 )
@@ -70,7 +71,7 @@ func validateBroker(in *Inputs, c *Config) []error {
 	if val(in.AccountID) != "" {
 		errs = append(errs, inputError("account-id", "is set, but with broker the broker's rule decides the account (and token-owner); remove account-id"))
 	}
-	if strings.EqualFold(val(in.TokenOwner), string(OwnerUser)) {
+	if o, _ := cftoken.ParseOwner(val(in.TokenOwner)); o == cftoken.OwnerUser {
 		errs = append(errs, inputError("token-owner", "is user, but with broker the broker's rule decides who owns the token; remove token-owner"))
 	}
 	return errs

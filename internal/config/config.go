@@ -31,15 +31,6 @@ const (
 	MaxNameLen = 120
 )
 
-// Owner says who owns a minted token.
-type Owner string
-
-// The two kinds of token owner.
-const (
-	OwnerAccount Owner = "account"
-	OwnerUser    Owner = "user"
-)
-
 // Inputs are the action's inputs as the runner hands them over: raw strings.
 type Inputs struct {
 	BootstrapToken string `env:"BOOTSTRAP_TOKEN"`
@@ -124,7 +115,7 @@ type Config struct {
 	Mode           Mode
 	BootstrapToken string // secret: never print, wrap or store
 	AccountID      string
-	Owner          Owner
+	Owner          cftoken.Owner
 	Preset         string
 	Permissions    []string // permission lines as written, split on newlines; commas are split later, knowing the names
 	Zones          Zones
@@ -206,12 +197,9 @@ func validateAccess(in *Inputs, c *Config) []error {
 	}
 
 	owner := val(in.TokenOwner)
-	switch strings.ToLower(owner) {
-	case "", "account":
-		c.Owner = OwnerAccount
-	case "user":
-		c.Owner = OwnerUser
-	default:
+	if o, ok := cftoken.ParseOwner(owner); ok {
+		c.Owner = o
+	} else {
 		errs = append(errs, inputError("token-owner", "%s is not an owner; use account or user", quote(owner)))
 	}
 
@@ -222,7 +210,7 @@ func validateAccess(in *Inputs, c *Config) []error {
 		} else {
 			c.AccountID = strings.ToLower(acct)
 		}
-	} else if c.Owner == OwnerAccount && c.Broker == "" {
+	} else if c.Owner == cftoken.OwnerAccount && c.Broker == "" {
 		errs = append(errs, inputError("account-id", "is empty; an account-owned token (token-owner: account) needs the account id (32 hex characters)"))
 	}
 	if d, err := ParseTimeout(in.Timeout); err != nil {

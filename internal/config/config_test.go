@@ -47,7 +47,7 @@ func TestValidateDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Owner != OwnerAccount || c.TTL != 15*time.Minute || !c.IPFilter.Runner || c.IPFilter.None || !c.Revoke || c.ExportEnv != "CLOUDFLARE_API_TOKEN" {
+	if c.Owner != cftoken.OwnerAccount || c.TTL != 15*time.Minute || !c.IPFilter.Runner || c.IPFilter.None || !c.Revoke || c.ExportEnv != "CLOUDFLARE_API_TOKEN" {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 	if want := "cfmint:octo/site:workers-deploy:7.2:deploy:cf"; c.Name != want {

@@ -79,7 +79,7 @@ type Request struct {
 // how to find the address the token must be pinned to.
 func FromConfig(cfg *config.Config) Request {
 	r := Request{
-		Owner:       cftoken.Owner(cfg.Owner),
+		Owner:       cfg.Owner,
 		AccountID:   cfg.AccountID,
 		Preset:      cfg.Preset,
 		Permissions: cfg.Permissions,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
@@ -34,7 +35,7 @@ type Ask struct {
 // Decision is what a rule allowed: everything needed to build the token request.
 type Decision struct {
 	Rule      string // the rule's name, for logs and the token's name
-	Owner     config.Owner
+	Owner     cftoken.Owner
 	AccountID string
 	Policies  []policy.Policy // policy.Build's, for policy.Request.Policies
 	// CIDRs pin the token; empty only when the request asked for none and the rule allows it.

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
-	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -57,7 +56,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("rule %s matches every token", r.name)
 			case !cftoken.ValidID(r.accountID):
 				t.Fatalf("rule %s: account %q", r.name, r.accountID)
-			case r.owner != config.OwnerAccount && r.owner != config.OwnerUser:
+			case r.owner != cftoken.OwnerAccount && r.owner != cftoken.OwnerUser:
 				t.Fatalf("rule %s: owner %q", r.name, r.owner)
 			case r.maxTTL < MinMaxTTL || r.maxTTL > MaxMaxTTL:
 				t.Fatalf("rule %s: max_ttl %v", r.name, r.maxTTL)

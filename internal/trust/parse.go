@@ -290,7 +290,7 @@ func (ps *parser) audience(s string) string {
 func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	before := len(ps.errs)
 	where := fmt.Sprintf("rule #%d", i)
-	r := &Rule{owner: config.OwnerAccount, maxTTL: DefaultMaxTTL}
+	r := &Rule{owner: cftoken.OwnerAccount, maxTTL: DefaultMaxTTL}
 
 	// The name labels every other problem of the rule, so it is read first.
 	if n.Kind == yaml.MappingNode {
@@ -376,12 +376,9 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 
 	if v, ok := f["token_owner"]; ok {
 		if s, ok := ps.str(v, where, "token_owner"); ok {
-			switch strings.ToLower(s) {
-			case "", "account":
-				r.owner = config.OwnerAccount
-			case "user":
-				r.owner = config.OwnerUser
-			default:
+			if o, ok := cftoken.ParseOwner(s); ok {
+				r.owner = o
+			} else {
 				ps.errf(where, "token_owner", "%q is not an owner; use account or user", logsafe.Clip(s, 80))
 			}
 		}

@@ -28,3 +28,25 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+func TestParseOwner(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Owner
+		ok   bool
+	}{
+		{"", OwnerAccount, true},
+		{"account", OwnerAccount, true},
+		{"Account", OwnerAccount, true},
+		{"user", OwnerUser, true},
+		{"USER", OwnerUser, true},
+		{" user", "", false},
+		{"users", "", false},
+		{"uſer", "", false}, // long s: folds to s under Unicode rules, not here
+		{"org", "", false},
+	} {
+		if got, ok := ParseOwner(tc.in); got != tc.want || ok != tc.ok {
+			t.Errorf("ParseOwner(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
