@@ -36,7 +36,7 @@ func Engine(d Deps, ui UI, base, token string) *mint.Engine {
 // Resolve plans the mint cfg asks for: the engine's lookups, and meanwhile the runner's address
 // when the token is to be pinned to it.
 func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan, error) {
-	r := mint.FromConfig(cfg)
+	r := mintRequest(cfg)
 	if cfg.IPFilter.Runner {
 		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) { return runnerPin(ctx, d, ui, cfg.APIBase) }
 	}
@@ -45,6 +45,27 @@ func Resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan
 		ui.Warningf("ip-filter is none: the token will work from any address on the internet until it expires or is revoked. Prefer the default, runner.")
 	}
 	return p, err
+}
+
+// mintRequest is the request a validated config asks for, without its Pin: the front end knows
+// how to find the address the token must be pinned to.
+func mintRequest(cfg *config.Config) mint.Request {
+	r := mint.Request{
+		Owner:       cfg.Owner,
+		AccountID:   cfg.AccountID,
+		Preset:      cfg.Preset,
+		Permissions: cfg.Permissions,
+		ZoneNames:   cfg.Zones.Names,
+		ZoneIDs:     cfg.Zones.IDs,
+		AllZones:    cfg.Zones.All,
+		TTL:         cfg.TTL,
+		Name:        cfg.Name,
+		CIDRs:       cfg.IPFilter.CIDRs,
+
+		AllowLastingAccess: cfg.AllowLastingAccess,
+	}
+	r.Buckets = cfg.Buckets
+	return r
 }
 
 // runnerPin is the runner's own address as the API host sees it, one prefix per family.

@@ -254,7 +254,7 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 	if !ok {
 		now = s.o.Now().UTC()
 	}
-	plan := mint.Assemble(d.Owner, d.AccountID, tokenName(run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, now)
+	plan := mint.Assemble(d.Owner, d.AccountID, mint.BrokerName(run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, now)
 	t, err := eng.Mint(ctx, plan, mint.Hooks{})
 	if err != nil {
 		s.o.Logger.Error("a mint failed", "event", "mint", "rule", d.Rule, "error", err.Error())

@@ -18,6 +18,7 @@ import (
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/field"
 	"github.com/cfmint/cfmint/internal/logsafe"
+	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -27,8 +28,6 @@ const (
 	MinTTL     = time.Minute
 	MaxTTL     = 6 * time.Hour
 	DefaultTTL = 15 * time.Minute
-	// MaxNameLen is Cloudflare's limit on a token name.
-	MaxNameLen = 120
 )
 
 // Inputs are the action's inputs as the runner hands them over: raw strings.
@@ -148,16 +147,10 @@ type Config struct {
 }
 
 // Context is what the runner says about the run, used to name the token.
-type Context struct {
-	Repository, RunID, RunAttempt, Job, Action, SHA string
-	// Nonce tells apart steps whose other coordinates are equal (the legs of a matrix job share
-	// run, attempt, job and step).
-	Nonce string
-}
+type Context = mint.RunContext
 
 var (
 	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
-	repoName   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	zoneName   = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$`)
 	reservedEv = []string{"GITHUB_", "RUNNER_", "ACTIONS_"}
@@ -286,7 +279,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	}
 	c.SweepRepo = rc.Repository
 	if r := val(in.SweepRepo); r != "" {
-		if r != "*" && !repoName.MatchString(r) {
+		if r != "*" && !mint.PlainRepo(r) {
 			errs = append(errs, inputError("sweep-repository", "%s is not owner/repo or *", quote(r)))
 		}
 		c.SweepRepo = r
@@ -349,7 +342,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 			c.Name = n
 		}
 	} else {
-		c.Name = DefaultName(rc, purpose(c))
+		c.Name = mint.DefaultName(rc, purpose(c))
 	}
 	errs = append(errs, brokerModes(in, c)...)
 
@@ -599,8 +592,8 @@ func CheckName(name string) error {
 	if strings.Contains(name, logsafe.FileCommandDelimiter) {
 		return inputError("name", "contains the runner's file-command delimiter %s, which could inject outputs; choose another name", logsafe.FileCommandDelimiter)
 	}
-	if n := len([]rune(name)); n > MaxNameLen {
-		return inputError("name", "is %d characters long (with its placeholders filled in); Cloudflare allows at most %d", n, MaxNameLen)
+	if n := len([]rune(name)); n > mint.MaxNameLen {
+		return inputError("name", "is %d characters long (with its placeholders filled in); Cloudflare allows at most %d", n, mint.MaxNameLen)
 	}
 	return nil
 }
