@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cfapitest"
-	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 	"github.com/cfmint/cfmint/internal/runner"
 )
@@ -389,11 +389,11 @@ func TestSweepOnCloudflaresClock(t *testing.T) {
 		}
 		return id
 	}
-	aging := issue(config.RepoNamePrefix(long)+"workers-deploy:6.1:deploy:cf", behind(-time.Hour))
+	aging := issue(mint.RepoNamePrefix(long)+"workers-deploy:6.1:deploy:cf", behind(-time.Hour))
 	clock.Set(behind(5 * time.Minute))
-	live := issue(config.RepoNamePrefix(long)+"workers-deploy:7.1:deploy:cf", behind(-10*time.Minute))
-	dead := issue(config.RepoNamePrefix(long)+"workers-deploy:8.1:deploy:cf", behind(time.Minute))
-	neighbour := issue(config.RepoNamePrefix(long+"-two")+"workers-deploy:8.1:deploy:cf", behind(time.Minute))
+	live := issue(mint.RepoNamePrefix(long)+"workers-deploy:7.1:deploy:cf", behind(-10*time.Minute))
+	dead := issue(mint.RepoNamePrefix(long)+"workers-deploy:8.1:deploy:cf", behind(time.Minute))
+	neighbour := issue(mint.RepoNamePrefix(long+"-two")+"workers-deploy:8.1:deploy:cf", behind(time.Minute))
 	clock.Set(behind(0))
 	if tk, _ := a.Token(live); tk.Status != "active" {
 		t.Fatalf("the live token is %q to Cloudflare", tk.Status)

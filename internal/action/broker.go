@@ -64,7 +64,7 @@ func (x *viaBroker) Mint(ctx context.Context, h mint.Hooks) (*mint.Issued, error
 		return nil, err
 	}
 	x.a.SaveState(stateName, t.Name)
-	x.a.SaveState(stateOwner, t.Owner)
+	x.a.SaveState(stateOwner, string(t.Owner))
 	x.a.SaveState(stateAccountID, t.AccountID)
 	x.a.SaveState(stateExpiresOn, t.ExpiresOn.Format(time.RFC3339))
 	return t, nil

@@ -243,7 +243,7 @@ func Summary(title string, t *mint.Issued, ttl time.Duration, n Notes) string {
 	if t.ID != "" {
 		fmt.Fprintf(&b, "| Token id | `%s` |\n", t.ID)
 	}
-	if t.Owner == string(cftoken.OwnerAccount) {
+	if t.Owner == cftoken.OwnerAccount {
 		fmt.Fprintf(&b, "| Owner | account `%s` |\n", mdEscape(t.AccountID))
 	} else {
 		b.WriteString("| Owner | user |\n")

@@ -29,7 +29,7 @@ func engine(d Deps, ui UI, base, token string) *mint.Engine {
 // resolve plans the mint cfg asks for: the engine's lookups, and meanwhile the runner's address
 // when the token is to be pinned to it.
 func resolve(ctx context.Context, d Deps, ui UI, cfg *config.Config) (*mint.Plan, error) {
-	r := mint.FromConfig(cfg)
+	r := cfg.MintRequest()
 	if cfg.IPFilter.Runner {
 		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) {
 			return netaddr.Pin(ctx, d.HTTPClient, cfg.APIBase, traceFallback(d, ui), ui)
@@ -50,7 +50,7 @@ func traceFallback(d Deps, ui UI) string {
 	if fb == "" {
 		return ""
 	}
-	if u, err := url.Parse(fb); err == nil && (u.Scheme == "http" || u.Scheme == "https") && config.IsLoopbackHost(u.Hostname()) {
+	if u, err := url.Parse(fb); err == nil && (u.Scheme == "http" || u.Scheme == "https") && netaddr.IsLoopbackHost(u.Hostname()) {
 		return fb
 	}
 	ui.Warningf("ignored CFMINT_TRACE_FALLBACK_URL (%s): the action's phases take a trace fallback only on a loopback address, since an earlier step of the job can set the variable; the fallback is %s", logsafe.String(fb), netaddr.DefaultFallback)

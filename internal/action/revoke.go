@@ -6,7 +6,6 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 )
 
@@ -15,7 +14,7 @@ func revokeStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *confi
 	if cfg.Broker != "" {
 		return brokerRevokeStep(ctx, d, a, cfg)
 	}
-	gone, err := engine(d, a, cfg.APIBase, cfg.BootstrapToken).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
+	gone, err := engine(d, a, cfg.APIBase, cfg.BootstrapToken).Revoke(ctx, cfg.Owner, cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		return fmt.Errorf("%w; check token-id, token-owner and account-id", err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
@@ -20,7 +19,7 @@ func sweepStep(ctx context.Context, d Deps, a *githubactions.Action, cfg *config
 		return errors.New("input \"sweep-repository\": is empty and GITHUB_REPOSITORY is not set; name the repository (owner/repo) or * for every repository")
 	}
 	swept, err := engine(d, a, cfg.APIBase, cfg.BootstrapToken).Sweep(ctx, mint.SweepOptions{
-		Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo,
+		Owner: cfg.Owner, AccountID: cfg.AccountID, Repo: cfg.SweepRepo,
 		OlderThan: cfg.SweepOlderThan, DryRun: cfg.DryRun,
 	})
 	verb := "Deleted"

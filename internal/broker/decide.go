@@ -32,7 +32,7 @@ type Plan struct {
 	Ask      trust.Ask
 	// Nonce is the request's nonce, or a fresh one when it named none: every name carries one.
 	Nonce string
-	Run   Run
+	Run   mint.BrokerRun
 	// clock is Cloudflare's clock as the owner's group list was answered with.
 	clock cftoken.ServerClock
 }
@@ -158,7 +158,7 @@ func Decide(ctx context.Context, p *trust.Policy, look Lookup, req Request) (*Pl
 	if err != nil {
 		return nil, fail(http.StatusForbidden, "%v", err)
 	}
-	return &Plan{Decision: d, Ask: a, Nonce: nonce, Run: run, clock: lists[ownerKey{owner: cftoken.Owner(d.Owner), account: d.AccountID}].clock}, nil
+	return &Plan{Decision: d, Ask: a, Nonce: nonce, Run: run, clock: lists[ownerKey{owner: d.Owner, account: d.AccountID}].clock}, nil
 }
 
 // Denied reports whether err, from Decide, refuses the request: the policy denies it, or the

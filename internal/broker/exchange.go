@@ -190,7 +190,7 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 		defer release()
 	}
 	eng := &mint.Engine{Tokens: s.o.Tokens, Once: s.o.Once, UI: s.ui(ctx), Now: s.o.Now}
-	p := mint.Assemble(cftoken.Owner(d.Owner), d.AccountID, tokenName(plan.Run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, plan.Now(s.o.Now))
+	p := mint.Assemble(d.Owner, d.AccountID, mint.BrokerName(plan.Run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, plan.Now(s.o.Now))
 	t, err := eng.Mint(ctx, p, mint.Hooks{})
 	if err != nil {
 		s.o.Logger.Error("a mint failed", "event", "mint", "rule", d.Rule, "error", err.Error())

@@ -13,6 +13,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/cfmint/cfmint/internal/netaddr"
 )
 
 // KeyRefetchInterval is the least time between two fetches of one issuer's keys. A token whose
@@ -189,7 +191,7 @@ func checkJWKSURL(issuer, jwks string) error {
 	switch {
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && netaddr.IsLoopbackHost(u.Hostname()):
 		return nil
 	}
 	return fmt.Errorf("the discovery document of %s names the key set %s, which is not https; the broker fetches keys over https only, so that nobody on the way can swap them", issuer, quote(jwks))

@@ -477,6 +477,7 @@ func TestNewVerifierOptions(t *testing.T) {
 	}{
 		{"nothing", VerifierOptions{}, []string{"names no issuer", "audience is empty", "HTTPClient is nil"}},
 		{"http issuer off loopback", VerifierOptions{Issuers: []string{"http://token.example"}, Audience: "a", HTTPClient: hc}, []string{`issuer "http://token.example" does not use https`}},
+		{"http issuer on a zoned loopback address", VerifierOptions{Issuers: []string{"http://[::1%25lo]:8080"}, Audience: "a", HTTPClient: hc}, []string{`issuer "http://[::1%25lo]:8080" does not use https`}},
 		{"not a URL", VerifierOptions{Issuers: []string{"token.actions.githubusercontent.com"}, Audience: "a", HTTPClient: hc}, []string{"is not a URL of the form https://host[/path]"}},
 		{"query", VerifierOptions{Issuers: []string{"https://a.example/?x=1"}, Audience: "a", HTTPClient: hc}, []string{"is not a URL"}},
 		{"twice", VerifierOptions{Issuers: []string{oidctest.GitHubIssuer, oidctest.GitHubIssuer}, Audience: "a", HTTPClient: hc}, []string{"is named twice"}},
@@ -497,7 +498,7 @@ func TestNewVerifierOptions(t *testing.T) {
 		})
 	}
 	v, err := NewVerifier(context.Background(), VerifierOptions{
-		Issuers: []string{oidctest.GitHubIssuer, "https://ghes.example/_services/token", "http://[::1]:8080", "http://localhost:1"}, Audience: "a", HTTPClient: hc,
+		Issuers: []string{oidctest.GitHubIssuer, "https://ghes.example/_services/token", "http://[::1]:8080", "http://LOCALHOST:1"}, Audience: "a", HTTPClient: hc,
 	})
 	if err != nil {
 		t.Fatalf("NewVerifier() with good issuers = %v", err)

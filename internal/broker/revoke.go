@@ -5,14 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"strings"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/logsafe"
+	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/trust"
 )
-
-var tokenID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // revoke is DELETE /v1/tokens/{id}: the token goes if it was minted for the caller's run. The
 // broker keeps no record: the token's name at Cloudflare says whom it was minted for.
@@ -22,9 +21,9 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.work()
 	defer cancel()
 	tid := r.PathValue("id")
-	if !tokenID.MatchString(tid) {
+	if !cftoken.ValidID(tid) {
 		outcome = "bad-request"
-		writeErr(w, fail(http.StatusBadRequest, "%q is not a token id (32 lower-case hex characters)", clip(tid)))
+		writeErr(w, fail(http.StatusBadRequest, "%q is not a token id (32 lower-case hex characters)", logsafe.Clip(tid, 40)))
 		return
 	}
 	id, run, keys, aerr := s.revoker(ctx, r)
@@ -51,7 +50,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, fail(http.StatusForbidden, "token %s was not minted for this run (repository_id %s, run_id %s, run_attempt %s); only the run it was minted for may revoke it", tid, run.RepositoryID, run.RunID, run.Attempt))
 			return
 		}
-		rule = ruleOfName(t.Name)
+		rule = mint.BrokerRule(t.Name)
 		if err := s.o.Tokens.Delete(ctx, k.owner, k.account, tid); err != nil && !errors.Is(err, cftoken.ErrNotFound) {
 			aerr := cloudflareErr(err, "delete the token")
 			outcome = statusOutcome(aerr.status)
@@ -88,7 +87,7 @@ func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, aerr)
 		return
 	}
-	prefix := runPrefix(run, nonce)
+	prefix := mint.BrokerRunPrefix(run, nonce)
 	n := 0
 	for _, k := range keys {
 		ts, _, err := s.o.Tokens.List(ctx, k.owner, k.account)
@@ -109,7 +108,7 @@ func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			n++
-			rule = ruleOfName(t.Name)
+			rule = mint.BrokerRule(t.Name)
 			s.audit(ctx, "revoke", id, "outcome", "revoked", "rule", rule, "token_id", t.ID, "name", t.Name, "nonce", nonce)
 		}
 	}
@@ -122,16 +121,16 @@ func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 
 // revoker authenticates a revoke: a fresh ID token whose claims match at least one rule, whose
 // owners (accounts) are where the token can be.
-func (s *Server) revoker(ctx context.Context, r *http.Request) (*Identity, Run, []ownerKey, *apiError) {
+func (s *Server) revoker(ctx context.Context, r *http.Request) (*Identity, mint.BrokerRun, []ownerKey, *apiError) {
 	st := s.state.Load()
 	id, aerr := s.identify(ctx, r, st)
 	if aerr != nil {
-		return nil, Run{}, nil, aerr
+		return nil, mint.BrokerRun{}, nil, aerr
 	}
 	run, ok := runOf(id.Issuer, id.Claims)
 	if !ok {
 		s.audit(ctx, "denial", id, "reason", "claims", "why", "no run to bind the revoke to", "path", r.URL.Path)
-		return nil, Run{}, nil, fail(http.StatusForbidden, "the ID token carries no numeric repository_id, run_id and run_attempt; the broker revokes only tokens of the caller's run")
+		return nil, mint.BrokerRun{}, nil, fail(http.StatusForbidden, "the ID token carries no numeric repository_id, run_id and run_attempt; the broker revokes only tokens of the caller's run")
 	}
 	rules := st.policy.Match(id.Issuer, trust.Claims(id.Claims))
 	if len(rules) == 0 {
@@ -140,9 +139,9 @@ func (s *Server) revoker(ctx context.Context, r *http.Request) (*Identity, Run, 
 		if errors.As(err, &d) {
 			s.metrics.denial(string(d.Reason))
 			s.audit(ctx, "denial", id, "reason", string(d.Reason), "why", d.Msg, "path", r.URL.Path)
-			return nil, Run{}, nil, fail(http.StatusForbidden, "%s", d.Msg)
+			return nil, mint.BrokerRun{}, nil, fail(http.StatusForbidden, "%s", d.Msg)
 		}
-		return nil, Run{}, nil, fail(http.StatusForbidden, "no rule of the broker's policy matches this ID token")
+		return nil, mint.BrokerRun{}, nil, fail(http.StatusForbidden, "no rule of the broker's policy matches this ID token")
 	}
 	var keys []ownerKey
 	for _, ru := range rules {
@@ -160,20 +159,4 @@ func containsKey(keys []ownerKey, k ownerKey) bool {
 		}
 	}
 	return false
-}
-
-// ruleOfName reads the rule back out of a broker token's name.
-func ruleOfName(name string) string {
-	parts := strings.SplitN(strings.TrimPrefix(name, namePrefix), ":", 6)
-	if len(parts) < 5 {
-		return ""
-	}
-	return parts[4]
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }

@@ -306,7 +306,7 @@ func (k ownerKey) String() string {
 }
 
 func ruleKey(r *trust.Rule) ownerKey {
-	return ownerKey{owner: cftoken.Owner(r.Owner()), account: r.AccountID()}
+	return ownerKey{owner: r.Owner(), account: r.AccountID()}
 }
 
 func ownersOf(p *trust.Policy) []ownerKey {

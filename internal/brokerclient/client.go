@@ -298,10 +298,7 @@ func sentence(raw []byte, tok string) (string, bool) {
 	if tok != "" {
 		s = strings.ReplaceAll(s, tok, "***")
 	}
-	if r := []rune(s); len(r) > maxSentence {
-		s = string(r[:maxSentence-3]) + "..."
-	}
-	return strings.TrimSpace(s), true
+	return strings.TrimSpace(logsafe.Clip(s, maxSentence)), true
 }
 
 // parseRetryAfter reads Retry-After: seconds or an HTTP date; 0 when absent or unreadable.

@@ -34,6 +34,19 @@ const (
 	OwnerUser    Owner = "user"
 )
 
+// ParseOwner reads an owner as a user writes it (the action's token-owner input, a trust
+// policy's token_owner): account or user, in any case; empty is account. ok is false for
+// anything else.
+func ParseOwner(s string) (o Owner, ok bool) {
+	switch strings.ToLower(s) {
+	case "", string(OwnerAccount):
+		return OwnerAccount, true
+	case string(OwnerUser):
+		return OwnerUser, true
+	}
+	return "", false
+}
+
 // DefaultBaseURL is Cloudflare's API.
 const DefaultBaseURL = "https://api.cloudflare.com/client/v4"
 
@@ -351,7 +364,7 @@ func (c *Client) Create(ctx context.Context, owner Owner, accountID string, req 
 		if err != nil {
 			return nil, reduce(op, err)
 		}
-		if !validID(res.ID) {
+		if !ValidID(res.ID) {
 			return nil, &TransportError{Op: op, Err: errors.New("its answer carried no valid token id")}
 		}
 		return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
@@ -360,7 +373,7 @@ func (c *Client) Create(ctx context.Context, owner Owner, accountID string, req 
 	if err != nil {
 		return nil, reduce(op, err)
 	}
-	if !validID(res.ID) {
+	if !ValidID(res.ID) {
 		return nil, &TransportError{Op: op, Err: errors.New("its answer carried no valid token id")}
 	}
 	return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
@@ -521,7 +534,7 @@ func (c *Client) Get(ctx context.Context, owner Owner, accountID, id string) (Li
 		if err != nil {
 			return err
 		}
-		if !validID(t.ID) {
+		if !ValidID(t.ID) {
 			return &TransportError{Op: op, Err: errors.New("its answer carried no valid token id")}
 		}
 		out = Listed{ID: t.ID, Name: t.Name, Status: string(t.Status), IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn}
@@ -558,7 +571,7 @@ func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Lis
 			clock = newServerClock(raw)
 		}
 		for _, t := range got {
-			if !validID(t.ID) {
+			if !ValidID(t.ID) {
 				continue // never put an id Cloudflare did not form into a path or a file command
 			}
 			out = append(out, Listed{ID: t.ID, Name: t.Name, Status: string(t.Status), IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn})
@@ -592,10 +605,11 @@ func (c *Client) listPage(ctx context.Context, owner Owner, accountID string, pa
 	return res.Result, len(res.Result) == perPage, nil
 }
 
-var tokenID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-// validID reports whether id has the form of a token id (32 lowercase hex).
-func validID(id string) bool { return tokenID.MatchString(id) }
+// ValidID reports whether id has the form of Cloudflare's ids (a token's, an account's, a
+// zone's): 32 lower-case hex characters. Callers lower-case what users may write in either case.
+func ValidID(id string) bool { return hexID.MatchString(id) }
 
 // PrefixFor returns the CIDR of one address: /32 or /128.
 func PrefixFor(a netip.Addr) netip.Prefix {

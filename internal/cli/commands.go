@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
@@ -94,7 +93,7 @@ func (e Env) engine(ui stderrUI, cfg *config.Config) *mint.Engine {
 // as the user set it: a terminal's environment is the user's own, not one an earlier step of a
 // job could write.
 func (e Env) resolve(ctx context.Context, ui stderrUI, cfg *config.Config) (*mint.Plan, error) {
-	r := mint.FromConfig(cfg)
+	r := cfg.MintRequest()
 	if cfg.IPFilter.Runner {
 		fallback := strings.TrimSpace(getenv(e, "CFMINT_TRACE_FALLBACK_URL"))
 		r.Pin = func(ctx context.Context) ([]netip.Prefix, error) {
@@ -315,7 +314,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	if cfg.Broker != "" {
 		return brokerRevoke(ctx, e, stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
 	}
-	gone, err := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg).Revoke(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID, cfg.TokenID)
+	gone, err := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg).Revoke(ctx, cfg.Owner, cfg.AccountID, cfg.TokenID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint revoke: %v\n", err)
 		return ExitFail
@@ -356,7 +355,7 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 	warnBase(e, cfg)
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
-	groups, _, err := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg).Tokens.PermissionGroups(ctx, cftoken.Owner(cfg.Owner), cfg.AccountID)
+	groups, _, err := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg).Tokens.PermissionGroups(ctx, cfg.Owner, cfg.AccountID)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint permissions: %v\n", err)
 		return ExitFail
@@ -418,7 +417,7 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
 	eng := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
-	swept, err := eng.Sweep(ctx, mint.SweepOptions{Owner: cftoken.Owner(cfg.Owner), AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry})
+	swept, err := eng.Sweep(ctx, mint.SweepOptions{Owner: cfg.Owner, AccountID: cfg.AccountID, Repo: cfg.SweepRepo, OlderThan: cfg.SweepOlderThan, DryRun: *dry})
 	verb := "deleted"
 	if *dry {
 		verb = "would delete"

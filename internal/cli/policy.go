@@ -157,7 +157,7 @@ func policyTest(ctx context.Context, e Env, p *trust.Policy, look broker.Lookup,
 		return ExitUnchecked
 	}
 	d := plan.Decision
-	a := mint.Assemble(cftoken.Owner(d.Owner), d.AccountID, "(name)", d.Policies, d.CIDRs, plan.Ask.Zones, plan.Ask.Buckets, d.TTL, time.Now())
+	a := mint.Assemble(d.Owner, d.AccountID, "(name)", d.Policies, d.CIDRs, plan.Ask.Zones, plan.Ask.Buckets, d.TTL, time.Now())
 	fmt.Fprintf(e.Stdout, "allowed by rule %s: a %s-owned token of account %s for %s, usable from %s:\n", d.Rule, d.Owner, d.AccountID, mint.Human(d.TTL), orAny(mint.CIDRList(d.CIDRs)))
 	for _, g := range a.Grants() {
 		var where []string

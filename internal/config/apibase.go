@@ -2,11 +2,11 @@ package config
 
 import (
 	"fmt"
-	"net/netip"
 	"net/url"
 	"strings"
 
 	"github.com/cfmint/cfmint/internal/logsafe"
+	"github.com/cfmint/cfmint/internal/netaddr"
 )
 
 // DefaultAPIBase is Cloudflare's API: where the bootstrap token goes unless the workflow file
@@ -48,22 +48,10 @@ func ParseAPIBase(s string) (string, error) {
 	if u.Hostname() == "" {
 		return "", fmt.Errorf("%s names no host; write one such as %s", quote(s), DefaultAPIBase)
 	}
-	if u.Scheme == "http" && !loopback(u.Hostname()) {
+	if u.Scheme == "http" && !netaddr.IsLoopbackHost(u.Hostname()) {
 		return "", fmt.Errorf("%s is http to %s, which is not a loopback address, so the bootstrap token would cross the network unencrypted; use https (http is allowed only to 127.0.0.1, ::1 or localhost)", quote(s), quote(u.Hostname()))
 	}
 	return strings.TrimRight(u.String(), "/"), nil
-}
-
-// IsLoopbackHost reports a host that cannot leave the machine: a loopback IP literal, or
-// localhost.
-func IsLoopbackHost(host string) bool { return loopback(host) }
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Zone() == "" && a.Unmap().IsLoopback()
 }
 
 // IsCloudflareHost reports whether base (as ParseAPIBase returns it) is Cloudflare's own API

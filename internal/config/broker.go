@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/logsafe"
+	"github.com/cfmint/cfmint/internal/netaddr"
 )
 
 // RequestKeys are the inputs a broker's mint request carries, by their input names; the action
@@ -33,7 +35,7 @@ func ParseBroker(s string) (string, error) {
 		return "", fmt.Errorf("%s has a query (?...); remove it: cfmint adds its own paths and queries", quote(s))
 	case u.Fragment != "" || strings.Contains(s, "#"):
 		return "", fmt.Errorf("%s has a fragment (#...); remove it", quote(s))
-	case u.Scheme == "http" && !loopback(u.Hostname()):
+	case u.Scheme == "http" && !netaddr.IsLoopbackHost(u.Hostname()):
 		return "", fmt.Errorf("%s is http to %s, which is not a loopback address, so ID tokens and minted tokens would cross the network unencrypted; use https (http is allowed only to 127.0.0.1, ::1 or localhost)", quote(s), quote(u.Hostname()))
 	}
 	return strings.TrimRight(s, "/"), nil
@@ -69,7 +71,7 @@ func validateBroker(in *Inputs, c *Config) []error {
 	if val(in.AccountID) != "" {
 		errs = append(errs, inputError("account-id", "is set, but with broker the broker's rule decides the account (and token-owner); remove account-id"))
 	}
-	if strings.EqualFold(val(in.TokenOwner), string(OwnerUser)) {
+	if o, _ := cftoken.ParseOwner(val(in.TokenOwner)); o == cftoken.OwnerUser {
 		errs = append(errs, inputError("token-owner", "is user, but with broker the broker's rule decides who owns the token; remove token-owner"))
 	}
 	return errs

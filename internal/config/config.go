@@ -15,8 +15,10 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/field"
 	"github.com/cfmint/cfmint/internal/logsafe"
+	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -26,17 +28,6 @@ const (
 	MinTTL     = time.Minute
 	MaxTTL     = 6 * time.Hour
 	DefaultTTL = 15 * time.Minute
-	// MaxNameLen is Cloudflare's limit on a token name.
-	MaxNameLen = 120
-)
-
-// Owner says who owns a minted token.
-type Owner string
-
-// The two kinds of token owner.
-const (
-	OwnerAccount Owner = "account"
-	OwnerUser    Owner = "user"
 )
 
 // Inputs are the action's inputs as the runner hands them over: raw strings.
@@ -123,7 +114,7 @@ type Config struct {
 	Mode           Mode
 	BootstrapToken string // secret: never print, wrap or store
 	AccountID      string
-	Owner          Owner
+	Owner          cftoken.Owner
 	Preset         string
 	Permissions    []string // permission lines as written, split on newlines; commas are split later, knowing the names
 	Zones          Zones
@@ -156,17 +147,10 @@ type Config struct {
 }
 
 // Context is what the runner says about the run, used to name the token.
-type Context struct {
-	Repository, RunID, RunAttempt, Job, Action, SHA string
-	// Nonce tells apart steps whose other coordinates are equal (the legs of a matrix job share
-	// run, attempt, job and step).
-	Nonce string
-}
+type Context = mint.RunContext
 
 var (
-	hex32      = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
-	repoName   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	zoneName   = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$`)
 	reservedEv = []string{"GITHUB_", "RUNNER_", "ACTIONS_"}
@@ -206,23 +190,20 @@ func validateAccess(in *Inputs, c *Config) []error {
 	}
 
 	owner := val(in.TokenOwner)
-	switch strings.ToLower(owner) {
-	case "", "account":
-		c.Owner = OwnerAccount
-	case "user":
-		c.Owner = OwnerUser
-	default:
+	if o, ok := cftoken.ParseOwner(owner); ok {
+		c.Owner = o
+	} else {
 		errs = append(errs, inputError("token-owner", "%s is not an owner; use account or user", quote(owner)))
 	}
 
 	acct := val(in.AccountID)
 	if acct != "" {
-		if !hex32.MatchString(strings.ToLower(acct)) {
+		if !cftoken.ValidID(strings.ToLower(acct)) {
 			errs = append(errs, inputError("account-id", "%s is not an account id; it is 32 hex characters, shown on the account's overview page in the dashboard", quote(acct)))
 		} else {
 			c.AccountID = strings.ToLower(acct)
 		}
-	} else if c.Owner == OwnerAccount && c.Broker == "" {
+	} else if c.Owner == cftoken.OwnerAccount && c.Broker == "" {
 		errs = append(errs, inputError("account-id", "is empty; an account-owned token (token-owner: account) needs the account id (32 hex characters)"))
 	}
 	if d, err := ParseTimeout(in.Timeout); err != nil {
@@ -265,7 +246,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 		}
 	}
 	c.TokenID = strings.ToLower(val(in.TokenID))
-	if c.TokenID != "" && !hex32.MatchString(c.TokenID) {
+	if c.TokenID != "" && !cftoken.ValidID(c.TokenID) {
 		errs = append(errs, inputError("token-id", "%s is not a token id; it is 32 hex characters (the token-id output of the step that minted it)", quote(val(in.TokenID))))
 	}
 	sweep, err := parseBool("sweep", in.Sweep, false)
@@ -298,7 +279,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 	}
 	c.SweepRepo = rc.Repository
 	if r := val(in.SweepRepo); r != "" {
-		if r != "*" && !repoName.MatchString(r) {
+		if r != "*" && !mint.PlainRepo(r) {
 			errs = append(errs, inputError("sweep-repository", "%s is not owner/repo or *", quote(r)))
 		}
 		c.SweepRepo = r
@@ -361,7 +342,7 @@ func Validate(in *Inputs, rc Context) (*Config, error) {
 			c.Name = n
 		}
 	} else {
-		c.Name = DefaultName(rc, purpose(c))
+		c.Name = mint.DefaultName(rc, purpose(c))
 	}
 	errs = append(errs, brokerModes(in, c)...)
 
@@ -563,7 +544,7 @@ func ParseZones(s string) (Zones, []error) {
 			z.All = true
 		case slices.Contains(z.IDs, lit) || slices.Contains(z.Names, lit):
 			// Named twice: one lookup, one resource.
-		case hex32.MatchString(lit):
+		case cftoken.ValidID(lit):
 			z.IDs = append(z.IDs, lit)
 		case zoneName.MatchString(lit):
 			z.Names = append(z.Names, lit)
@@ -596,9 +577,6 @@ func checkExportEnv(ev string) error {
 	return nil
 }
 
-// fileCommandDelimiter is the heredoc delimiter go-githubactions writes outputs with.
-const fileCommandDelimiter = "_GitHubActionsFileCommandDelimeter_"
-
 // CheckName checks a token name given by the user. The name is printed in log lines, so what
 // the runner could read as a workflow command ("::" or "##[", or a line break that starts a line
 // of its own) is refused, and so is what a reader could not see: control and format characters.
@@ -611,11 +589,11 @@ func CheckName(name string) error {
 			return inputError("name", "%s holds %s, which the runner reads as the start of a workflow command; use another separator (a placeholder that is empty in this run can leave two ':' side by side)", quote(name), cmd)
 		}
 	}
-	if strings.Contains(name, fileCommandDelimiter) {
-		return inputError("name", "contains the runner's file-command delimiter %s, which could inject outputs; choose another name", fileCommandDelimiter)
+	if strings.Contains(name, logsafe.FileCommandDelimiter) {
+		return inputError("name", "contains the runner's file-command delimiter %s, which could inject outputs; choose another name", logsafe.FileCommandDelimiter)
 	}
-	if n := len([]rune(name)); n > MaxNameLen {
-		return inputError("name", "is %d characters long (with its placeholders filled in); Cloudflare allows at most %d", n, MaxNameLen)
+	if n := len([]rune(name)); n > mint.MaxNameLen {
+		return inputError("name", "is %d characters long (with its placeholders filled in); Cloudflare allows at most %d", n, mint.MaxNameLen)
 	}
 	return nil
 }
@@ -628,12 +606,4 @@ func invisible(r rune) bool {
 
 // quote quotes a value back in an error: clipped, and so that the runner reads no workflow
 // command in it when the error is printed as a plain line.
-func quote(s string) string { return logsafe.Quote(clip(s)) }
-
-// clip shortens a value quoted back in an error so one bad input cannot flood the log.
-func clip(s string) string {
-	if r := []rune(s); len(r) > 80 {
-		return string(r[:77]) + "..."
-	}
-	return s
-}
+func quote(s string) string { return logsafe.Quote(logsafe.Clip(s, 80)) }

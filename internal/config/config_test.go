@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/runner"
 )
 
@@ -46,7 +48,7 @@ func TestValidateDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Owner != OwnerAccount || c.TTL != 15*time.Minute || !c.IPFilter.Runner || c.IPFilter.None || !c.Revoke || c.ExportEnv != "CLOUDFLARE_API_TOKEN" {
+	if c.Owner != cftoken.OwnerAccount || c.TTL != 15*time.Minute || !c.IPFilter.Runner || c.IPFilter.None || !c.Revoke || c.ExportEnv != "CLOUDFLARE_API_TOKEN" {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 	if want := "cfmint:octo/site:workers-deploy:7.2:deploy:cf"; c.Name != want {
@@ -207,26 +209,6 @@ func TestParseZones(t *testing.T) {
 	}
 }
 
-func TestDefaultName(t *testing.T) {
-	t.Parallel()
-	if n := DefaultName(Context{Repository: "o/r", RunID: "5", RunAttempt: "1", Job: "j", Action: "s", Nonce: "a1b2c3"}, "p"); n != "cfmint:o/r:p:5.1-a1b2c3:j:s" {
-		t.Errorf("name with a nonce = %q", n)
-	}
-	// Attacker-influenced parts (job and step names) cannot add separators or control characters.
-	n := DefaultName(Context{Repository: "octo/site", RunID: "1", RunAttempt: "1", Job: "de:ploy\n::add-mask::x", Action: "cf"}, "dns-edit")
-	if strings.Count(n, ":") != 5 || strings.ContainsAny(n, "\n\r") {
-		t.Errorf("name %q is not sanitised", n)
-	}
-	long := DefaultName(Context{Repository: "octo/" + strings.Repeat("r", 100), RunID: "123456789", RunAttempt: "3", Job: strings.Repeat("j", 60), Action: "a1"}, "workers-deploy")
-	long2 := DefaultName(Context{Repository: "octo/" + strings.Repeat("r", 100), RunID: "123456789", RunAttempt: "3", Job: strings.Repeat("j", 60), Action: "a2"}, "workers-deploy")
-	if len(long) > MaxNameLen || long == long2 {
-		t.Errorf("long names %q and %q: want <= %d and distinct", long, long2, MaxNameLen)
-	}
-	if !strings.HasPrefix(long, RepoNamePrefix("octo/"+strings.Repeat("r", 100))) {
-		t.Errorf("long name %q lost its repository prefix", long)
-	}
-}
-
 func FuzzParseIPFilter(f *testing.F) {
 	for _, s := range []string{"runner", "none", "runner, 198.51.100.0/24", "2001:db8::/48", "1.2.3.4/33", "::ffff:1.2.3.4", "fe80::1%eth0"} {
 		f.Add(s)
@@ -268,8 +250,8 @@ func FuzzParseTTL(f *testing.F) {
 func FuzzDefaultName(f *testing.F) {
 	f.Add("octo/site", "1", "1", "deploy", "cf", "dns-edit")
 	f.Fuzz(func(t *testing.T, repo, run, attempt, job, step, purpose string) {
-		n := DefaultName(Context{Repository: repo, RunID: run, RunAttempt: attempt, Job: job, Action: step}, purpose)
-		if len(n) > MaxNameLen || CheckName(n) != nil || !strings.HasPrefix(n, NamePrefix) {
+		n := mint.DefaultName(Context{Repository: repo, RunID: run, RunAttempt: attempt, Job: job, Action: step}, purpose)
+		if len(n) > mint.MaxNameLen || CheckName(n) != nil || !strings.HasPrefix(n, mint.NamePrefix) {
 			t.Fatalf("bad name %q", n)
 		}
 	})
@@ -381,7 +363,7 @@ func FuzzParseZones(f *testing.F) {
 			}
 		}
 		for _, id := range z.IDs {
-			if !hex32.MatchString(id) {
+			if !cftoken.ValidID(id) {
 				t.Fatalf("%q: bad zone id %q accepted", s, id)
 			}
 		}

@@ -112,3 +112,40 @@ func JSON(b []byte) []byte {
 	s := strings.ReplaceAll(string(b), "::", `:\u003a`)
 	return []byte(strings.ReplaceAll(s, "##[", `##\u005b`))
 }
+
+// Clip shortens a value quoted back in a message, so that one bad value cannot flood the log: a
+// value of at most n characters is returned unchanged, a longer one is cut to n characters, the
+// last three of them "...". It never cuts a character in two; each byte that is not valid UTF-8
+// counts as one character and is kept as it is. n below 4 keeps the first n characters without
+// the dots.
+func Clip(s string, n int) string {
+	if n < 0 {
+		n = 0
+	}
+	keep := n - len("...")
+	if keep < 1 {
+		keep = n
+	}
+	cut := -1 // the byte offset after keep characters
+	count := 0
+	for i := 0; i < len(s); {
+		if count == keep {
+			cut = i
+		}
+		if count == n {
+			if keep == n {
+				return s[:i]
+			}
+			return s[:cut] + "..."
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		count++
+	}
+	return s
+}
+
+// FileCommandDelimiter is the heredoc delimiter go-githubactions writes file commands
+// ($GITHUB_OUTPUT, $GITHUB_ENV, $GITHUB_STATE) with: a value holding it, or a line break, could
+// end the value early and inject variables.
+const FileCommandDelimiter = "_GitHubActionsFileCommandDelimeter_"

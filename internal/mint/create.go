@@ -99,7 +99,7 @@ func R2Endpoint(accountID string, buckets []policy.Bucket) string {
 func (e *Engine) Undo(ctx context.Context, t *Issued, h Hooks, cause error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CleanupBudget)
 	defer cancel()
-	err := e.Tokens.Delete(cctx, cftoken.Owner(t.Owner), t.AccountID, t.ID)
+	err := e.Tokens.Delete(cctx, t.Owner, t.AccountID, t.ID)
 	if err != nil && !errors.Is(err, cftoken.ErrNotFound) {
 		return &UndoError{ID: t.ID, ExpiresOn: t.ExpiresOn, Cause: cause, DeleteErr: err}
 	}

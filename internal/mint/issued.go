@@ -16,7 +16,7 @@ type Issued struct {
 	Secret    string         `json:"token"` // never to be printed
 	ID        string         `json:"id"`
 	Name      string         `json:"name"`
-	Owner     string         `json:"owner"`
+	Owner     cftoken.Owner  `json:"owner"`
 	AccountID string         `json:"account_id,omitempty"`
 	ExpiresOn time.Time      `json:"expires_on"`
 	CIDRs     []netip.Prefix `json:"ip_filter"`
@@ -48,7 +48,7 @@ type Resource struct {
 func (p *Plan) Issued(m *cftoken.Minted) *Issued {
 	out := &Issued{
 		Name:      p.Request.Name,
-		Owner:     string(p.Owner),
+		Owner:     p.Owner,
 		AccountID: p.AccountID,
 		ExpiresOn: p.Request.ExpiresOn,
 		CIDRs:     p.Request.CIDRs,

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
-	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -95,27 +94,6 @@ type Request struct {
 	// AllowLastingAccess lets the request grant groups that create credentials or identities
 	// which outlive the token.
 	AllowLastingAccess bool
-}
-
-// FromConfig is the request a validated config asks for, without its Pin: the front end knows
-// how to find the address the token must be pinned to.
-func FromConfig(cfg *config.Config) Request {
-	r := Request{
-		Owner:       cftoken.Owner(cfg.Owner),
-		AccountID:   cfg.AccountID,
-		Preset:      cfg.Preset,
-		Permissions: cfg.Permissions,
-		ZoneNames:   cfg.Zones.Names,
-		ZoneIDs:     cfg.Zones.IDs,
-		AllZones:    cfg.Zones.All,
-		TTL:         cfg.TTL,
-		Name:        cfg.Name,
-		CIDRs:       cfg.IPFilter.CIDRs,
-
-		AllowLastingAccess: cfg.AllowLastingAccess,
-	}
-	r.Buckets = cfg.Buckets
-	return r
 }
 
 // Lines are the permission lines a request asks for: its preset's groups, then its own lines.

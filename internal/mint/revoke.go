@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
-	"github.com/cfmint/cfmint/internal/config"
 )
 
 // Revoke deletes one token by id. A token that is already gone is success: gone is the goal.
@@ -32,7 +31,7 @@ type Swept struct {
 type SweepOptions struct {
 	Owner     cftoken.Owner
 	AccountID string
-	// Repo limits the sweep to tokens cfmint named for that repository (config.NamedFor); "*"
+	// Repo limits the sweep to tokens cfmint named for that repository (NamedFor); "*"
 	// takes every repository's.
 	Repo string
 	// OlderThan also takes live tokens issued longer ago than this; 0 takes only expired ones.
@@ -43,7 +42,7 @@ type SweepOptions struct {
 // Sweep deletes the tokens cfmint minted that were left behind (a runner that died before its
 // post phase; revoke: false): expired ones, which still count against the token quota until
 // deleted, and optionally old ones. It recognises cfmint's tokens by the names it gives them
-// (config.NamedFor), and never touches any other token, nor another repository's.
+// (NamedFor), and never touches any other token, nor another repository's.
 //
 // Expired and old are Cloudflare's word and clock, never the runner's: a runner whose clock is
 // fast must not delete a token that still works. A token is expired when Cloudflare's status
@@ -61,7 +60,7 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) ([]Swept, error) {
 	var out []Swept
 	var errs []error
 	for _, t := range ts {
-		if !config.NamedFor(t.Name, o.Repo) {
+		if !NamedFor(t.Name, o.Repo) {
 			continue
 		}
 		s := Swept{ID: t.ID, Name: t.Name, Status: t.Status, IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn}

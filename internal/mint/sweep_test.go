@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
-	"github.com/cfmint/cfmint/internal/config"
 )
 
 // TestSweep: a sweep takes only the repository's own tokens, and decides expired and old by
@@ -18,7 +17,7 @@ func TestSweep(t *testing.T) {
 	cf := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	repo := "octo-org/site"
 	long := "octo-org/" + strings.Repeat("a", 60)
-	name := func(r, rest string) string { return config.RepoNamePrefix(r) + rest }
+	name := func(r, rest string) string { return RepoNamePrefix(r) + rest }
 	id := func(n int) string { return strings.Repeat(string(rune('0'+n)), 32) }
 	tokens := []cftoken.Listed{
 		{ID: id(1), Name: name(repo, "live"), Status: "active", IssuedOn: cf.Add(-5 * time.Minute), ExpiresOn: cf.Add(10 * time.Minute)},

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cfmint/cfmint/internal/logsafe"
 )
 
 // TraceURL is the /cdn-cgi/trace address on the API's own host: asking the host that will check
@@ -65,7 +67,7 @@ func ParseTrace(r io.Reader) (netip.Addr, error) {
 		}
 		a, err := netip.ParseAddr(strings.TrimSpace(v))
 		if err != nil || a.Zone() != "" {
-			return netip.Addr{}, fmt.Errorf("ip=%q is not an IP address", clip(v))
+			return netip.Addr{}, fmt.Errorf("ip=%q is not an IP address", logsafe.Clip(v, 64))
 		}
 		return a.Unmap(), nil
 	}
@@ -73,13 +75,6 @@ func ParseTrace(r io.Reader) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	return netip.Addr{}, errors.New("the answer has no ip= line")
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
 }
 
 // Options tune Runner.

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -33,7 +35,7 @@ type Ask struct {
 // Decision is what a rule allowed: everything needed to build the token request.
 type Decision struct {
 	Rule      string // the rule's name, for logs and the token's name
-	Owner     config.Owner
+	Owner     cftoken.Owner
 	AccountID string
 	Policies  []policy.Policy // policy.Build's, for policy.Request.Policies
 	// CIDRs pin the token; empty only when the request asked for none and the rule allows it.
@@ -129,7 +131,7 @@ func (r *Rule) allow(ask Ask, groups []policy.Group, caller netip.Addr) (*Decisi
 	var lines []string
 	if ask.Preset != "" {
 		if _, ok := policy.Presets[ask.Preset]; !ok {
-			return nil, ReasonRequest, fmt.Sprintf("input \"preset\": %q is not a preset; use one of %s", clip(ask.Preset), strings.Join(policy.PresetNames(), ", "))
+			return nil, ReasonRequest, fmt.Sprintf("input \"preset\": %q is not a preset; use one of %s", logsafe.Clip(ask.Preset, 80), strings.Join(policy.PresetNames(), ", "))
 		}
 		lines = append(lines, policy.ExpandPreset(ask.Preset, len(ask.Buckets) > 0)...)
 	}

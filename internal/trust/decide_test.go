@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/policy"
 )
@@ -68,7 +69,7 @@ func TestDecideAllows(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tc.want
-			want.Rule, want.Owner, want.AccountID = "shop-deploy", config.OwnerAccount, acct
+			want.Rule, want.Owner, want.AccountID = "shop-deploy", cftoken.OwnerAccount, acct
 			if !reflect.DeepEqual(*d, want) {
 				t.Errorf("Decision =\n%#v\nwant\n%#v", *d, want)
 			}
@@ -202,7 +203,7 @@ func TestDecideFirstAllowingRuleWins(t *testing.T) {
 			if d.Rule != tc.rule || d.TTL != tc.ttlo {
 				t.Errorf("rule %s, ttl %v; want %s, %v", d.Rule, d.TTL, tc.rule, tc.ttlo)
 			}
-			if wantOwner := map[string]config.Owner{"short": config.OwnerAccount, "long": config.OwnerUser}[tc.rule]; d.Owner != wantOwner {
+			if wantOwner := map[string]cftoken.Owner{"short": cftoken.OwnerAccount, "long": cftoken.OwnerUser}[tc.rule]; d.Owner != wantOwner {
 				t.Errorf("owner %q, want %q", d.Owner, wantOwner)
 			}
 		})

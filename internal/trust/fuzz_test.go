@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -59,9 +59,9 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("rule %s: issuer %q", r.name, r.issuer)
 			case len(r.match) == 0:
 				t.Fatalf("rule %s matches every token", r.name)
-			case !hex32.MatchString(r.accountID):
+			case !cftoken.ValidID(r.accountID):
 				t.Fatalf("rule %s: account %q", r.name, r.accountID)
-			case r.owner != config.OwnerAccount && r.owner != config.OwnerUser:
+			case r.owner != cftoken.OwnerAccount && r.owner != cftoken.OwnerUser:
 				t.Fatalf("rule %s: owner %q", r.name, r.owner)
 			case r.maxTTL < MinMaxTTL || r.maxTTL > MaxMaxTTL:
 				t.Fatalf("rule %s: max_ttl %v", r.name, r.maxTTL)

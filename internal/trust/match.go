@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/cfmint/cfmint/internal/logsafe"
 )
 
 // Claims are the claims of a verified ID token. GitHub writes every claim a rule can name as a
@@ -145,12 +147,12 @@ func differs(r *Rule, m constraint, c Claims) string {
 	if t, typed := nonString(got); typed {
 		has = "a " + t + ", not a string (claims are compared as strings, so this never matches)"
 	} else if ok {
-		has = strconv.Quote(clip(got))
+		has = strconv.Quote(logsafe.Clip(got, 80))
 	}
 	if m.re != nil {
 		return fmt.Sprintf("rule %s differs only in claim %s: its pattern %s does not match the token's %s", r.name, m.key, m.value, has)
 	}
-	s := fmt.Sprintf("rule %s differs only in claim %s: it wants %q, the token has %s", r.name, m.key, clip(m.value), has)
+	s := fmt.Sprintf("rule %s differs only in claim %s: it wants %q, the token has %s", r.name, m.key, logsafe.Clip(m.value, 80), has)
 	if m.key == "sub" && strings.Contains(got, ":environment:") && !strings.Contains(m.value, ":environment:") {
 		s += " (a job that names an environment gets a sub of repo:OWNER/REPO:environment:NAME; match repository_id and environment instead of sub)"
 	}
@@ -181,7 +183,7 @@ func show(v string) string {
 	if t, typed := nonString(v); typed {
 		return "(a " + t + ")"
 	}
-	v = clip(v)
+	v = logsafe.Clip(v, 80)
 	if strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '"' }) >= 0 {
 		return strconv.Quote(v)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"regexp/syntax"
@@ -16,7 +15,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
+	"github.com/cfmint/cfmint/internal/netaddr"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -24,7 +26,6 @@ import (
 // r2-buckets unexported; these follow them).
 var (
 	ruleName   = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	hex32      = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	zoneName   = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$`)
 	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 )
@@ -183,7 +184,7 @@ func (ps *parser) str(n *yaml.Node, where, key string) (string, bool) {
 	case "!!str":
 		// Newlines are a block scalar's line breaks (permissions take one name or more a line).
 		if strings.IndexFunc(n.Value, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) >= 0 {
-			ps.errf(where, key, "%q contains control characters; write printable text only", clip(n.Value))
+			ps.errf(where, key, "%q contains control characters; write printable text only", logsafe.Clip(n.Value, 80))
 			return "", false
 		}
 		return n.Value, true
@@ -275,12 +276,12 @@ func (ps *parser) audience(s string) string {
 		ps.errf("", "audience", "is empty; set it to the audience every ID token must carry, such as the broker's URL (https://cfmint.example.com)")
 		return ""
 	case strings.IndexFunc(s, unicode.IsSpace) >= 0:
-		ps.errf("", "audience", "%q contains white space; an audience is one word, usually the broker's URL", clip(s))
+		ps.errf("", "audience", "%q contains white space; an audience is one word, usually the broker's URL", logsafe.Clip(s, 80))
 		return ""
 	case strings.HasPrefix(strings.ToLower(s), "https://github.com/"):
 		// GitHub gives this aud to every ID token requested without an audience, so a token
 		// meant for any other service would be accepted here too.
-		ps.errf("", "audience", "%q is the audience GitHub puts in every ID token that asks for none; choose one of the broker's own, such as its URL", clip(s))
+		ps.errf("", "audience", "%q is the audience GitHub puts in every ID token that asks for none; choose one of the broker's own, such as its URL", logsafe.Clip(s, 80))
 		return ""
 	}
 	return s
@@ -290,7 +291,7 @@ func (ps *parser) audience(s string) string {
 func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	before := len(ps.errs)
 	where := fmt.Sprintf("rule #%d", i)
-	r := &Rule{owner: config.OwnerAccount, maxTTL: DefaultMaxTTL}
+	r := &Rule{owner: cftoken.OwnerAccount, maxTTL: DefaultMaxTTL}
 
 	// The name labels every other problem of the rule, so it is read first.
 	if n.Kind == yaml.MappingNode {
@@ -315,7 +316,7 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	if v, ok := f["name"]; !ok {
 		ps.errf(where, "name", "is missing; give the rule a unique name of a-z, 0-9 and - (at most 32), such as shop-deploy")
 	} else if s, ok := ps.str(v, where, "name"); ok && !ruleName.MatchString(s) {
-		ps.errf(where, "name", "%q is not a rule name: it goes into token names, so it is 1 to 32 of a-z, 0-9 and -, such as shop-deploy", clip(s))
+		ps.errf(where, "name", "%q is not a rule name: it goes into token names, so it is 1 to 32 of a-z, 0-9 and -, such as shop-deploy", logsafe.Clip(s, 80))
 	}
 
 	if v, ok := f["issuer"]; !ok {
@@ -364,7 +365,7 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 			// Anchored, so that "main" cannot match "not-main-really".
 			re, err := regexp.Compile(`^(?:` + s + `)$`)
 			if err != nil {
-				ps.errf(where, key, "%q is not an RE2 pattern (%v); write one such as refs/heads/(main|release-.*)", clip(s), reErr(err))
+				ps.errf(where, key, "%q is not an RE2 pattern (%v); write one such as refs/heads/(main|release-.*)", logsafe.Clip(s, 80), reErr(err))
 				continue
 			}
 			r.match = append(r.match, constraint{key: p.key, value: s, re: re})
@@ -393,13 +394,10 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 
 	if v, ok := f["token_owner"]; ok {
 		if s, ok := ps.str(v, where, "token_owner"); ok {
-			switch strings.ToLower(s) {
-			case "", "account":
-				r.owner = config.OwnerAccount
-			case "user":
-				r.owner = config.OwnerUser
-			default:
-				ps.errf(where, "token_owner", "%q is not an owner; use account or user", clip(s))
+			if o, ok := cftoken.ParseOwner(s); ok {
+				r.owner = o
+			} else {
+				ps.errf(where, "token_owner", "%q is not an owner; use account or user", logsafe.Clip(s, 80))
 			}
 		}
 	}
@@ -407,10 +405,10 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	if v, ok := f["account_id"]; !ok {
 		ps.errf(where, "account_id", "is missing; write the account the rule grants in (32 hex characters, on the account's overview page in the dashboard)")
 	} else if s, ok := ps.str(v, where, "account_id"); ok {
-		if id := strings.ToLower(strings.TrimSpace(s)); hex32.MatchString(id) {
+		if id := strings.ToLower(strings.TrimSpace(s)); cftoken.ValidID(id) {
 			r.accountID = id
 		} else {
-			ps.errf(where, "account_id", "%q is not an account id; it is 32 hex characters, on the account's overview page in the dashboard", clip(s))
+			ps.errf(where, "account_id", "%q is not an account id; it is 32 hex characters, on the account's overview page in the dashboard", logsafe.Clip(s, 80))
 		}
 	}
 
@@ -455,7 +453,7 @@ func (ps *parser) allow(n *yaml.Node, where string, r *Rule) {
 		for _, s := range names {
 			name := strings.ToLower(s)
 			if _, ok := policy.Presets[name]; !ok {
-				ps.errf(where, "allow.presets", "%q is not a preset; use one of %s", clip(s), strings.Join(policy.PresetNames(), ", "))
+				ps.errf(where, "allow.presets", "%q is not a preset; use one of %s", logsafe.Clip(s, 80), strings.Join(policy.PresetNames(), ", "))
 				continue
 			}
 			if !slices.Contains(r.presets, name) {
@@ -482,12 +480,12 @@ func (ps *parser) allow(n *yaml.Node, where string, r *Rule) {
 			switch {
 			case z == "*":
 				r.allZones = true
-			case hex32.MatchString(z) || zoneName.MatchString(z):
+			case cftoken.ValidID(z) || zoneName.MatchString(z):
 				if !slices.Contains(r.zones, z) {
 					r.zones = append(r.zones, z)
 				}
 			default:
-				ps.errf(where, "allow.zones", "%q is neither a zone name (example.com), a zone id (32 hex characters) nor * (every zone of the account)", clip(it))
+				ps.errf(where, "allow.zones", "%q is neither a zone name (example.com), a zone id (32 hex characters) nor * (every zone of the account)", logsafe.Clip(it, 80))
 			}
 		}
 		if r.allZones && len(r.zones) > 0 {
@@ -501,12 +499,12 @@ func (ps *parser) allow(n *yaml.Node, where string, r *Rule) {
 			if j, name, ok := strings.Cut(it, ":"); ok {
 				b = policy.Bucket{Jurisdiction: strings.ToLower(j), Name: name}
 				if !slices.Contains(config.Jurisdictions, b.Jurisdiction) {
-					ps.errf(where, "allow.r2_buckets", "%q has jurisdiction %q; use %s, or no prefix for the default", clip(it), clip(j), strings.Join(config.Jurisdictions, ", "))
+					ps.errf(where, "allow.r2_buckets", "%q has jurisdiction %q; use %s, or no prefix for the default", logsafe.Clip(it, 80), logsafe.Clip(j, 80), strings.Join(config.Jurisdictions, ", "))
 					continue
 				}
 			}
 			if !bucketName.MatchString(b.Name) {
-				ps.errf(where, "allow.r2_buckets", "%q is not a bucket name: 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit", clip(b.Name))
+				ps.errf(where, "allow.r2_buckets", "%q is not a bucket name: 3 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit", logsafe.Clip(b.Name, 80))
 				continue
 			}
 			if !slices.Contains(r.buckets, b) {
@@ -519,7 +517,7 @@ func (ps *parser) allow(n *yaml.Node, where string, r *Rule) {
 func (ps *parser) maxTTL(n *yaml.Node, where string) time.Duration {
 	const allowed = "allowed: 1m to 6h; the default is 1h"
 	if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
-		ps.errf(where, "max_ttl", "%q has no unit; write a duration such as 30m (%s)", clip(n.Value), allowed)
+		ps.errf(where, "max_ttl", "%q has no unit; write a duration such as 30m (%s)", logsafe.Clip(n.Value, 80), allowed)
 		return 0
 	}
 	s, ok := ps.str(n, where, "max_ttl")
@@ -533,11 +531,11 @@ func (ps *parser) maxTTL(n *yaml.Node, where string) time.Duration {
 	d, err := time.ParseDuration(s)
 	switch {
 	case err != nil:
-		ps.errf(where, "max_ttl", "%q is not a duration; write one such as 30m or 1h30m (%s)", clip(s), allowed)
+		ps.errf(where, "max_ttl", "%q is not a duration; write one such as 30m or 1h30m (%s)", logsafe.Clip(s, 80), allowed)
 	case d < MinMaxTTL || d > MaxMaxTTL:
-		ps.errf(where, "max_ttl", "%q is outside the allowed range 1m to 6h", clip(s))
+		ps.errf(where, "max_ttl", "%q is outside the allowed range 1m to 6h", logsafe.Clip(s, 80))
 	case d%time.Second != 0:
-		ps.errf(where, "max_ttl", "%q has a fraction of a second; token lifetimes are whole seconds", clip(s))
+		ps.errf(where, "max_ttl", "%q has a fraction of a second; token lifetimes are whole seconds", logsafe.Clip(s, 80))
 	default:
 		return d
 	}
@@ -595,29 +593,21 @@ func checkIssuer(s string) string {
 	}
 	u, err := url.Parse(s)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
-		return fmt.Sprintf("%q is not an absolute URL; %s", clip(s), example)
+		return fmt.Sprintf("%q is not an absolute URL; %s", logsafe.Clip(s, 80), example)
 	}
 	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
-		return fmt.Sprintf("%q has user info, a query or a fragment, which an issuer never has; %s", clip(s), example)
+		return fmt.Sprintf("%q has user info, a query or a fragment, which an issuer never has; %s", logsafe.Clip(s, 80), example)
 	}
 	switch u.Scheme {
 	case "https":
 		return ""
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if netaddr.IsLoopbackHost(u.Hostname()) {
 			return ""
 		}
-		return fmt.Sprintf("%q is plain http; issuers are https (http only to a loopback host, for tests)", clip(s))
+		return fmt.Sprintf("%q is plain http; issuers are https (http only to a loopback host, for tests)", logsafe.Clip(s, 80))
 	}
-	return fmt.Sprintf("%q is not an https URL; %s", clip(s), example)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
+	return fmt.Sprintf("%q is not an https URL; %s", logsafe.Clip(s, 80), example)
 }
 
 // splitList splits a list written as one string on commas and white space, as the action's list
@@ -660,12 +650,4 @@ func reErr(err error) string {
 		return string(se.Code)
 	}
 	return err.Error()
-}
-
-// clip shortens a value quoted back in an error so one bad value cannot flood the log.
-func clip(s string) string {
-	if r := []rune(s); len(r) > 80 {
-		return string(r[:77]) + "..."
-	}
-	return s
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -41,7 +41,7 @@ func TestParseExample(t *testing.T) {
 			{key: "repository_owner_id", value: "4200"},
 			{key: "ref", value: "refs/heads/(main|release-.*)", re: r.match[2].re},
 		},
-		owner:     config.OwnerAccount,
+		owner:     cftoken.OwnerAccount,
 		accountID: acct,
 		presets:   []string{"workers-deploy", "r2-upload"},
 		perms:     []string{"Zone Read"},
@@ -53,7 +53,7 @@ func TestParseExample(t *testing.T) {
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("rule =\n%#v\nwant\n%#v", r, want)
 	}
-	if r.Name() != "shop-deploy" || r.Owner() != config.OwnerAccount || r.AccountID() != acct || r.MaxTTL() != 30*time.Minute {
+	if r.Name() != "shop-deploy" || r.Owner() != cftoken.OwnerAccount || r.AccountID() != acct || r.MaxTTL() != 30*time.Minute {
 		t.Errorf("accessors: %q %q %q %v", r.Name(), r.Owner(), r.AccountID(), r.MaxTTL())
 	}
 
@@ -70,7 +70,7 @@ func TestParseDefaults(t *testing.T) {
 	t.Parallel()
 	p := mustParse(t, ruleYAML(`claim_patterns: {ref: "refs/heads/main"}`))
 	r := p.rules[0]
-	if r.owner != config.OwnerAccount || r.maxTTL != time.Hour || r.ip.mode != ipCaller || len(r.ip.cidrs) != 0 {
+	if r.owner != cftoken.OwnerAccount || r.maxTTL != time.Hour || r.ip.mode != ipCaller || len(r.ip.cidrs) != 0 {
 		t.Errorf("defaults: owner %q, max_ttl %v, ip %+v", r.owner, r.maxTTL, r.ip)
 	}
 }
@@ -94,7 +94,7 @@ func TestParseForms(t *testing.T) {
 			func(r *Rule) bool {
 				return slices.Equal(r.buckets, []policy.Bucket{{Jurisdiction: "default", Name: "assets"}, {Jurisdiction: "eu", Name: "logs"}, {Jurisdiction: "fedramp", Name: "gov"}})
 			}},
-		{"user owner", []string{"token_owner: User"}, func(r *Rule) bool { return r.owner == config.OwnerUser }},
+		{"user owner", []string{"token_owner: User"}, func(r *Rule) bool { return r.owner == cftoken.OwnerUser }},
 		{"account id upper case", []string{"account_id: 023E105F4ECEF8AD9CA31A8372D0C353"}, func(r *Rule) bool { return r.accountID == acct }},
 		{"ip_filter none", []string{"ip_filter: none"}, func(r *Rule) bool { return r.ip.mode == ipNone }},
 		{"ip_filter CIDRs, bare address and duplicate", []string{"ip_filter: [198.51.100.0/24, 2001:db8::/48, 203.0.113.7, 198.51.100.0/24]"},
@@ -179,6 +179,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`rule "shop-deploy": key "issuer": is missing; write the issuer exactly as tokens carry it, such as https://token.actions.githubusercontent.com`}},
 		{"issuer plain http", ruleYAML("issuer: http://token.example.com"),
 			[]string{`rule "shop-deploy": key "issuer": "http://token.example.com" is plain http; issuers are https (http only to a loopback host, for tests)`}},
+		{"issuer plain http on a zoned loopback address", ruleYAML("issuer: http://[::1%25lo]:8080"),
+			[]string{`rule "shop-deploy": key "issuer": "http://[::1%25lo]:8080" is plain http; issuers are https (http only to a loopback host, for tests)`}},
 		{"issuer relative", ruleYAML("issuer: token.actions.githubusercontent.com"),
 			[]string{`rule "shop-deploy": key "issuer": "token.actions.githubusercontent.com" is not an absolute URL; write the issuer exactly as tokens carry it in iss, such as https://token.actions.githubusercontent.com`}},
 		{"issuer other scheme", ruleYAML("issuer: ftp://token.example.com"),

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/policy"
 )
@@ -49,7 +50,7 @@ type Rule struct {
 	name      string
 	issuer    string
 	match     []constraint // claims, then claim_patterns, each in file order
-	owner     config.Owner
+	owner     cftoken.Owner
 	accountID string
 	presets   []string
 	perms     []string // permission lines as written; resolved against Cloudflare's list later
@@ -69,9 +70,9 @@ type Rule struct {
 // minted token's name.
 func (r *Rule) Name() string { return r.name }
 
-// Owner is who owns the tokens the rule mints: config.OwnerAccount (the default) or
-// config.OwnerUser.
-func (r *Rule) Owner() config.Owner { return r.owner }
+// Owner is who owns the tokens the rule mints: cftoken.OwnerAccount (the default) or
+// cftoken.OwnerUser.
+func (r *Rule) Owner() cftoken.Owner { return r.owner }
 
 // AccountID is the account the rule grants in. Every rule has one, whichever its owner: account
 // scoped grants, R2 buckets and zones: "*" apply to it, and the broker looks the request's zones up
