@@ -127,13 +127,24 @@ func (t *Table) Match(method, path string) (Operation, map[string]string, bool) 
 	params := map[string]string{}
 	for i, s := range bestSegs {
 		if isParam(s) {
-			params[s[1:len(s)-1]] = segs[i]
+			v := segs[i]
+			if i == len(bestSegs)-1 && restParams[s] {
+				v = strings.Join(segs[i:], "/")
+			}
+			params[s[1:len(s)-1]] = v
 		}
 	}
 	return t.ops[best], params, true
 }
 
+// restParams are parameters that take the rest of the path, slashes included: the spec marks
+// R2's object_key allowReserved, and object keys hold '/'.
+var restParams = map[string]bool{"{object_key}": true}
+
 func fits(tmpl, segs []string) bool {
+	if n := len(tmpl); n > 0 && restParams[tmpl[n-1]] && len(segs) > n {
+		segs = append(segs[:n-1:n-1], strings.Join(segs[n-1:], "/"))
+	}
 	if len(tmpl) != len(segs) {
 		return false
 	}
