@@ -112,7 +112,7 @@ func (r *Recorder) classify(req *http.Request) Call {
 	if op, params, ok := r.table.Match(req.Method, path); ok {
 		c.Template, c.Known, c.Groups, c.Params = op.Path, true, op.Groups, params
 	} else {
-		c.Template, c.Params = Generalize(path)
+		c.Template, c.Params = r.table.Generalize(path)
 	}
 	for k, v := range c.Params {
 		if u, err := url.PathUnescape(v); err == nil {
@@ -132,23 +132,21 @@ func (r *Recorder) classify(req *http.Request) Call {
 	return c
 }
 
-// Generalize turns a path the table does not know into a template: the segment after accounts
-// and zones becomes {account_id} and {zone_id}, and any other segment that is not a plain word
-// (lower-case letters, '_' and '-') becomes {id}, so that no identifier or name of the job's own
-// is printed as if it were part of Cloudflare's API.
-func Generalize(path string) (string, map[string]string) {
+// Generalize turns a path the table does not know into a template, so that no identifier or
+// name of the job's own is printed as if it were part of Cloudflare's API: a segment that
+// follows a word the table follows with a parameter (accounts, zones, services, ...) becomes
+// that parameter, unless the table has the two words together; any other segment that is not a
+// plain word (lower-case letters, '_' and '-') becomes {id}.
+func (t *Table) Generalize(path string) (string, map[string]string) {
 	segs := split(path)
 	params := map[string]string{}
 	var b strings.Builder
 	for i, s := range segs {
 		b.WriteByte('/')
 		var name string
-		switch {
-		case i > 0 && segs[i-1] == "accounts":
-			name = "account_id"
-		case i > 0 && segs[i-1] == "zones":
-			name = "zone_id"
-		case !plainWord(s):
+		if i > 0 && t.paramAfter[segs[i-1]] != "" && !t.pairs[segs[i-1]+"/"+s] {
+			name = t.paramAfter[segs[i-1]]
+		} else if !plainWord(s) {
 			name = "id"
 		}
 		if name == "" {

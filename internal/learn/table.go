@@ -32,6 +32,10 @@ type Table struct {
 	ops []Operation
 	// byMethod holds, per method, the operations' split templates.
 	byMethod map[string][]template
+	// paramAfter names the parameter that follows a literal segment in some template
+	// ("services" -> "service_name"); pairs holds the literal segments that follow one another.
+	paramAfter map[string]string
+	pairs      map[string]bool
 }
 
 type template struct {
@@ -51,7 +55,7 @@ func DefaultTable() *Table {
 // ParseTable reads a table: '#' lines are comments, the first other line is the header
 // (method, path, operation_id, accepted_groups, note, source), then one operation a line.
 func ParseTable(data string) (*Table, error) {
-	t := &Table{byMethod: map[string][]template{}}
+	t := &Table{byMethod: map[string][]template{}, paramAfter: map[string]string{}, pairs: map[string]bool{}}
 	header := true
 	seen := map[string]int{}
 	for i, line := range strings.Split(data, "\n") {
@@ -85,7 +89,20 @@ func ParseTable(data string) (*Table, error) {
 			return nil, fmt.Errorf("line %d: %s is already on line %d", i+1, key, j)
 		}
 		seen[key] = i + 1
-		t.byMethod[op.Method] = append(t.byMethod[op.Method], template{segs: split(op.Path), op: len(t.ops)})
+		segs := split(op.Path)
+		for j := 1; j < len(segs); j++ {
+			prev, cur := segs[j-1], segs[j]
+			switch {
+			case isParam(prev):
+			case isParam(cur):
+				if t.paramAfter[prev] == "" {
+					t.paramAfter[prev] = cur[1 : len(cur)-1]
+				}
+			default:
+				t.pairs[prev+"/"+cur] = true
+			}
+		}
+		t.byMethod[op.Method] = append(t.byMethod[op.Method], template{segs: segs, op: len(t.ops)})
 		t.ops = append(t.ops, op)
 	}
 	if header {
