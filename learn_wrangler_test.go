@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cfmint/cfmint/internal/cfapitest"
@@ -116,5 +119,36 @@ func TestLearnWrangler(t *testing.T) {
 		if !errors.As(err, &exit) {
 			t.Errorf("the job without %s: %v, want it to fail\n%s", drop, err, out)
 		}
+	}
+}
+
+// TestLearnForwardsSignals stops `cfmint learn` with SIGTERM while its command runs: the command
+// gets the signal, learn exits with the command's code and still prints its report.
+func TestLearnForwardsSignals(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(binPath, "learn", "--json", "--", "/bin/sh", "-c", `trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 1; done`)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("first line %q, %v; want ready", line, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(r)
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 7 {
+		t.Errorf("cfmint learn ended with %v, want the command's exit code 7", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rest)), "\n")
+	if lines[0] != "got TERM" || !strings.HasPrefix(lines[len(lines)-1], `{"permissions":[]`) {
+		t.Errorf("after SIGTERM the output is %q, want the command's own line, then the report", rest)
 	}
 }
