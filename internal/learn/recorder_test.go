@@ -57,6 +57,9 @@ func TestRecorderForwardsUnchanged(t *testing.T) {
 		t.Errorf("upstream got %+v, want %+v", s, want)
 	}
 
+	// The call is recorded once the handler returns, which may be after the client has the
+	// answer: Close waits for that.
+	front.Close()
 	calls := rec.Calls()
 	if len(calls) != 1 || calls[0].Template != "/accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{key_name}" || calls[0].Status != 201 || calls[0].Params["key_name"] != "a/key" {
 		t.Fatalf("calls %+v", calls)
@@ -128,6 +131,7 @@ func TestRecorderLearnsZoneNames(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+	front.Close()
 	names, looked := rec.Names()
 	r := Analyze(rec.Calls(), names, looked)
 	if len(r.Zones) != 1 || r.Zones[0] != "example.com" {
