@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,8 +67,12 @@ func NewRecorder(upstream string, table *Table, transport http.RoundTripper) (*R
 		FlushInterval:  -1, // stream both ways
 		ModifyResponse: r.inspect,
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
-			// The error names the upstream, never a header.
-			http.Error(w, "cfmint learn: the API did not answer: "+err.Error(), http.StatusBadGateway)
+			// Without the URL, whose query may hold a secret of the command's.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			http.Error(w, "cfmint learn: "+r.upstream.Host+" did not answer: "+err.Error(), http.StatusBadGateway)
 		},
 	}
 	return r, nil

@@ -149,3 +149,25 @@ func TestNewRecorderRefusesBadBase(t *testing.T) {
 		}
 	}
 }
+
+// TestRecorderUpstreamDown answers 502 without the request's URL, and records the call.
+func TestRecorderUpstreamDown(t *testing.T) {
+	up := httptest.NewServer(http.NotFoundHandler())
+	base := up.URL
+	up.Close() // nothing listens there now
+	rec, _ := NewRecorder(base+"/client/v4", DefaultTable(), nil)
+	front := httptest.NewServer(rec)
+	resp, err := http.Get(front.URL + "/client/v4/zones?token=" + secretQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	front.Close()
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(body), secretQuery) {
+		t.Errorf("answer %d %q, want 502 without the query", resp.StatusCode, body)
+	}
+	if c := rec.Calls(); len(c) != 1 || c[0].Status != http.StatusBadGateway || c[0].Template != "/zones" {
+		t.Errorf("calls %+v", c)
+	}
+}

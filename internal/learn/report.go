@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/policy"
 )
 
@@ -167,9 +168,17 @@ func flowList(items []string) string {
 }
 
 // WriteText prints the report for a person: the step to paste, the broker rule's allow block,
-// and what learn could not tell.
+// and what learn could not tell. Names the API or the command gave (zones, accounts, buckets,
+// paths) are printed without line breaks or control characters.
 func (r Report) WriteText(w io.Writer) {
-	p := func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }
+	p := func(f string, a ...any) {
+		for i, v := range a {
+			if s, ok := v.(string); ok {
+				a[i] = logsafe.String(s)
+			}
+		}
+		fmt.Fprintf(w, f+"\n", a...)
+	}
 	p("")
 	p("cfmint learn: %d call(s) to Cloudflare's API, %d operation(s).", r.calls(), len(r.Operations))
 	if len(r.Permissions) == 0 {
