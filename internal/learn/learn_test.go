@@ -262,3 +262,14 @@ func TestParseTableErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReportNamesNoZone: a zone group the run used without naming a zone asks for the zones
+// rather than leave the line out (the action would refuse a zone group without zones).
+func TestReportNamesNoZone(t *testing.T) {
+	r := Analyze([]Call{call("GET", "/zones", 200)}, nil, nil)
+	var out strings.Builder
+	r.WriteText(&out)
+	if r.Preset != "zone-read" || !strings.Contains(out.String(), "      zones: ...  # the run named no zone") {
+		t.Errorf("preset %q, report:\n%s", r.Preset, out.String())
+	}
+}

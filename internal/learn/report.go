@@ -209,8 +209,11 @@ func (r Report) WriteText(w io.Writer) {
 				p("        %s", g)
 			}
 		}
-		if r.zoneGroups && len(r.Zones) > 0 {
+		switch {
+		case r.zoneGroups && len(r.Zones) > 0:
 			p("      zones: %s", strings.Join(r.Zones, ", "))
+		case r.zoneGroups:
+			p("      zones: ...  # the run named no zone: name those the job works on, or * for every zone")
 		}
 		if r.bucketGroups && len(r.R2Buckets) > 0 {
 			p("      r2-buckets: %s", strings.Join(r.R2Buckets, ", "))
