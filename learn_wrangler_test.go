@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cfmint/cfmint/internal/cfapitest"
 )
@@ -61,11 +64,7 @@ func TestLearnWrangler(t *testing.T) {
 	env := func(token string) map[string]string {
 		return map[string]string{"CLOUDFLARE_API_TOKEN": token, "CLOUDFLARE_ACCOUNT_ID": acct, "NODE": w.node, "WRANGLER": w.script, "NS": ns}
 	}
-	// wrangler.run runs its node with its script first: here cfmint with "learn", or sh with -c.
-	learnRun := wrangler{node: binPath, script: "learn"}
-	shell := wrangler{node: "/bin/sh", script: "-c"}
-
-	out, err := learnRun.run(t, project, env(broad), trip, "--api-base", a.url, "--json", "--", "/bin/sh", "-c", job)
+	out, err := runJob(t, w, project, env(broad), trip, binPath, "learn", "--api-base", a.url, "--json", "--", "/bin/sh", "-c", job)
 	if err != nil {
 		t.Fatalf("cfmint learn -- the job failed: %v\n%s", err, out)
 	}
@@ -106,7 +105,7 @@ func TestLearnWrangler(t *testing.T) {
 	direct := func(token string) (string, error) {
 		e := env(token)
 		e["CLOUDFLARE_API_BASE_URL"] = a.url
-		return shell.run(t, project, e, trip, job)
+		return runJob(t, w, project, e, trip, "/bin/sh", "-c", job)
 	}
 	if out, err := direct(issue("learned", r.Permissions)); err != nil {
 		t.Errorf("the job with exactly the learned permissions failed: %v\n%s", err, out)
@@ -120,6 +119,44 @@ func TestLearnWrangler(t *testing.T) {
 			t.Errorf("the job without %s: %v, want it to fail\n%s", drop, err, out)
 		}
 	}
+}
+
+// runJob runs argv in dir with the environment wrangler.run gives wrangler (off the network but
+// for the built-in API and the tripwire, out of the user's files), plus env; it allows a job of
+// four wrangler runs the time of four.
+func runJob(t *testing.T, w wrangler, dir string, env map[string]string, trip *tripwire, argv ...string) (string, error) {
+	t.Helper()
+	home := t.TempDir()
+	vars := map[string]string{
+		"PATH": filepath.Dir(w.node) + string(os.PathListSeparator) + "/usr/bin:/bin",
+		"HOME": home, "TMPDIR": filepath.Join(home, "tmp"), "CI": "true", "NO_COLOR": "1", "FORCE_COLOR": "0",
+		"WRANGLER_SEND_METRICS": "false", "WRANGLER_SEND_ERROR_REPORTS": "false", "WRANGLER_HIDE_BANNER": "true",
+		"NO_UPDATE_NOTIFIER": "1", "XDG_CONFIG_HOME": filepath.Join(home, "config"), "XDG_CACHE_HOME": filepath.Join(home, "cache"),
+		"HTTPS_PROXY": trip.srv.URL, "HTTP_PROXY": trip.srv.URL, "https_proxy": trip.srv.URL, "http_proxy": trip.srv.URL,
+		"NO_PROXY": "127.0.0.1,localhost,::1", "no_proxy": "127.0.0.1,localhost,::1", "npm_registry": trip.srv.URL + "/",
+	}
+	if err := os.Mkdir(vars["TMPDIR"], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*wranglerTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	text := ansiEscape.ReplaceAllString(out.String(), "")
+	if ctx.Err() != nil {
+		t.Fatalf("%s did not finish within %v:\n%s", strings.Join(argv, " "), 4*wranglerTimeout, text)
+	}
+	return text, err
 }
 
 // TestLearnForwardsSignals stops `cfmint learn` with SIGTERM while its command runs: the command
