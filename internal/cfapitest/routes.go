@@ -47,6 +47,11 @@ var endpointGroups = map[string]groupKey{
 	"POST /accounts/{account_id}/workers/scripts/{script_name}/versions":         {"Workers Scripts Write", scopeAccount},
 	"PATCH /accounts/{account_id}/workers/scripts/{script_name}/script-settings": {"Workers Scripts Write", scopeAccount},
 	"GET /accounts/{account_id}/workers/scripts/{script_name}/secrets":           {"Workers Scripts Read", scopeAccount},
+	// wrangler kv, d1 and r2 (storage_api.go).
+	"PUT /accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{key_name}": {"Workers KV Storage Write", scopeAccount},
+	"GET /accounts/{account_id}/d1/database":                                            {"D1 Read", scopeAccount},
+	"POST /accounts/{account_id}/d1/database/{database_id}/query":                       {"D1 Read", scopeAccount},
+	"PUT /accounts/{account_id}/r2/buckets/{bucket_name}/objects/{object_key...}":       {"Workers R2 Storage Write", scopeAccount},
 }
 
 // routeTable lists every endpoint the fake serves.
@@ -87,6 +92,10 @@ func (s *Server) routeTable() []route {
 		{http.MethodPost, "/accounts/{account_id}/workers/scripts/{script_name}/versions", workersAPI, (*call).uploadVersion},
 		{http.MethodPatch, "/accounts/{account_id}/workers/scripts/{script_name}/script-settings", workersAPI, (*call).editScriptSettings},
 		{http.MethodGet, "/accounts/{account_id}/workers/scripts/{script_name}/secrets", workersAPI, (*call).listScriptSecrets},
+		{http.MethodPut, "/accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{key_name}", productAPI, (*call).putKVValue},
+		{http.MethodGet, "/accounts/{account_id}/d1/database", productAPI, (*call).listD1Databases},
+		{http.MethodPost, "/accounts/{account_id}/d1/database/{database_id}/query", productAPI, (*call).queryD1},
+		{http.MethodPut, "/accounts/{account_id}/r2/buckets/{bucket_name}/objects/{object_key...}", productAPI, (*call).putR2Object},
 
 		{http.MethodGet, "/cdn-cgi/trace", public, (*call).trace},
 	}

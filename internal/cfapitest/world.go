@@ -28,6 +28,8 @@ type account struct {
 	Account
 	createdOn time.Time
 	scripts   map[string]*script
+	kv        map[string]*kvNamespace // by id; see storage_api.go
+	d1        map[string]*d1Database  // by uuid
 }
 
 type userRec struct {

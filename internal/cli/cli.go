@@ -50,6 +50,7 @@ phase); see action.yml. From a terminal:
   cfmint sweep        delete tokens cfmint minted that were left behind
   cfmint serve        run the keyless broker: OIDC ID tokens in, tokens out
   cfmint policy       check a broker's trust policy, or test it against claims
+  cfmint learn        run a command once and print the least permissions it needs
   cfmint demo         run the action's main and post phases against a built-in,
                       in-memory Cloudflare API, and show what a workflow sees
   cfmint version      print the version
@@ -90,8 +91,10 @@ func Run(ctx context.Context, e Env) int {
 		return serveCmd(ctx, e, rest)
 	case "policy":
 		return policyCmd(ctx, e, rest)
+	case "learn":
+		return learnCmd(ctx, e, rest)
 	default:
-		fmt.Fprintf(e.Stderr, "cfmint: unknown command %s; commands: %s\n", logsafe.Quote(cmd), strings.Join([]string{"mint", "revoke", "permissions", "sweep", "serve", "policy", "demo", "version", "help"}, ", "))
+		fmt.Fprintf(e.Stderr, "cfmint: unknown command %s; commands: %s\n", logsafe.Quote(cmd), strings.Join([]string{"mint", "revoke", "permissions", "sweep", "serve", "policy", "learn", "demo", "version", "help"}, ", "))
 		return ExitUsage
 	}
 }
