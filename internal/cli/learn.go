@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/learn"
 	"github.com/cfmint/cfmint/internal/logsafe"
+	"github.com/cfmint/cfmint/internal/netaddr"
 )
 
 const learnUsage = `Usage: cfmint learn [--api-base URL] [--json] -- COMMAND [ARGS...]
@@ -97,7 +97,7 @@ func checkAPIBase(base string) error {
 		return fmt.Errorf("%s is not a URL; give the API base, such as %s", logsafe.Quote(base), learn.DefaultUpstream)
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && config.IsLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && netaddr.IsLoopbackHost(u.Hostname()):
 		return nil
 	}
 	return fmt.Errorf("%s is neither https nor http to a loopback address; the command's token would cross the network in the clear", logsafe.Quote(base))
