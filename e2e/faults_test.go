@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Faults the built-in API injects, and what must hold under each: the call is retried when it
 // is idempotent and the fault can pass, or the phase fails with an error that names what failed;
@@ -794,7 +794,7 @@ func inProcess(hc *http.Client) runner.Executor {
 // jobWith is api.job with another executor.
 func (a *api) jobWith(t *testing.T, env map[string]string, exe runner.Executor) *runner.Job {
 	t.Helper()
-	act, err := runner.LoadAction("action.yml")
+	act, err := runner.LoadAction("../action.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

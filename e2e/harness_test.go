@@ -1,4 +1,6 @@
-package main
+// Package e2e tests the built binary from the outside: the runner contract, the CLI, the broker
+// server, the image and the documents that describe them.
+package e2e
 
 // The runner-contract harness: the real binary, built once, run the way the GitHub runner runs
 // a container action (internal/runner), against the in-memory Cloudflare API (internal/cfapitest)
@@ -6,7 +8,9 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -37,7 +41,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "cfmint")
-	cmd := exec.Command("go", "build", "-o", binPath, ".")
+	cmd := exec.Command("go", "build", "-o", binPath, "..")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "failed to build cfmint:", err)
@@ -97,7 +101,7 @@ func startAPI(t *testing.T, opts ...cfapitest.Option) *api {
 // job is one job on one runner, running the real binary.
 func (a *api) job(t *testing.T, env map[string]string) *runner.Job {
 	t.Helper()
-	act, err := runner.LoadAction("action.yml")
+	act, err := runner.LoadAction("../action.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +315,13 @@ func checkCommands(t *testing.T, phases ...*runner.Phase) {
 			}
 		}
 	}
+}
+
+// writeCert writes cert as a PEM file and returns its path.
+func writeCert(t *testing.T, path string, cert *x509.Certificate) string {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

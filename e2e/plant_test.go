@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // What an earlier step of the same job can plant for cfmint: variables in $GITHUB_ENV (an API
 // base, trust roots, state), values in the run's context (a commit message in a name), and the

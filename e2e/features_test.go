@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -697,7 +697,7 @@ func TestCLIMintMasksInWorkflow(t *testing.T) {
 // TestREADMEPresets checks the README's presets table against the code.
 func TestREADMEPresets(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("README.md")
+	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
