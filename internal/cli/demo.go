@@ -16,23 +16,12 @@ import (
 	"github.com/cfmint/cfmint/internal/runner"
 )
 
-// InProcess is a runner.Executor that runs a phase inside this process instead of a container:
-// the same code, the environment the container would get, and its stdout.
+// InProcess is a runner.Executor that runs the action's phases inside this process instead of a
+// container, with hc as their HTTP client.
 func InProcess(hc *http.Client) runner.Executor {
-	return func(ctx context.Context, argv0 string, _ []string, env []string, stdout, _ io.Writer) (int, error) {
-		vars := map[string]string{}
-		for _, kv := range env {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				vars[k] = v
-			}
-		}
-		lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-		code, ok := action.RunPhase(ctx, argv0, action.Deps{Lookup: lookup, Stdout: stdout, HTTPClient: hc})
-		if !ok {
-			return 0, fmt.Errorf("%s is not a phase of cfmint", argv0)
-		}
-		return code, nil
-	}
+	return runner.InProcess(func(ctx context.Context, argv0 string, lookup func(string) (string, bool), stdout io.Writer) (int, bool) {
+		return action.RunPhase(ctx, argv0, action.Deps{Lookup: lookup, Stdout: stdout, HTTPClient: hc})
+	})
 }
 
 // demo runs a workflow step the way the runner would, against the built-in Cloudflare API, and
