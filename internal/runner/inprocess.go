@@ -14,9 +14,13 @@ type PhaseFunc func(ctx context.Context, argv0 string, lookup func(string) (stri
 
 // InProcess returns an Executor that runs phase in this process instead of a container: the
 // same code, exactly the environment the container would get (nothing of this process's), and
-// its stdout. The runner package knows no action; the caller passes the phase in.
+// its stdout. As with Binary, a phase whose ctx is done before it starts never starts. The
+// runner package knows no action; the caller passes the phase in.
 func InProcess(phase PhaseFunc) Executor {
 	return func(ctx context.Context, argv0 string, _ []string, env []string, stdout, _ io.Writer) (int, error) {
+		if err := ctx.Err(); err != nil {
+			return -1, fmt.Errorf("failed to start %s: %w", argv0, err)
+		}
 		vars := make(map[string]string, len(env))
 		for _, kv := range env {
 			if k, v, ok := strings.Cut(kv, "="); ok {

@@ -33,4 +33,10 @@ func TestInProcess(t *testing.T) {
 	if err == nil || code != -1 || !strings.Contains(err.Error(), "/other") {
 		t.Errorf("other: code %d, err %v; want -1 and an error naming /other", code, err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gotArgv0 = ""
+	if code, err := exe(ctx, "/main", nil, nil, &out, io.Discard); err == nil || code != -1 || gotArgv0 != "" {
+		t.Errorf("cancelled: code %d, err %v, started %v; want -1, an error, not started", code, err, gotArgv0 != "")
+	}
 }

@@ -1,4 +1,4 @@
-package e2e
+package action_test
 
 // Secrets under failure: every fault case, run with RUNNER_DEBUG=1, and every byte the phases
 // produced (streams, web log, summary, state, outputs, env, the raw file-command files) scanned

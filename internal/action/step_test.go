@@ -1,4 +1,4 @@
-package e2e
+package action_test
 
 import (
 	"net/http"
