@@ -31,6 +31,14 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Backoff is the first retry delay of idempotent calls (tests shorten it); 0 means the default.
 	Backoff time.Duration
+	// Timeout, when set, replaces the timeout input as each phase's deadline: tests shorten it
+	// below the input's 10 s minimum instead of sleeping through it.
+	Timeout time.Duration
+	// RequestTimeout bounds one HTTP attempt (tests shorten it); 0 means cftoken's default.
+	RequestTimeout time.Duration
+	// VerifyWindow is how long main waits for a new token to become active (tests shorten it);
+	// 0 means mint's default.
+	VerifyWindow time.Duration
 	// Terminal says the environment is the user's own, as in a terminal, not one an earlier step
 	// of a job could write.
 	Terminal bool
@@ -156,7 +164,7 @@ func NewClient(d Deps, base, token string) *cftoken.Client {
 // from an environment variable, which an earlier step of the job can write), authenticated by
 // token. attempts is cftoken.Options.Attempts.
 func newClient(d Deps, base, token string, attempts int) *cftoken.Client {
-	return cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: attempts})
+	return cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: attempts, RequestTimeout: d.RequestTimeout})
 }
 
 // fileDelimiter is the heredoc delimiter go-githubactions writes file commands with. A value

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/action"
 	"github.com/cfmint/cfmint/internal/apispec"
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/runner"
@@ -217,11 +218,14 @@ func (f *fapi) noBootstrap(path string) cfapitest.Fault {
 // faultCase is one fault, or a few, and what must follow from them.
 type faultCase struct {
 	name string
-	slow bool // runs into a 10 s timeout or the 15 s verify window: skipped with -short
+	slow bool // runs into post's 10 s timeout: skipped with -short
 	with map[string]string
 	env  map[string]string
 	opts []cfapitest.Option
 	mw   func(f *fapi) func(http.Handler) http.Handler
+	// deps shortens the phases' timeouts, so that a case about a timeout does not wait out the
+	// real one.
+	deps func(*action.Deps)
 	// before injects the faults main meets; between changes them before post.
 	before  func(f *fapi)
 	between func(t *testing.T, f *fapi, m *runner.Phase)
@@ -407,7 +411,7 @@ func faultCases() []faultCase {
 			f.InjectFault(f.noBootstrap(pathVerify))
 			f.InjectFault(cfapitest.Fault{Path: pathVerify, Status: 403, Code: 10000, Message: "Authentication error"})
 		}, mainFails: true, errs: []string{"the new token: failed to verify", "10000", "was deleted"}, check: requests(pathVerify, notBoot, 1)},
-		{name: "verify never succeeds: main deletes the token after the window", slow: true, before: func(f *fapi) {
+		{name: "verify never succeeds: main deletes the token after the window", deps: func(d *action.Deps) { d.VerifyWindow = time.Second }, before: func(f *fapi) {
 			f.InjectFault(f.noBootstrap(pathVerify))
 			f.InjectFault(with(serverError(503), pathVerify, 0))
 		}, mainFails: true, errs: []string{"did not become active in time", "was deleted"}},
@@ -448,22 +452,26 @@ func faultCases() []faultCase {
 				}
 			}},
 
-		// Hangs, bounded by the timeout input.
-		{name: "trace hangs past timeout", slow: true, with: map[string]string{"timeout": "10s"},
+		// Hangs, bounded by the phase's timeout (the timeout input, shortened below its 10 s
+		// minimum through Deps).
+		{name: "trace hangs past timeout", deps: shortTimeout,
 			before:    func(f *fapi) { f.InjectFault(cfapitest.Fault{Path: pathTrace, Hang: true}) },
-			mainFails: true, errs: []string{"timeout", "10s"},
+			mainFails: true, errs: []string{"timeout", "within 2s"},
 			check: all(requests(pathCreate, nil, 0), func(t *testing.T, f *fapi, r *faultRun) {
-				if r.elapsed < 10*time.Second {
+				if r.elapsed < 2*time.Second {
 					t.Errorf("main gave up after %v, before its timeout", r.elapsed)
 				}
 			})},
-		{name: "groups hang past timeout", slow: true, with: map[string]string{"timeout": "10s"},
+		{name: "groups hang past timeout", deps: shortTimeout,
 			before:    func(f *fapi) { f.InjectFault(cfapitest.Fault{Path: pathGroups, Hang: true}) },
-			mainFails: true, errs: []string{"timeout", "10s"}, check: requests(pathCreate, nil, 0)},
-		{name: "create commits but its answer never comes", slow: true, mw: commitThenHang,
+			mainFails: true, errs: []string{"timeout", "within 2s"}, check: requests(pathCreate, nil, 0)},
+		{name: "create commits but its answer never comes", mw: commitThenHang, deps: func(d *action.Deps) { d.RequestTimeout = time.Second },
 			mainFails: true, errs: []string{"failed to create the token"}},
 	}
 }
+
+// shortTimeout gives the phases 2 s instead of their timeout input.
+func shortTimeout(d *action.Deps) { d.Timeout = 2 * time.Second }
 
 // verifyStatus answers the new token's verify with status (Cloudflare's answer for a token that
 // exists but is not active), letting everything else through.
@@ -515,6 +523,9 @@ func runFaultCase(t *testing.T, c faultCase, env map[string]string) (*fapi, *fau
 		jobEnv[k] = v
 	}
 	j := f.job(t, jobEnv)
+	if c.deps != nil {
+		j = f.jobWith(t, jobEnv, runner.InProcess(phase(loopbackClient, c.deps)))
+	}
 	w := map[string]string{"preset": "workers-deploy"}
 	for k, v := range c.with {
 		w[k] = v

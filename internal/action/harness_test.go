@@ -25,10 +25,15 @@ import (
 // on loopback), so a test whose trace fails never reaches past loopback.
 const noFallback = "http://127.0.0.1:9/cdn-cgi/trace"
 
-// phase runs the action's phases as main.go does, with hc as their HTTP client.
-func phase(hc *http.Client) runner.PhaseFunc {
+// phase runs the action's phases as main.go does, with hc as their HTTP client; opts change
+// their Deps (shorter timeouts, for one).
+func phase(hc *http.Client, opts ...func(*action.Deps)) runner.PhaseFunc {
 	return func(ctx context.Context, argv0 string, lookup func(string) (string, bool), stdout io.Writer) (int, bool) {
-		return action.RunPhase(ctx, argv0, action.Deps{Lookup: lookup, Stdout: stdout, HTTPClient: hc})
+		d := action.Deps{Lookup: lookup, Stdout: stdout, HTTPClient: hc}
+		for _, o := range opts {
+			o(&d)
+		}
+		return action.RunPhase(ctx, argv0, d)
 	}
 }
 

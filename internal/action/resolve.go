@@ -28,8 +28,9 @@ func Engine(d Deps, ui UI, base, token string) *mint.Engine {
 	return &mint.Engine{
 		Tokens: newClient(d, base, token, 0),
 		// The new token's verify has its own retry loop: one attempt per call inside it.
-		Once: newClient(d, base, token, 1),
-		UI:   ui,
+		Once:         newClient(d, base, token, 1),
+		UI:           ui,
+		VerifyWindow: d.VerifyWindow,
 	}
 }
 

@@ -44,7 +44,12 @@ type Engine struct {
 	// Now is the local clock, used only when Cloudflare's answer to the permission-groups call
 	// carries no Date (a sweep then goes by Cloudflare's status alone).
 	Now func() time.Time
+	// VerifyWindow is how long a new token has to become active; 0 means DefaultVerifyWindow.
+	VerifyWindow time.Duration
 }
+
+// DefaultVerifyWindow is how long a new token has, by default, to become active.
+const DefaultVerifyWindow = 15 * time.Second
 
 func (e *Engine) now() time.Time {
 	if e.Now != nil {
