@@ -3,7 +3,7 @@
 # action tells its main phase from its post phase (action.yml's entrypoint and post-entrypoint);
 # /cfmint is the command-line tool.
 #
-# image_test.go reads this file: it builds the binary with the flags of the `go build` line below,
+# e2e/image_test.go reads this file: it builds the binary with the flags of the `go build` line below,
 # lays out what the final stage copies, and runs it in a chroot. Change them together.
 #
 # Base images are pinned by digest (the tag is kept for readers); Dependabot's docker ecosystem

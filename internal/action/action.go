@@ -30,6 +30,14 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Backoff is the first retry delay of idempotent calls (tests shorten it); 0 means the default.
 	Backoff time.Duration
+	// Timeout, when set, replaces the timeout input as each phase's deadline: tests shorten it
+	// below the input's 10 s minimum instead of sleeping through it.
+	Timeout time.Duration
+	// RequestTimeout bounds one HTTP attempt (tests shorten it); 0 means cftoken's default.
+	RequestTimeout time.Duration
+	// VerifyWindow is how long main waits for a new token to become active (tests shorten it);
+	// 0 means mint's default.
+	VerifyWindow time.Duration
 }
 
 func (d Deps) getenv(k string) string {

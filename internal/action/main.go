@@ -35,6 +35,9 @@ func Main(ctx context.Context, d Deps) error {
 	if err != nil {
 		return report(a, err)
 	}
+	if d.Timeout > 0 {
+		cfg.Timeout = d.Timeout
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	warnProxy(d, a, cfg)

@@ -93,6 +93,9 @@ func Post(ctx context.Context, d Deps) error {
 		// Main already reported it; post still revokes, within the default bound.
 		timeout = config.DefaultTimeout
 	}
+	if d.Timeout > 0 {
+		timeout = d.Timeout
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if l.nonce != "" {

@@ -74,12 +74,14 @@ var jurisdictions = []string{"default", "eu", "fedramp"}
 
 // AddAccount creates an account with a fresh id. It starts with one Worker
 // script, "hello", so that listing scripts has something to show.
-func (s *Server) AddAccount(name string) Account {
+func (s *Server) AddAccount(name string) Account { return s.addAccount(newID(), name) }
+
+func (s *Server) addAccount(id, name string) Account {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UTC()
 	a := &account{
-		Account:   Account{ID: newID(), Name: name},
+		Account:   Account{ID: id, Name: name},
 		createdOn: now,
 		scripts:   map[string]*script{},
 	}
@@ -92,23 +94,29 @@ func (s *Server) AddAccount(name string) Account {
 // AddUser creates a user who is a member of the given accounts. It panics
 // when an account does not exist: that is a mistake in the test's setup.
 func (s *Server) AddUser(email string, memberOf ...string) User {
+	return s.addUser(newID(), email, memberOf...)
+}
+
+func (s *Server) addUser(id, email string, memberOf ...string) User {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range memberOf {
 		s.mustAccount(id, "AddUser")
 	}
-	u := &userRec{User: User{ID: newID(), Email: email}, memberOf: slices.Clone(memberOf)}
+	u := &userRec{User: User{ID: id, Email: email}, memberOf: slices.Clone(memberOf)}
 	s.users[u.ID] = u
 	return u.User
 }
 
 // AddZone creates an active zone in an account. It panics when the account
 // does not exist.
-func (s *Server) AddZone(accountID, name string) Zone {
+func (s *Server) AddZone(accountID, name string) Zone { return s.addZone(newID(), accountID, name) }
+
+func (s *Server) addZone(id, accountID, name string) Zone {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mustAccount(accountID, "AddZone")
-	z := &zone{Zone: Zone{ID: newID(), Name: name, AccountID: accountID}, createdOn: s.now().UTC()}
+	z := &zone{Zone: Zone{ID: id, Name: name, AccountID: accountID}, createdOn: s.now().UTC()}
 	s.zones[z.ID] = z
 	s.zoneOrder = append(s.zoneOrder, z.ID)
 	return z.Zone
@@ -188,16 +196,28 @@ type Fixture struct {
 // Bootstrap is a token a test hands to cfmint as its bootstrap token.
 type Bootstrap struct{ ID, Secret string }
 
-// Seed builds the Fixture world. Neither bootstrap token has an IP filter or
-// an expiry, so they work from any loopback address for the whole test.
+// The ids of Seed's accounts, user and zones: fixed, so that a test can write what it expects
+// as literals. Token ids and secrets stay fresh in every Seed.
+const (
+	SeedAccountID      = "5eed0000000000000000000000000a01"
+	SeedOtherAccountID = "5eed0000000000000000000000000a02"
+	SeedUserID         = "5eed0000000000000000000000000b01"
+	SeedZoneID         = "5eed0000000000000000000000000c01" // example.com
+	SeedZone2ID        = "5eed0000000000000000000000000c02" // example.net
+	SeedOtherZoneID    = "5eed0000000000000000000000000c03" // other.example
+)
+
+// Seed builds the Fixture world, with the Seed* ids. Neither bootstrap token has an IP filter
+// or an expiry, so they work from any loopback address for the whole test. Call it once per
+// Server.
 func (s *Server) Seed() Fixture {
 	var f Fixture
-	f.Account = s.AddAccount("Example Account")
-	f.OtherAccount = s.AddAccount("Other Account")
-	f.User = s.AddUser("ci@example.com", f.Account.ID)
-	f.Zone = s.AddZone(f.Account.ID, "example.com")
-	f.Zone2 = s.AddZone(f.Account.ID, "example.net")
-	f.OtherZone = s.AddZone(f.OtherAccount.ID, "other.example")
+	f.Account = s.addAccount(SeedAccountID, "Example Account")
+	f.OtherAccount = s.addAccount(SeedOtherAccountID, "Other Account")
+	f.User = s.addUser(SeedUserID, "ci@example.com", f.Account.ID)
+	f.Zone = s.addZone(SeedZoneID, f.Account.ID, "example.com")
+	f.Zone2 = s.addZone(SeedZone2ID, f.Account.ID, "example.net")
+	f.OtherZone = s.addZone(SeedOtherZoneID, f.OtherAccount.ID, "other.example")
 	f.Bucket = s.AddBucket(f.Account.ID, "default", "assets")
 
 	allZones := map[string]any{

@@ -15,26 +15,15 @@ import (
 	"github.com/cfmint/cfmint/internal/runner"
 )
 
-// inProcess is a runner.Executor that runs a phase inside this process (e.Phase) instead of a
-// container: the same code, the environment the container would get, and its stdout.
+// inProcess is a runner.Executor that runs a phase inside this process (e.Phase, which main
+// hands down) instead of a container, with hc as its HTTP client.
 func (e Env) inProcess(hc *http.Client) runner.Executor {
-	return func(ctx context.Context, argv0 string, _ []string, env []string, stdout, _ io.Writer) (int, error) {
-		vars := map[string]string{}
-		for _, kv := range env {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				vars[k] = v
-			}
-		}
-		lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	return runner.InProcess(func(ctx context.Context, argv0 string, lookup func(string) (string, bool), stdout io.Writer) (int, bool) {
 		if e.Phase == nil {
-			return 0, fmt.Errorf("this build cannot run the action's phases in-process")
+			return 0, false
 		}
-		code, ok := e.Phase(ctx, argv0, lookup, stdout, hc)
-		if !ok {
-			return 0, fmt.Errorf("%s is not a phase of cfmint", argv0)
-		}
-		return code, nil
-	}
+		return e.Phase(ctx, argv0, lookup, stdout, hc)
+	})
 }
 
 // demo runs a workflow step the way the runner would, against the built-in Cloudflare API, and

@@ -234,7 +234,11 @@ func canonical(cidrs []string) []string {
 // verify asks Cloudflare whether the new token is active, retrying briefly: a new token may take
 // a moment to be known everywhere.
 func (e *Engine) verify(ctx context.Context, p *Plan, m *cftoken.Minted) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	window := e.VerifyWindow
+	if window <= 0 {
+		window = DefaultVerifyWindow
+	}
+	ctx, cancel := context.WithTimeout(ctx, window)
 	defer cancel()
 	var last error
 	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 2*time.Second) {

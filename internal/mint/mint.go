@@ -44,6 +44,8 @@ type Engine struct {
 	// Now is the local clock, used only when Cloudflare's answer to the permission-groups call
 	// carries no Date (a sweep then goes by Cloudflare's status alone).
 	Now func() time.Time
+	// VerifyWindow is how long a new token has to become active; 0 means DefaultVerifyWindow.
+	VerifyWindow time.Duration
 }
 
 // Options are how New reaches Cloudflare.
@@ -56,16 +58,23 @@ type Options struct {
 	// Attempts bounds the tries of Tokens' idempotent calls (cftoken.Options.Attempts): 0 is
 	// cftoken's default, negative retries until the context ends (a revoke that must not give up).
 	Attempts int
-	UI       UI
+	// RequestTimeout bounds one HTTP attempt (tests shorten it); 0: cftoken's default.
+	RequestTimeout time.Duration
+	// VerifyWindow is how long a new token has to become active; 0: DefaultVerifyWindow.
+	VerifyWindow time.Duration
+	UI           UI
 }
 
 // New is an engine that calls Cloudflare with the bootstrap token.
 func New(token string, o Options) *Engine {
-	co := cftoken.Options{BaseURL: o.BaseURL, HTTPClient: o.HTTPClient, Backoff: o.Backoff, Attempts: o.Attempts}
+	co := cftoken.Options{BaseURL: o.BaseURL, HTTPClient: o.HTTPClient, Backoff: o.Backoff, Attempts: o.Attempts, RequestTimeout: o.RequestTimeout}
 	once := co
 	once.Attempts = 1
-	return &Engine{Tokens: cftoken.New(token, co), Once: cftoken.New(token, once), UI: o.UI}
+	return &Engine{Tokens: cftoken.New(token, co), Once: cftoken.New(token, once), UI: o.UI, VerifyWindow: o.VerifyWindow}
 }
+
+// DefaultVerifyWindow is how long a new token has, by default, to become active.
+const DefaultVerifyWindow = 15 * time.Second
 
 func (e *Engine) now() time.Time {
 	if e.Now != nil {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The image test. There is no Docker engine in CI, so instead of building the image it reads the
 // Dockerfile, builds the binary with the Dockerfile's own `go build` line, lays out a root holding
@@ -41,6 +41,9 @@ const (
 
 	// demoSuccess is the last line `cfmint demo` prints when everything went as expected.
 	demoSuccess = "The token worked only where it was meant to, and is gone."
+
+	// caBundle is main.go's caBundle: the image's CA bundle, which the action's phases trust alone.
+	caBundle = "/etc/ssl/certs/ca-certificates.crt"
 )
 
 var (
@@ -201,7 +204,7 @@ type imageLayout struct {
 }
 
 func buildLayout(dir string) (*imageLayout, error) {
-	src, err := os.ReadFile("Dockerfile")
+	src, err := os.ReadFile("../Dockerfile")
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the Dockerfile: %w", err)
 	}
@@ -346,6 +349,7 @@ func (l *imageLayout) runBuildStage(st stage, srcDir, dstDir, dir string) error 
 				return err
 			}
 			c := exec.Command("go", args...)
+			c.Dir = ".." // the build stage's context: the repository root
 			// The build image sets no GOFLAGS; neither may the host's.
 			c.Env = append(os.Environ(), "GOFLAGS=")
 			c.Env = append(c.Env, env...)
@@ -417,7 +421,7 @@ func TestImage(t *testing.T) {
 // testDockerfile checks the Dockerfile against action.yml and against what the action's users
 // are promised: a pinned distroless base, no USER, and both phases' names in the image.
 func testDockerfile(t *testing.T, l *imageLayout) {
-	act, err := runner.LoadAction("action.yml")
+	act, err := runner.LoadAction("../action.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

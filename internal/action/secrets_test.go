@@ -1,4 +1,4 @@
-package main
+package action_test
 
 // Secrets under failure: every fault case, run with RUNNER_DEBUG=1, and every byte the phases
 // produced (streams, web log, summary, state, outputs, env, the raw file-command files) scanned
@@ -111,7 +111,7 @@ func scanSecrets(t reporter, f *fapi, phases ...*runner.Phase) int {
 }
 
 // TestSecretsUnderFaults runs every fault case with RUNNER_DEBUG=1 and scans everything. The
-// slow cases (10-20 s each) are run and scanned so by TestFaults, to run them once.
+// slow case (10 s) is run and scanned so by TestFaults, to run it once.
 func TestSecretsUnderFaults(t *testing.T) {
 	t.Parallel()
 	for _, c := range faultCases() {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The keyless mode end to end: the real binary as the action's phases and as the CLI, against a
 // broker run in-process in front of the built-in Cloudflare API, with ID tokens from oidctest.
@@ -115,7 +115,7 @@ func startBroker(t *testing.T, a *api, iss *oidctest.Issuer, rules string, wrap 
 // brokerJob is a job with `permissions: id-token: write` (ids nil: without it).
 func (a *api) brokerJob(t *testing.T, ids runner.IDTokenIssuer) *runner.Job {
 	t.Helper()
-	act, err := runner.LoadAction("action.yml")
+	act, err := runner.LoadAction("../action.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func TestDeployManifests(t *testing.T) {
 	if !flags["policy"] {
 		t.Fatalf("serve --help lists no flags:\n%s", help)
 	}
-	files, _ := filepath.Glob("deploy/*/*.yaml")
+	files, _ := filepath.Glob("../deploy/*/*.yaml")
 	if len(files) < 3 {
 		t.Fatalf("found %d manifests under deploy/", len(files))
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The broker as an operator runs it: the real binary's `cfmint serve`, a trust policy file, the
 // built-in Cloudflare API and a GitHub-shaped OIDC issuer, all on loopback; callers speak its HTTP

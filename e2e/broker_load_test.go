@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The broker under load, as `cfmint serve` runs: many jobs minting and revoking at once against
 // the built-in API with Cloudflare's rate limit and a latency on every call. Every job must end

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -13,11 +13,11 @@ import (
 // and output is documented, with the default action.yml gives it, and nothing else is.
 func TestREADMETables(t *testing.T) {
 	t.Parallel()
-	act, err := runner.LoadAction("action.yml")
+	act, err := runner.LoadAction("../action.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("README.md")
+	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

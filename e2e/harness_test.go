@@ -1,4 +1,6 @@
-package main
+// Package e2e tests the built binary from the outside: the runner contract, the CLI, the broker
+// server, the image and the documents that describe them.
+package e2e
 
 // The runner-contract harness: the real binary, built once, run the way the GitHub runner runs
 // a container action (internal/runner), against the in-memory Cloudflare API (internal/cfapitest)
@@ -6,7 +8,9 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "cfmint")
-	cmd := exec.Command("go", "build", "-o", binPath, ".")
+	cmd := exec.Command("go", "build", "-o", binPath, "..")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "failed to build cfmint:", err)
@@ -97,7 +102,7 @@ func startAPI(t *testing.T, opts ...cfapitest.Option) *api {
 // job is one job on one runner, running the real binary.
 func (a *api) job(t *testing.T, env map[string]string) *runner.Job {
 	t.Helper()
-	act, err := runner.LoadAction("action.yml")
+	act, err := runner.LoadAction("../action.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +316,138 @@ func checkCommands(t *testing.T, phases ...*runner.Phase) {
 			}
 		}
 	}
+}
+
+// writeCert writes cert as a PEM file and returns its path.
+func writeCert(t *testing.T, path string, cert *x509.Certificate) string {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func hasAnnotation(p *runner.Phase, level, text string) bool {
+	for _, an := range p.Annotations {
+		if an.Level == level && strings.Contains(an.Message, text) {
+			return true
+		}
+	}
+	return false
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// use is an API call a token is (or is not) allowed to make.
+type use struct{ method, path string }
+
+func (a *api) scripts() use {
+	return use{http.MethodGet, "/accounts/" + a.fx.Account.ID + "/workers/scripts"}
+}
+func (a *api) dns(z cfapitest.Zone) use {
+	return use{http.MethodGet, "/zones/" + z.ID + "/dns_records"}
+}
+func (a *api) buckets() use {
+	return use{http.MethodGet, "/accounts/" + a.fx.Account.ID + "/r2/buckets"}
+}
+
+// mintedToken is a token as the fake's create answered it.
+type mintedToken struct{ id, secret string }
+
+// created reads the fake's create answers from its log, lost answers included: the fake logs
+// what it would have sent, which is how a test learns a secret cfmint never saw.
+func created(reqs []cfapitest.Request) []mintedToken {
+	var out []mintedToken
+	for _, r := range reqs {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.Path, "/tokens") || r.Status != http.StatusOK {
+			continue
+		}
+		var env struct {
+			Result struct {
+				ID    string `json:"id"`
+				Value string `json:"value"`
+			} `json:"result"`
+		}
+		if json.Unmarshal(r.Response, &env) == nil && env.Result.Value != "" {
+			out = append(out, mintedToken{env.Result.ID, env.Result.Value})
+		}
+	}
+	return out
+}
+
+// reporter is the part of *testing.T a scan reports through.
+type reporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
+// caught records what a scan reported, to test the scan itself.
+type caught struct{ msgs []string }
+
+func (c *caught) Helper() {}
+func (c *caught) Errorf(format string, args ...any) {
+	c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
+}
+
+// scanSecrets fails the test for any secret where it must not be. It returns how many minted
+// secrets it looked for, so a caller can tell a scan that found a secret to look for.
+func scanSecrets(t reporter, f *fapi, phases ...*runner.Phase) int {
+	t.Helper()
+	minted := created(f.Requests())
+	for _, p := range phases {
+		texts := map[string]string{"stdout": p.Stdout, "stderr": p.Stderr, "log": p.Log, "summary": p.Summary}
+		for name, b := range p.Files {
+			texts["file "+name] = string(b)
+		}
+		for k, v := range p.State {
+			texts["state "+k] = v
+		}
+		for k, v := range p.Outputs {
+			texts["output "+k] = v
+		}
+		for k, v := range p.Env {
+			texts["env "+k] = v
+		}
+		for _, e := range p.Errors {
+			texts["runner error"] += e.Error() + "\n"
+		}
+		for _, boot := range []string{f.fx.AccountBootstrap.Secret, f.fx.UserBootstrap.Secret} {
+			for what, s := range texts {
+				if strings.Contains(s, boot) {
+					t.Errorf("%s phase: %s holds a bootstrap token", p.Name, what)
+				}
+			}
+		}
+		for _, m := range minted {
+			handedOn := false
+			for what, s := range texts {
+				if !strings.Contains(s, m.secret) {
+					continue
+				}
+				switch {
+				case what == "stdout":
+					for i, line := range strings.Split(s, "\n") {
+						if strings.Contains(line, m.secret) && line != "::add-mask::"+m.secret {
+							t.Errorf("%s phase: stdout line %d uses the secret of %s outside its mask: %q", p.Name, i+1, m.id, strings.ReplaceAll(line, m.secret, "<SECRET>"))
+						}
+					}
+				case what == "file GITHUB_OUTPUT", what == "file GITHUB_ENV", strings.HasPrefix(what, "output "), strings.HasPrefix(what, "env "):
+					handedOn = true
+				default:
+					t.Errorf("%s phase: %s holds the secret of token %s", p.Name, what, m.id)
+				}
+			}
+			if handedOn && !strings.Contains(p.Stdout, "::add-mask::"+m.secret+"\n") {
+				t.Errorf("%s phase handed on the secret of %s without masking it", p.Name, m.id)
+			}
+		}
+	}
+	return len(minted)
 }

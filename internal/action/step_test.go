@@ -1,6 +1,7 @@
-package main
+package action_test
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -20,12 +21,6 @@ func (a *api) scripts() use {
 }
 func (a *api) dns(z cfapitest.Zone) use {
 	return use{http.MethodGet, "/zones/" + z.ID + "/dns_records"}
-}
-func (a *api) purge(z cfapitest.Zone) use {
-	return use{http.MethodPost, "/zones/" + z.ID + "/purge_cache"}
-}
-func (a *api) buckets() use {
-	return use{http.MethodGet, "/accounts/" + a.fx.Account.ID + "/r2/buckets"}
 }
 
 // refusedAddress is the code Cloudflare answers a call from an address the token's IP filter
@@ -65,106 +60,69 @@ func groupsOf(tk cfapitest.TokenInfo) []string {
 // revokes it and then the product APIs answer it 401 / 10000.
 func TestMintUseRevoke(t *testing.T) {
 	t.Parallel()
-	type tc struct {
-		name    string
-		with    func(a *api) map[string]string
-		owner   string
-		grants  func(a *api) []string
-		allowed func(a *api) use
-		denied  func(a *api) use
+	// The rows are literals: Seed's accounts and zones have fixed ids.
+	const (
+		acct  = "com.cloudflare.api.account." + cfapitest.SeedAccountID
+		zone  = "com.cloudflare.api.account.zone." + cfapitest.SeedZoneID
+		zone2 = "com.cloudflare.api.account.zone." + cfapitest.SeedZone2ID
+	)
+	var (
+		scripts  = use{http.MethodGet, "/accounts/" + cfapitest.SeedAccountID + "/workers/scripts"}
+		buckets  = use{http.MethodGet, "/accounts/" + cfapitest.SeedAccountID + "/r2/buckets"}
+		dns      = use{http.MethodGet, "/zones/" + cfapitest.SeedZoneID + "/dns_records"}
+		dns2     = use{http.MethodGet, "/zones/" + cfapitest.SeedZone2ID + "/dns_records"}
+		dnsWrite = use{http.MethodPost, "/zones/" + cfapitest.SeedZoneID + "/dns_records"}
+		purge    = use{http.MethodPost, "/zones/" + cfapitest.SeedZoneID + "/purge_cache"}
+		purge2   = use{http.MethodPost, "/zones/" + cfapitest.SeedZone2ID + "/purge_cache"}
+	)
+	// both is the two zones' resource keys as groupsOf joins them, sorted.
+	both := zone + "+" + zone2
+	if zone2 < zone {
+		both = zone2 + "+" + zone
 	}
-	acctKey := func(a *api) string { return "com.cloudflare.api.account." + a.fx.Account.ID }
-	zoneKey := func(z cfapitest.Zone) string { return "com.cloudflare.api.account.zone." + z.ID }
-	cases := []tc{
-		{
-			name:    "workers-deploy",
-			with:    func(a *api) map[string]string { return map[string]string{"preset": "workers-deploy"} },
-			owner:   "account",
-			grants:  func(a *api) []string { return []string{"Workers Scripts Write@" + acctKey(a)} },
-			allowed: func(a *api) use { return a.scripts() },
-			denied:  func(a *api) use { return a.dns(a.fx.Zone) },
-		},
-		{
-			name:    "r2-upload",
-			with:    func(a *api) map[string]string { return map[string]string{"preset": "r2-upload"} },
-			owner:   "account",
-			grants:  func(a *api) []string { return []string{"Workers R2 Storage Write@" + acctKey(a)} },
-			allowed: func(a *api) use { return a.buckets() },
-			denied:  func(a *api) use { return a.scripts() },
-		},
-		{
-			name:    "dns-edit",
-			with:    func(a *api) map[string]string { return map[string]string{"preset": "dns-edit", "zones": "example.com"} },
-			owner:   "account",
-			grants:  func(a *api) []string { return []string{"DNS Write@" + zoneKey(a.fx.Zone)} },
-			allowed: func(a *api) use { return use{http.MethodPost, "/zones/" + a.fx.Zone.ID + "/dns_records"} },
-			denied:  func(a *api) use { return a.dns(a.fx.Zone2) },
-		},
-		{
-			name: "cache-purge",
-			with: func(a *api) map[string]string {
-				return map[string]string{"preset": "cache-purge", "zones": a.fx.Zone2.ID}
-			},
-			owner:   "account",
-			grants:  func(a *api) []string { return []string{"Cache Purge@" + zoneKey(a.fx.Zone2)} },
-			allowed: func(a *api) use { return a.purge(a.fx.Zone2) },
-			denied:  func(a *api) use { return a.purge(a.fx.Zone) },
-		},
-		{
-			name:    "analytics-read",
-			with:    func(a *api) map[string]string { return map[string]string{"preset": "analytics-read"} },
-			owner:   "account",
-			grants:  func(a *api) []string { return []string{"Account Analytics Read@" + acctKey(a)} },
-			denied:  func(a *api) use { return a.scripts() },
-			allowed: nil,
-		},
-		{
-			name: "explicit permissions on two zones, mixed with a preset",
-			with: func(a *api) map[string]string {
-				return map[string]string{"preset": "workers-deploy", "permissions": "dns write\nZone Read", "zones": "example.com, " + a.fx.Zone2.ID}
-			},
+	cases := []struct {
+		name string
+		with map[string]string
+		// owner "user" also sets the user's bootstrap token, whose secret is fresh in every Seed.
+		owner   string
+		grants  []string
+		allowed *use // nil: the grant has no call to try
+		denied  use
+	}{
+		{name: "workers-deploy", with: map[string]string{"preset": "workers-deploy"}, owner: "account",
+			grants: []string{"Workers Scripts Write@" + acct}, allowed: &scripts, denied: dns},
+		{name: "r2-upload", with: map[string]string{"preset": "r2-upload"}, owner: "account",
+			grants: []string{"Workers R2 Storage Write@" + acct}, allowed: &buckets, denied: scripts},
+		{name: "dns-edit", with: map[string]string{"preset": "dns-edit", "zones": "example.com"}, owner: "account",
+			grants: []string{"DNS Write@" + zone}, allowed: &dnsWrite, denied: dns2},
+		{name: "cache-purge", with: map[string]string{"preset": "cache-purge", "zones": cfapitest.SeedZone2ID}, owner: "account",
+			grants: []string{"Cache Purge@" + zone2}, allowed: &purge2, denied: purge},
+		{name: "analytics-read", with: map[string]string{"preset": "analytics-read"}, owner: "account",
+			grants: []string{"Account Analytics Read@" + acct}, denied: scripts},
+		{name: "explicit permissions on two zones, mixed with a preset",
+			with:  map[string]string{"preset": "workers-deploy", "permissions": "dns write\nZone Read", "zones": "example.com, " + cfapitest.SeedZone2ID},
 			owner: "account",
-			grants: func(a *api) []string {
-				both := []string{zoneKey(a.fx.Zone), zoneKey(a.fx.Zone2)}
-				sort.Strings(both)
-				return []string{
-					"DNS Write@" + strings.Join(both, "+"),
-					"Workers Scripts Write@" + acctKey(a),
-					"Zone Read@" + strings.Join(both, "+"),
-				}
+			grants: []string{
+				"DNS Write@" + both,
+				"Workers Scripts Write@" + acct,
+				"Zone Read@" + both,
 			},
-			allowed: func(a *api) use { return a.dns(a.fx.Zone2) },
-			denied:  func(a *api) use { return a.purge(a.fx.Zone) },
-		},
-		{
-			name:  "every zone of the account",
-			with:  func(a *api) map[string]string { return map[string]string{"permissions": "DNS Read", "zones": "*"} },
-			owner: "account",
-			grants: func(a *api) []string {
-				return []string{"DNS Read@" + acctKey(a) + ">com.cloudflare.api.account.zone.*"}
-			},
-			allowed: func(a *api) use {
-				return a.dns(a.fx.Zone2)
-			},
-			denied: func(a *api) use { return a.scripts() },
-		},
-		{
-			name: "user-owned",
-			with: func(a *api) map[string]string {
-				return map[string]string{"token-owner": "user", "bootstrap-token": a.fx.UserBootstrap.Secret, "preset": "dns-edit", "zones": "example.net"}
-			},
-			owner:   "user",
-			grants:  func(a *api) []string { return []string{"DNS Write@" + zoneKey(a.fx.Zone2)} },
-			allowed: func(a *api) use { return a.dns(a.fx.Zone2) },
-			denied:  func(a *api) use { return a.dns(a.fx.Zone) },
-		},
+			allowed: &dns2, denied: purge},
+		{name: "every zone of the account", with: map[string]string{"permissions": "DNS Read", "zones": "*"}, owner: "account",
+			grants: []string{"DNS Read@" + acct + ">com.cloudflare.api.account.zone.*"}, allowed: &dns2, denied: scripts},
+		{name: "user-owned", with: map[string]string{"token-owner": "user", "preset": "dns-edit", "zones": "example.net"}, owner: "user",
+			grants: []string{"DNS Write@" + zone2}, allowed: &dns2, denied: dns},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			a := startAPI(t)
 			j := a.job(t, nil)
-			s := a.step("cf", c.with(a))
+			with := maps.Clone(c.with)
+			if c.owner == "user" {
+				with["bootstrap-token"] = a.fx.UserBootstrap.Secret
+			}
+			s := a.step("cf", with)
 			m := runMain(t, j, s)
 			mustSucceed(t, m)
 
@@ -185,7 +143,7 @@ func TestMintUseRevoke(t *testing.T) {
 			if tk.OwnerKind != c.owner || tk.Name != name || tk.Status != "active" {
 				t.Errorf("stored token: owner %s name %q status %s", tk.OwnerKind, tk.Name, tk.Status)
 			}
-			if got, want := groupsOf(tk), c.grants(a); !slices.Equal(got, want) {
+			if got, want := groupsOf(tk), c.grants; !slices.Equal(got, want) {
 				t.Errorf("grants = %v, want %v", got, want)
 			}
 			if !slices.Equal(tk.IPIn, []string{"127.0.0.1/32"}) || len(tk.IPNotIn) > 0 {
@@ -202,7 +160,7 @@ func TestMintUseRevoke(t *testing.T) {
 			}
 
 			if c.allowed != nil {
-				u := c.allowed(a)
+				u := *c.allowed
 				if got := a.call(t, token, u.method, u.path, "127.0.0.1"); got.Status != 200 {
 					t.Errorf("granted %s %s from the runner: %+v, want 200", u.method, u.path, got)
 				}
@@ -210,7 +168,7 @@ func TestMintUseRevoke(t *testing.T) {
 					t.Errorf("granted call from 127.0.0.2: %+v, want 403 %d", got, u.refusedAddress())
 				}
 			}
-			u := c.denied(a)
+			u := c.denied
 			if got := a.call(t, token, u.method, u.path, "127.0.0.1"); got.Status != 403 || !got.has(10000) {
 				t.Errorf("ungranted %s %s: %+v, want 403 10000", u.method, u.path, got)
 			}
@@ -220,9 +178,9 @@ func TestMintUseRevoke(t *testing.T) {
 			if !strings.Contains(p.Summary, "revoked") {
 				t.Errorf("post summary %q does not say revoked", p.Summary)
 			}
-			use := a.scripts()
+			use := scripts
 			if c.allowed != nil {
-				use = c.allowed(a)
+				use = *c.allowed
 			}
 			if got := a.call(t, token, use.method, use.path, "127.0.0.1"); got.Status != 401 || !got.has(10000) {
 				t.Errorf("after post: %+v, want 401 10000", got)

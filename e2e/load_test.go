@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Load: many jobs minting and revoking at once against one account, with Cloudflare's rate
 // limit and token quota in force. Every cycle must end with its token deleted or with a clear

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // TestWranglerDeploy proves, with the real wrangler, that what cfmint exports is what wrangler
 // needs: the variable names, the account id and the permission set of the workers-deploy preset.

@@ -1,4 +1,4 @@
-package main
+package action_test
 
 // Faults the built-in API injects, and what must hold under each: the call is retried when it
 // is idempotent and the fault can pass, or the phase fails with an error that names what failed;
@@ -218,11 +218,14 @@ func (f *fapi) noBootstrap(path string) cfapitest.Fault {
 // faultCase is one fault, or a few, and what must follow from them.
 type faultCase struct {
 	name string
-	slow bool // runs into a 10 s timeout or the 15 s verify window: skipped with -short
+	slow bool // runs into post's 10 s timeout: skipped with -short
 	with map[string]string
 	env  map[string]string
 	opts []cfapitest.Option
 	mw   func(f *fapi) func(http.Handler) http.Handler
+	// deps shortens the phases' timeouts, so that a case about a timeout does not wait out the
+	// real one.
+	deps func(*action.Deps)
 	// before injects the faults main meets; between changes them before post.
 	before  func(f *fapi)
 	between func(t *testing.T, f *fapi, m *runner.Phase)
@@ -408,7 +411,7 @@ func faultCases() []faultCase {
 			f.InjectFault(f.noBootstrap(pathVerify))
 			f.InjectFault(cfapitest.Fault{Path: pathVerify, Status: 403, Code: 10000, Message: "Authentication error"})
 		}, mainFails: true, errs: []string{"the new token: failed to verify", "10000", "was deleted"}, check: requests(pathVerify, notBoot, 1)},
-		{name: "verify never succeeds: main deletes the token after the window", slow: true, before: func(f *fapi) {
+		{name: "verify never succeeds: main deletes the token after the window", deps: func(d *action.Deps) { d.VerifyWindow = time.Second }, before: func(f *fapi) {
 			f.InjectFault(f.noBootstrap(pathVerify))
 			f.InjectFault(with(serverError(503), pathVerify, 0))
 		}, mainFails: true, errs: []string{"did not become active in time", "was deleted"}},
@@ -449,22 +452,26 @@ func faultCases() []faultCase {
 				}
 			}},
 
-		// Hangs, bounded by the timeout input.
-		{name: "trace hangs past timeout", slow: true, with: map[string]string{"timeout": "10s"},
+		// Hangs, bounded by the phase's timeout (the timeout input, shortened below its 10 s
+		// minimum through Deps).
+		{name: "trace hangs past timeout", deps: shortTimeout,
 			before:    func(f *fapi) { f.InjectFault(cfapitest.Fault{Path: pathTrace, Hang: true}) },
-			mainFails: true, errs: []string{"timeout", "10s"},
+			mainFails: true, errs: []string{"timeout", "within 2s"},
 			check: all(requests(pathCreate, nil, 0), func(t *testing.T, f *fapi, r *faultRun) {
-				if r.elapsed < 10*time.Second {
+				if r.elapsed < 2*time.Second {
 					t.Errorf("main gave up after %v, before its timeout", r.elapsed)
 				}
 			})},
-		{name: "groups hang past timeout", slow: true, with: map[string]string{"timeout": "10s"},
+		{name: "groups hang past timeout", deps: shortTimeout,
 			before:    func(f *fapi) { f.InjectFault(cfapitest.Fault{Path: pathGroups, Hang: true}) },
-			mainFails: true, errs: []string{"timeout", "10s"}, check: requests(pathCreate, nil, 0)},
-		{name: "create commits but its answer never comes", slow: true, mw: commitThenHang,
+			mainFails: true, errs: []string{"timeout", "within 2s"}, check: requests(pathCreate, nil, 0)},
+		{name: "create commits but its answer never comes", mw: commitThenHang, deps: func(d *action.Deps) { d.RequestTimeout = time.Second },
 			mainFails: true, errs: []string{"failed to create the token"}},
 	}
 }
+
+// shortTimeout gives the phases 2 s instead of their timeout input.
+func shortTimeout(d *action.Deps) { d.Timeout = 2 * time.Second }
 
 // verifyStatus answers the new token's verify with status (Cloudflare's answer for a token that
 // exists but is not active), letting everything else through.
@@ -516,6 +523,9 @@ func runFaultCase(t *testing.T, c faultCase, env map[string]string) (*fapi, *fau
 		jobEnv[k] = v
 	}
 	j := f.job(t, jobEnv)
+	if c.deps != nil {
+		j = f.jobWith(t, jobEnv, runner.InProcess(phase(loopbackClient, c.deps)))
+	}
 	w := map[string]string{"preset": "workers-deploy"}
 	for k, v := range c.with {
 		w[k] = v
@@ -678,24 +688,6 @@ func TestProxyWarning(t *testing.T) {
 	}
 }
 
-// TestDualStackBinary runs the binary against an API served on both 127.0.0.1 and ::1 under
-// the name localhost: the filter holds both addresses. It needs a localhost that resolves to both.
-func TestDualStackBinary(t *testing.T) {
-	t.Parallel()
-	ips, err := net.DefaultResolver.LookupIPAddr(context.Background(), "localhost")
-	if err != nil || !slices.ContainsFunc(ips, func(a net.IPAddr) bool { return a.IP.Equal(net.IPv6loopback) }) {
-		t.Skipf("localhost does not resolve to ::1 here (%v); TestDualStackInProcess covers dual stack with its own resolver", ips)
-	}
-	f := startAPIWith(t, nil)
-	port := serveAlsoOnV6(t, f)
-	j := f.job(t, map[string]string{"CFMINT_TRACE_FALLBACK_URL": f.traceURL()})
-	s := f.step("cf", map[string]string{"preset": "workers-deploy", "api-base-url": "http://localhost:" + port + "/client/v4"})
-	m := runMain(t, j, s)
-	mustSucceed(t, m)
-	checkDualFilter(t, f, m)
-	mustSucceed(t, runPost(t, j, s, m))
-}
-
 // serveAlsoOnV6 serves f on [::1] at the port it has on 127.0.0.1, as a dual-stack host would,
 // skipping the test when that port or IPv6 is unavailable.
 func serveAlsoOnV6(t *testing.T, f *fapi) string {
@@ -748,7 +740,7 @@ func TestDualStackInProcess(t *testing.T) {
 		}
 		return d.DialContext(ctx, network, addr)
 	}}}
-	j := f.jobWith(t, map[string]string{"CFMINT_TRACE_FALLBACK_URL": f.traceURL()}, inProcess(hc))
+	j := f.jobWith(t, map[string]string{"CFMINT_TRACE_FALLBACK_URL": f.traceURL()}, runner.InProcess(phase(hc)))
 	s := f.step("cf", map[string]string{"preset": "workers-deploy", "api-base-url": "http://localhost:" + port + "/client/v4"})
 	m := runMain(t, j, s)
 	mustSucceed(t, m)
@@ -774,27 +766,10 @@ func TestDualStackInProcess(t *testing.T) {
 	}
 }
 
-// inProcess runs a phase in this process, as main.go would, with hc as the HTTP client.
-func inProcess(hc *http.Client) runner.Executor {
-	return func(ctx context.Context, argv0 string, args, env []string, stdout, stderr io.Writer) (int, error) {
-		vars := map[string]string{}
-		for _, kv := range env {
-			k, v, _ := strings.Cut(kv, "=")
-			vars[k] = v
-		}
-		lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-		code, ok := action.RunPhase(ctx, argv0, action.Deps{Lookup: lookup, Stdout: stdout, HTTPClient: hc})
-		if !ok {
-			return -1, fmt.Errorf("%s names no phase", argv0)
-		}
-		return code, nil
-	}
-}
-
 // jobWith is api.job with another executor.
 func (a *api) jobWith(t *testing.T, env map[string]string, exe runner.Executor) *runner.Job {
 	t.Helper()
-	act, err := runner.LoadAction("action.yml")
+	act, err := runner.LoadAction("../../action.yml")
 	if err != nil {
 		t.Fatal(err)
 	}

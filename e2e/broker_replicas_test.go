@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Several replicas of `cfmint serve` behind one address, as a load balancer shows them: they share
 // a real Redis for single use of ID tokens, a replica can die mid-create, and SIGTERM drains.

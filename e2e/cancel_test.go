@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Cancellation: the runner sends SIGINT, SIGTERM 7.5 s later and SIGKILL 2.5 s after that. Main
 // must stop on the first signal, delete a token it created (or leave its id in state for post),
