@@ -151,12 +151,9 @@ func nonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// fileDelimiter is the heredoc delimiter go-githubactions writes file commands with. A value
-// holding it, or a newline, could end the value early and inject variables.
-const fileDelimiter = "_GitHubActionsFileCommandDelimeter_"
 
 func fileSafe(what, v string) error {
-	if strings.ContainsAny(v, "\r\n") || strings.Contains(v, fileDelimiter) {
+	if strings.ContainsAny(v, "\r\n") || strings.Contains(v, logsafe.FileCommandDelimiter) {
 		return fmt.Errorf("refusing to write %s: its value contains a line break or the file-command delimiter", what)
 	}
 	return nil

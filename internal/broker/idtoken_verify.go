@@ -13,6 +13,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -215,10 +216,4 @@ func audienceHas(aud any, want string) bool {
 
 // quote quotes a value taken from a token for a message, cut short: the
 // sender chose it, and a message should stay one readable line.
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + "..."
-	}
-	return strconv.Quote(s)
-}
+func quote(s string) string { return strconv.Quote(logsafe.Clip(s, 64)) }
