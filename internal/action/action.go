@@ -151,7 +151,6 @@ func nonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-
 func fileSafe(what, v string) error {
 	if strings.ContainsAny(v, "\r\n") || strings.Contains(v, logsafe.FileCommandDelimiter) {
 		return fmt.Errorf("refusing to write %s: its value contains a line break or the file-command delimiter", what)
