@@ -639,7 +639,9 @@ func TestGracePeriods(t *testing.T) {
 		grace = 30
 	}
 	kflags := serveArgs(t, "deploy/kubernetes/broker.yaml", strs(get(container(k8s), "args")))
-	need("deploy/kubernetes/broker.yaml", kflags, time.Duration(grace)*time.Second)
+	// A preStop hook runs before SIGTERM, within the same grace period.
+	preStop, _ := get(container(k8s), "lifecycle", "preStop", "sleep", "seconds").(int)
+	need("deploy/kubernetes/broker.yaml", kflags, time.Duration(grace-preStop)*time.Second)
 	replicas, _ := get(k8s, "spec", "replicas").(int)
 	budget("deploy/kubernetes/broker.yaml", kflags, replicas)
 
