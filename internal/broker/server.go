@@ -367,6 +367,14 @@ func (c *lookupCache) groups(ctx context.Context, k ownerKey, refresh bool) ([]p
 	}
 	// Exchanges that find the list missing or old at once ask Cloudflare once between them.
 	v, err, _ := c.flight.Do(k.String(), func() (any, error) {
+		// An exchange that found the list missing or old, then came here after another's
+		// flight ended, takes what that flight fetched.
+		c.mu.Lock()
+		if cur, fresh := c.group[k]; fresh && (!ok || cur.tried.After(e.tried)) {
+			c.mu.Unlock()
+			return cur, nil
+		}
+		c.mu.Unlock()
 		g, clock, err := c.tokens.PermissionGroups(ctx, k.owner, k.account)
 		c.mu.Lock()
 		defer c.mu.Unlock()

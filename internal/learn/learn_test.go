@@ -218,7 +218,7 @@ func TestTableData(t *testing.T) {
 		Name   string   `json:"name"`
 		Scopes []string `json:"scopes"`
 	}
-	b, err := os.ReadFile("../cfapitest/permission-groups.json")
+	b, err := os.ReadFile("../cfgroups/permission-groups.json")
 	if err != nil {
 		t.Fatal(err)
 	}
