@@ -359,6 +359,7 @@ type Minted struct {
 // second POST would mint a second one. The caller cleans up by name instead.
 func (c *Client) Create(ctx context.Context, owner Owner, accountID string, req policy.Request) (*Minted, error) {
 	const op = "create the token"
+	warmEncoders.Do(warmCreateEncoders)
 	if owner == OwnerUser {
 		res, err := user.NewTokenService().New(ctx, userCreate(req), c.opts()...)
 		if err != nil {
@@ -377,6 +378,29 @@ func (c *Client) Create(ctx context.Context, owner Owner, accountID string, req 
 		return nil, &TransportError{Op: op, Err: errors.New("its answer carried no valid token id")}
 	}
 	return &Minted{ID: res.ID, Secret: res.Value, Name: res.Name, Status: string(res.Status), ExpiresOn: res.ExpiresOn, IPIn: res.Condition.RequestIP.In, IPNotIn: res.Condition.RequestIP.NotIn}, nil
+}
+
+// warmEncoders makes the first Create of the process build cloudflare-go's JSON encoders for
+// every shape of create body before any other goroutine can. The SDK's encoder
+// (internal/apijson, v6.10.0) caches closures that share one encoder value and write to it while
+// they build the encoder of a type not cached yet, so two creates of a new shape at once race
+// (the race detector shows it when the broker mints concurrently). Marshalling the shapes once,
+// here, sends nothing.
+var warmEncoders sync.Once
+
+func warmCreateEncoders() {
+	exp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	group := []policy.Group{{ID: "00000000000000000000000000000000"}}
+	for _, res := range []map[string]any{
+		{"com.cloudflare.api.account.zone.0": "*"},
+		{"com.cloudflare.api.account.0": map[string]any{"com.cloudflare.api.account.zone.*": "*"}},
+	} {
+		for _, cidrs := range [][]netip.Prefix{nil, {netip.MustParsePrefix("192.0.2.1/32")}} {
+			req := policy.Request{Name: "warm-up", Policies: []policy.Policy{{Groups: group, Resources: res}}, CIDRs: cidrs, ExpiresOn: exp}
+			_, _ = json.Marshal(userCreate(req))
+			_, _ = json.Marshal(accountCreate("0", req))
+		}
+	}
 }
 
 // CreateRequest is the path (below the API base) and JSON body that Create sends, for a dry run:
