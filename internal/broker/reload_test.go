@@ -339,4 +339,8 @@ func TestBootstrapTokenRecovers(t *testing.T) {
 	if r := s.mintedBy(t); r != "site-deploy" {
 		t.Errorf("minted by rule %q, want site-deploy", r)
 	}
+	// The verifies are Cloudflare calls like any other: counted, and spent from the budget.
+	if got := s.series(t, `cfmint_cloudflare_calls_total{operation="verify",status="401"}`); len(got) != 1 {
+		t.Errorf("the refused verifies were not counted: %q", got)
+	}
 }
