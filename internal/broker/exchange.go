@@ -70,7 +70,7 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		aerr := asAPIError(err)
-		outcome = statusOutcome(aerr.status)
+		outcome, rule = statusOutcome(aerr.status), aerr.rule
 		s.audit(ctx, "mint", id, "outcome", outcome, "error", aerr.msg, "ip", caller.String())
 		writeErr(w, aerr)
 		return
@@ -176,12 +176,18 @@ func ParseRequest(body map[string]string) (trust.Ask, config.Zones, string, erro
 
 // mint decides and mints: the token, or a *trust.Denial (the policy's answer) or an *apiError
 // (anything else).
-func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[string]string, caller netip.Addr) (*mint.Issued, error) {
+func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[string]string, caller netip.Addr) (_ *mint.Issued, err error) {
+	rule := ""
+	defer func() { err = s.diagnose(ctx, rule, err) }()
 	plan, err := Decide(ctx, st.policy, s.cache, Request{Issuer: id.Issuer, Claims: id.Claims, Body: body, Caller: caller})
 	if err != nil {
 		return nil, err
 	}
 	d, a, nonce := plan.Decision, plan.Ask, plan.Nonce
+	rule = d.Rule
+	if !s.BootstrapValid() {
+		return nil, deadAnswer()
+	}
 	if s.o.Budget != nil {
 		release, wait, ok := s.o.Budget.TakeMint()
 		if !ok {

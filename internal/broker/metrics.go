@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -26,6 +28,12 @@ type Metrics struct {
 
 	exchanges, exchangeDur, revokes, denials, cfCalls, cfLatency *family
 	replayErrs                                                   *metrics.Counter
+
+	reloadErrs *metrics.Counter
+	bootValid  atomic.Bool
+	policyInfo *family
+	policyMu   sync.Mutex
+	policySum  string // the sha256 label cfmint_policy_info has now; "" before the first
 }
 
 // family is one metric name: its HELP and TYPE lines, and its series (one per label set) in a
@@ -58,6 +66,17 @@ func NewMetrics(budget *Budget) *Metrics {
 	// Written from the start, at 0: an alert on its rate needs the series before the first error.
 	replay := add("cfmint_replay_store_errors_total", "counter", "Failed claims of an ID token's single use (the exchange was refused).")
 	m.replayErrs = replay.set.NewCounter(replay.name)
+	reloads := add("cfmint_policy_reload_errors_total", "counter", "Policy reloads refused (the policy file changed, or SIGHUP, and the new policy did not validate); the last good policy stays in force.")
+	m.reloadErrs = reloads.set.NewCounter(reloads.name)
+	m.policyInfo = add("cfmint_policy_info", "gauge", "The policy in force, by the sha256 of its file's content; always 1.")
+	boot := add("cfmint_bootstrap_token_valid", "gauge", "1 while Cloudflare accepts the bootstrap token, 0 once its verify says it is no longer valid (checked periodically and after a refused create).")
+	m.bootValid.Store(true)
+	boot.set.NewGauge(boot.name, func() float64 {
+		if m.bootValid.Load() {
+			return 1
+		}
+		return 0
+	})
 
 	version, gover := "dev", ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -140,6 +159,24 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) exchange(rule, outcome string, d time.Duration) {
 	m.exchanges.inc("outcome", outcome, "rule", rule)
 	m.exchangeDur.observe(d, "outcome", outcome)
+}
+
+func (m *Metrics) policyReloadError()        { m.reloadErrs.Inc() }
+func (m *Metrics) bootstrapValid(valid bool) { m.bootValid.Store(valid) }
+
+// policyLoaded makes cfmint_policy_info name the policy whose file's content has the sha256
+// sum (hex), and removes the series of the one before.
+func (m *Metrics) policyLoaded(sum string) {
+	m.policyMu.Lock()
+	defer m.policyMu.Unlock()
+	if sum == m.policySum {
+		return
+	}
+	if m.policySum != "" {
+		m.policyInfo.set.UnregisterMetric(series(m.policyInfo.name, "sha256", m.policySum))
+	}
+	m.policyInfo.set.GetOrCreateGauge(series(m.policyInfo.name, "sha256", sum), func() float64 { return 1 })
+	m.policySum = sum
 }
 
 func (m *Metrics) revoke(rule, outcome string) { m.revokes.inc("outcome", outcome, "rule", rule) }

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,17 +25,21 @@ import (
 // Config is how a broker runs: what `cfmint serve` reads from its flags and environment, each
 // field named after its flag, and what a front end or a test gives it besides.
 type Config struct {
-	Listen             string // --listen
-	PolicyFile         string // --policy
-	BootstrapToken     string // $CLOUDFLARE_BOOTSTRAP_TOKEN; BootstrapTokenFile wins
-	BootstrapTokenFile string // --bootstrap-token-file
-	APIBase            string // $CLOUDFLARE_API_BASE_URL; empty: Cloudflare's
-	ClientIPHeader     string // --client-ip-header
-	ReplayStore        string // --replay-store
-	ShutdownTimeout    time.Duration
-	RateLimit          int    // --rate-limit
-	RateReserve        int    // --rate-reserve
-	LogLevel           string // --log-level
+	Listen             string        // --listen
+	PolicyFile         string        // --policy
+	PolicyPoll         time.Duration // --policy-poll: how often the policy file's content is checked; 0: only on SIGHUP
+	BootstrapToken     string        // $CLOUDFLARE_BOOTSTRAP_TOKEN; BootstrapTokenFile wins
+	BootstrapTokenFile string        // --bootstrap-token-file
+	APIBase            string        // $CLOUDFLARE_API_BASE_URL; empty: Cloudflare's
+	ClientIPHeader     string        // --client-ip-header
+	ReplayStore        string        // --replay-store
+	ShutdownTimeout    time.Duration // --shutdown-timeout: the whole stop, clean-up included
+	RateLimit          int           // --rate-limit
+	RateReserve        int           // --rate-reserve
+	LogLevel           string        // --log-level
+	// BootstrapCheck is how often Cloudflare is asked whether the bootstrap token still works;
+	// 0: BootstrapCheckEvery.
+	BootstrapCheck time.Duration
 
 	// Log receives the JSON log lines; nil: os.Stderr.
 	Log io.Writer
@@ -51,6 +58,7 @@ type loaded struct {
 	token  string
 	base   string
 	policy *trust.Policy
+	sum    string // the sha256 of the policy file's content
 	level  slog.Level
 }
 
@@ -69,8 +77,11 @@ func (c Config) load() (*loaded, error) {
 	if c.PolicyFile == "" {
 		bad = append(bad, errors.New("--policy: is empty; name the trust policy file (see docs/broker.md)"))
 	}
-	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 5*time.Minute {
+	if c.ShutdownTimeout < time.Second || c.ShutdownTimeout > 5*time.Minute {
 		bad = append(bad, fmt.Errorf("--shutdown-timeout: %s is outside 1s to 5m", c.ShutdownTimeout))
+	}
+	if c.PolicyPoll < 0 || c.PolicyPoll > time.Hour {
+		bad = append(bad, fmt.Errorf("--policy-poll: %s is outside 0 (only SIGHUP reloads) to 1h", c.PolicyPoll))
 	}
 	if c.RateLimit < 10 || c.RateReserve < 0 || c.RateReserve >= c.RateLimit {
 		bad = append(bad, fmt.Errorf("--rate-limit %d and --rate-reserve %d: the limit must be at least 10 and the reserve between 0 and the limit", c.RateLimit, c.RateReserve))
@@ -92,7 +103,7 @@ func (c Config) load() (*loaded, error) {
 	}
 	l.base = base
 	if c.PolicyFile != "" {
-		l.policy, err = LoadPolicy(c.PolicyFile)
+		l.policy, l.sum, err = readPolicy(c.PolicyFile)
 		if err != nil {
 			bad = append(bad, err)
 		} else if _, err := NewVerifier(context.Background(), VerifierOptions{Issuers: l.policy.Issuers(), Audience: l.policy.Audience(), HTTPClient: &http.Client{}}); err != nil {
@@ -113,10 +124,21 @@ func (c Config) load() (*loaded, error) {
 
 // LoadPolicy reads and parses a trust policy file; its errors name --policy.
 func LoadPolicy(file string) (*trust.Policy, error) {
+	p, _, err := readPolicy(file)
+	return p, err
+}
+
+// readPolicy is LoadPolicy, and the sha256 of the file's content.
+func readPolicy(file string) (*trust.Policy, string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("--policy: %v", err)
+		return nil, "", fmt.Errorf("--policy: %v", err)
 	}
+	p, err := parsePolicy(file, b)
+	return p, sum(b), err
+}
+
+func parsePolicy(file string, b []byte) (*trust.Policy, error) {
 	p, err := trust.Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("--policy %s:\n%v", file, err)
@@ -124,11 +146,19 @@ func LoadPolicy(file string) (*trust.Policy, error) {
 	return p, nil
 }
 
-// Serve runs the broker that cfg describes until ctx ends, then drains: exchanges in flight get
-// cfg.ShutdownTimeout to finish, and those still running after it are cancelled and delete what
-// they created. It returns nil when it stopped cleanly; an error when cfg does not validate (see
-// Validate), the policy does not resolve at Cloudflare, it cannot listen, the server fails, or
-// the drain ran out.
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// Serve runs the broker that cfg describes until ctx ends, then drains within
+// cfg.ShutdownTimeout: exchanges in flight get most of it to finish, and those still running
+// after it are cancelled and delete what they created in the rest (see shutdownSplit). Meanwhile
+// it reloads the policy when its file's content changes (every cfg.PolicyPoll) and on
+// cfg.Hangup, and checks the bootstrap token every cfg.BootstrapCheck. It returns nil when it
+// stopped cleanly; an error when cfg does not validate (see Validate), the policy does not
+// resolve at Cloudflare (DeadBootstrapStart when the bootstrap token is no longer valid), it
+// cannot listen, the server fails, or the drain ran out.
 func Serve(ctx context.Context, cfg Config) error {
 	l, err := cfg.load()
 	if err != nil {
@@ -169,10 +199,17 @@ func Serve(ctx context.Context, cfg Config) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = srv.Prepare(pctx, pol)
+	if err != nil {
+		// A dead bootstrap token fails the permission groups' call first: say what is wrong.
+		if valid, verr := srv.CheckBootstrap(pctx); verr == nil && !valid {
+			err = errors.New(DeadBootstrapStart)
+		}
+	}
 	cancel()
 	if err != nil {
 		return err
 	}
+	metrics.policyLoaded(l.sum)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
@@ -192,79 +229,205 @@ func Serve(ctx context.Context, cfg Config) error {
 	if cfg.Listening != nil {
 		cfg.Listening(ln.Addr())
 	}
-	r := &reloader{srv: srv, file: cfg.PolicyFile, hc: oidcHTTP, logger: logger}
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	every := cfg.BootstrapCheck
+	if every <= 0 {
+		every = BootstrapCheckEvery
+	}
+	go srv.watchBootstrap(wctx, every)
+	r := &reloader{srv: srv, file: cfg.PolicyFile, hc: oidcHTTP, logger: logger, metrics: metrics, seen: l.sum}
+	var poll <-chan time.Time
+	if cfg.PolicyPoll > 0 {
+		t := time.NewTicker(cfg.PolicyPoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		select {
 		case err := <-served:
 			logger.Error("the server stopped", "error", err.Error())
 			return fmt.Errorf("the server stopped: %w", err)
 		case <-cfg.Hangup:
-			r.start(ctx)
+			r.start(wctx, true)
+		case <-poll:
+			r.start(wctx, false)
 		case <-ctx.Done():
+			stopWatching()
 			return drain(ctx, hs, srv, cfg.ShutdownTimeout, logger)
 		}
 	}
 }
 
-// drain stops accepting and lets the exchanges in flight finish within timeout; those still
-// running after it are cancelled, and delete what they created.
+// shutdownSplit divides the shutdown timeout: exchanges in flight get grace to finish, and
+// those still running then are cancelled and get cleanup to delete what they created (a mint's
+// clean-up takes up to mint.CleanupBudget, and a second's margin), so that the whole stop
+// takes at most timeout. Clean-up gets at most half of a short timeout.
+func shutdownSplit(timeout time.Duration) (grace, cleanup time.Duration) {
+	cleanup = min(mint.CleanupBudget+time.Second, timeout/2)
+	return timeout - cleanup, cleanup
+}
+
+// drain stops accepting and lets the exchanges in flight finish; those still running after
+// their grace are cancelled, and delete what they created. All of it takes at most timeout
+// (see shutdownSplit).
 func drain(ctx context.Context, hs *http.Server, srv *Server, timeout time.Duration, logger *slog.Logger) error {
-	logger.Info("draining", "event", "stop", "timeout", timeout.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	grace, cleanup := shutdownSplit(timeout)
+	logger.Info("draining", "event", "stop", "timeout", timeout.String(), "grace", grace.String(), "cleanup", cleanup.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	err := hs.Shutdown(sctx)
 	cancel()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		// Cut the stragglers short: each deletes what it created before it ends.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mint.CleanupBudget+time.Second)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanup)
 		aerr := srv.Abort(actx)
 		cancel()
 		logger.Error("exchanges were still in flight at the shutdown timeout; they were cancelled, and deleted what they had created", "error", err.Error(), "abort", fmt.Sprint(aerr))
-		return fmt.Errorf("exchanges were still in flight at the shutdown timeout (%s): %w", timeout, err)
+		return fmt.Errorf("exchanges were still in flight %s into the shutdown timeout (%s): %w", grace, timeout, err)
 	}
 	logger.Info("stopped", "event", "stop")
 	return nil
 }
 
-// reloader runs one reload at a time.
+// reloader runs one reload at a time: on SIGHUP, and when a poll finds the policy file's
+// content changed (a ConfigMap's update swaps a symlink: the content is what counts).
 type reloader struct {
 	srv     *Server
 	file    string
 	hc      *http.Client
 	logger  *slog.Logger
+	metrics *Metrics
 	running atomic.Bool
+
+	mu sync.Mutex
+	// seen is the sha256 of the content last settled: in force, or refused for its own fault. A
+	// poll reloads only content other than it, so a bad file is not tried again until it
+	// changes.
+	seen string
+	// told is the sha256 of the content whose refusal was last logged and counted: a refusal
+	// for a passing cause (Cloudflare or an issuer not answering) is retried at each poll, and
+	// logged once.
+	told string
+	// read is the sha256 of the content the last poll read, when it differed from seen: content
+	// is reloaded once two polls in a row read it, so that a file being written (truncated,
+	// then filled) is not taken for a bad policy.
+	read string
 }
 
 // start reloads in the background: a reload fetches keys and permission groups, which can take
-// a while, and the caller's loop stays free for a stop meanwhile.
-func (r *reloader) start(ctx context.Context) {
+// a while, and the caller's loop stays free for a stop meanwhile. forced (SIGHUP) reloads
+// whatever the content; a poll only changed content.
+func (r *reloader) start(ctx context.Context, forced bool) {
 	if !r.running.CompareAndSwap(false, true) {
-		r.logger.Warn("a reload is already under way; this SIGHUP is ignored", "event", "reload")
+		if forced {
+			r.logger.Warn("a reload is already under way; this SIGHUP is ignored", "event", "reload")
+		}
 		return
 	}
 	go func() {
 		defer r.running.Store(false)
-		r.reload(ctx)
+		r.reload(ctx, forced)
 	}()
 }
 
 // reload swaps in the policy file's new version, or keeps the old one with one line saying why.
-func (r *reloader) reload(ctx context.Context) {
-	p, err := LoadPolicy(r.file)
+func (r *reloader) reload(ctx context.Context, forced bool) {
+	b, err := os.ReadFile(r.file)
+	key := ""
+	if err != nil {
+		err = fmt.Errorf("--policy: %v", err)
+		key = "unreadable: " + err.Error()
+	} else {
+		key = sum(b)
+	}
+	r.mu.Lock()
+	settled := key == r.seen || key != r.read
+	r.read = key
+	if key == r.seen {
+		r.read = ""
+	}
+	r.mu.Unlock()
+	if settled && !forced {
+		return
+	}
+	passing := false
 	if err == nil {
-		var v *Verifier
-		v, err = NewVerifier(ctx, VerifierOptions{Issuers: p.Issuers(), Audience: p.Audience(), HTTPClient: r.hc})
-		if err == nil {
-			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			err = r.srv.Prepare(pctx, p)
-			cancel()
-			if err == nil {
-				r.srv.Reload(p, v)
-				r.logger.Info("reloaded the policy", "event", "reload", "rules", len(p.Rules()))
-				return
+		passing, err = r.apply(ctx, b, key)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.seen, r.told = key, ""
+		return
+	}
+	if !passing {
+		r.seen = key
+	}
+	if key == r.told && !forced {
+		return
+	}
+	r.told = key
+	r.metrics.policyReloadError()
+	attrs := []any{"event", "reload", "error", oneLine(err)}
+	if !strings.HasPrefix(key, "unreadable") {
+		attrs = append(attrs, "sha256", key)
+	}
+	if passing {
+		attrs = append(attrs, "retry", "at the next poll")
+	}
+	r.logger.Error("refused the new policy; the old one stays", attrs...)
+}
+
+// apply checks the policy b as a start does and puts it in force; passing says that a refusal
+// came from Cloudflare or an issuer not answering, not from the policy.
+func (r *reloader) apply(ctx context.Context, b []byte, key string) (passing bool, err error) {
+	p, err := parsePolicy(r.file, b)
+	if err != nil {
+		return false, err
+	}
+	v, err := NewVerifier(ctx, VerifierOptions{Issuers: p.Issuers(), Audience: p.Audience(), HTTPClient: r.hc})
+	if err != nil {
+		// The issuers' discovery: a wrong issuer URL and an issuer that is down look alike.
+		return true, fmt.Errorf("--policy: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = r.srv.Prepare(pctx, p)
+	cancel()
+	if err != nil {
+		return passingErr(err), err
+	}
+	r.srv.Reload(p, v)
+	r.metrics.policyLoaded(key)
+	r.logger.Info("reloaded the policy", "event", "reload", "rules", len(p.Rules()), "sha256", key)
+	return false, nil
+}
+
+// passingErr reports whether err holds Cloudflare not answering properly, which a later try
+// may not meet.
+func passingErr(err error) bool {
+	var ae *apiError
+	return unanswered(err) || (errors.As(err, &ae) && (ae.status == http.StatusServiceUnavailable || ae.status == http.StatusTooManyRequests))
+}
+
+// oneLine is a multi-line error as one log line: its lines joined by "; ", and a heading line
+// ("--policy FILE:") joined to the first of its items by a space.
+func oneLine(err error) string {
+	var out strings.Builder
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if out.Len() > 0 {
+			if strings.HasSuffix(out.String(), ":") {
+				out.WriteString(" ")
+			} else {
+				out.WriteString("; ")
 			}
 		}
+		out.WriteString(line)
 	}
-	r.logger.Error("refused the new policy; the old one stays", "event", "reload", "error", strings.ReplaceAll(err.Error(), "\n", "; "))
+	return out.String()
 }
 
 // pooled keeps enough idle connections to Cloudflare for the exchanges a broker runs at once:

@@ -56,6 +56,7 @@ type Server struct {
 	state   atomic.Pointer[state]
 	cache   *lookupCache
 	metrics *Metrics
+	boot    bootstrapHealth
 
 	// base is what every exchange and revoke runs under, instead of its request: a caller that
 	// hangs up must not leave a half-made token behind. Abort cancels it, so that work still in
@@ -155,6 +156,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		// The store's error names its address, and the store logs an outage once by itself.
 		why = append(why, "the replay store does not answer")
 	}
+	if !s.BootstrapValid() {
+		why = append(why, deadBootstrapAnswer)
+	}
 	if len(why) > 0 {
 		http.Error(w, "not ready: "+strings.Join(why, "; ")+"\n", http.StatusServiceUnavailable)
 		return
@@ -173,6 +177,8 @@ type apiError struct {
 	status     int
 	msg        string
 	retryAfter time.Duration
+	rule       string // the rule that matched, when one did: for the metrics
+	cause      error  // Cloudflare's refusal behind a 500, for the bootstrap token's diagnosis
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -289,7 +295,9 @@ func cloudflareErr(err error, what string) *apiError {
 	}
 	// Not 502: a broker's 502 to a mint means a token may exist; this is a refusal, and the
 	// broker's own configuration's fault.
-	return fail(http.StatusInternalServerError, "Cloudflare refused to %s (%v); the broker's bootstrap token or policy needs its operator's attention", what, err)
+	ae500 := fail(http.StatusInternalServerError, "Cloudflare refused to %s (%v); the broker's bootstrap token or policy needs its operator's attention", what, err)
+	ae500.cause = err
+	return ae500
 }
 
 // ownerKey is one owner of tokens: an account, or the bootstrap token's user.

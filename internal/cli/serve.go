@@ -23,8 +23,13 @@ points it at another API host.
   DELETE /v1/tokens?nonce=N   revoke what was minted for the caller's run and nonce
   GET    /healthz /readyz /metrics
 
-SIGHUP reloads the policy (a policy that does not validate is refused and the old
-one stays); SIGTERM stops accepting, lets exchanges in flight finish, and exits 0.
+The policy reloads when its file's content changes (checked every --policy-poll,
+which follows a ConfigMap's symlink swap) and on SIGHUP; a policy that does not
+validate is refused with one log line, and the last good one stays in force.
+SIGTERM stops accepting, lets exchanges in flight finish, and exits 0, all within
+--shutdown-timeout. While Cloudflare no longer accepts the bootstrap token
+(verified every 5 minutes, and after a refused create), exchanges and /readyz
+answer 503.
 
 Exit codes: 0 stopped cleanly, 1 failed to start or to stop, 2 bad flags or policy.
 `
@@ -46,7 +51,8 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 	fs.StringVar(&cfg.BootstrapTokenFile, "bootstrap-token-file", "", "a file holding the bootstrap token (default $CLOUDFLARE_BOOTSTRAP_TOKEN)")
 	fs.StringVar(&cfg.ClientIPHeader, "client-ip-header", "", "the header a trusted proxy puts the caller's address in: CF-Connecting-IP behind Cloudflare, X-Forwarded-For (its last entry) behind a load balancer; empty: the connection's address")
 	fs.StringVar(&cfg.ReplayStore, "replay-store", "memory", "where single use of ID tokens is recorded: memory (one replica) or redis://host:port/db")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for exchanges in flight")
+	fs.DurationVar(&cfg.PolicyPoll, "policy-poll", 5*time.Second, "how often the policy file's content is checked for a change to reload; 0: only SIGHUP reloads")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "the longest a stop takes, clean-up included: exchanges in flight get all of it but the last 7s (and at least half of it) to finish, and those still running then are cancelled and delete what they created in the rest; the platform's grace period must be at least this")
 	fs.IntVar(&cfg.RateLimit, "rate-limit", 1200, "Cloudflare requests the bootstrap token may make per 5 minutes (shared with its other users)")
 	fs.IntVar(&cfg.RateReserve, "rate-reserve", 100, "requests kept for revokes and clean-ups: mints stop when fewer are left")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
