@@ -26,6 +26,7 @@ type Metrics struct {
 
 	exchanges, exchangeDur, revokes, denials, cfCalls, cfLatency *family
 	replayErrs                                                   *metrics.Counter
+	swept                                                        *family // sweeper.go
 }
 
 // family is one metric name: its HELP and TYPE lines, and its series (one per label set) in a
@@ -58,6 +59,7 @@ func NewMetrics(budget *Budget) *Metrics {
 	// Written from the start, at 0: an alert on its rate needs the series before the first error.
 	replay := add("cfmint_replay_store_errors_total", "counter", "Failed claims of an ID token's single use (the exchange was refused).")
 	m.replayErrs = replay.set.NewCounter(replay.name)
+	m.swept = add("cfmint_swept_tokens_total", "counter", "The broker's own dead tokens its sweeper deleted, by reason (expired, revoked, inactive, abandoned).")
 
 	version, gover := "dev", ""
 	if bi, ok := debug.ReadBuildInfo(); ok {

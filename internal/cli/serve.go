@@ -49,6 +49,7 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for exchanges in flight")
 	fs.IntVar(&cfg.RateLimit, "rate-limit", 1200, "Cloudflare requests the bootstrap token may make per 5 minutes (shared with its other users)")
 	fs.IntVar(&cfg.RateReserve, "rate-reserve", 100, "requests kept for revokes and clean-ups: mints stop when fewer are left")
+	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", 10*time.Minute, "how often to delete the broker's own expired, revoked and abandoned tokens (one replica at a time); 0: never")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	if code, ok := parse(fs, args); !ok {
 		return code
