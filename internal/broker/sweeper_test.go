@@ -175,3 +175,47 @@ func TestSweepLock(t *testing.T) {
 		})
 	}
 }
+
+// TestRunSweeper: the sweeper runs by itself every interval until its context ends.
+func TestRunSweeper(t *testing.T) {
+	t.Parallel()
+	w, _, ids := sweepWorld(t)
+	r := w.replica(t, memoryStore(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { r.srv.RunSweeper(ctx, 20*time.Millisecond); close(stopped) }()
+	deadline := time.After(10 * time.Second)
+	for {
+		if _, ok := w.cf.Token(ids["expired"]); !ok {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatal("the sweeper never swept")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-stopped
+}
+
+// TestSweepIntervalValidate: --sweep-interval is 0 (never) or 1m to 24h.
+func TestSweepIntervalValidate(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	for _, d := range []time.Duration{0, time.Minute, 10 * time.Minute, 24 * time.Hour} {
+		c := validConfig(w)
+		c.SweepInterval = d
+		if err := c.Validate(); err != nil {
+			t.Errorf("--sweep-interval %s: %v", d, err)
+		}
+	}
+	for _, d := range []time.Duration{time.Second, -time.Minute, 25 * time.Hour} {
+		c := validConfig(w)
+		c.SweepInterval = d
+		want := "--sweep-interval: " + d.String() + " is outside 1m to 24h; write 0 to sweep never"
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--sweep-interval %s: %v; want %q", d, err, want)
+		}
+	}
+}
