@@ -35,7 +35,7 @@ type ShareStore interface {
 	// its own, counted in fixed windows of window, and returns the count and the time left in
 	// the window.
 	Strangers(ctx context.Context, key string, add int, window time.Duration, now time.Time) (int, time.Duration, error)
-	// TryLock takes the lock name for holder until now+ttl, unless another holder has it.
+	// TryLock takes the lock name for holder until now+ttl, unless it is held (by anyone).
 	TryLock(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
 }
 
@@ -201,7 +201,8 @@ func (s *MemoryReplayStore) TryLock(_ context.Context, name, holder string, ttl 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
-	if l, ok := m.locks[name]; ok && l.until.After(now) && l.holder != holder {
+	// As Redis's SET NX: held is held, whoever asks.
+	if l, ok := m.locks[name]; ok && l.until.After(now) {
 		return false, nil
 	}
 	m.locks[name] = heldLock{holder: holder, until: now.Add(ttl)}

@@ -74,7 +74,8 @@ func (s *Server) Sweep(ctx context.Context, interval time.Duration) (SweepResult
 	if err != nil || !locked {
 		return SweepResult{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, min(hold, 5*time.Minute))
+	// Bounded by the lock (at least 30 s, so that a short interval still gets a sweep done).
+	ctx, cancel := context.WithTimeout(ctx, min(max(hold, 30*time.Second), 5*time.Minute))
 	defer cancel()
 	res := SweepResult{Locked: true}
 	pol := s.Policy()
