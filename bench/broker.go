@@ -88,6 +88,9 @@ rules:
     claims: {repository_id: "892345611"}
     account_id: %s
     allow: {presets: [workers-deploy]}
+    # One repository runs every job: lift its fair shares, the bench measures the broker.
+    max_mints: 10000/1m
+    max_active: 500
 `, brokerAudOK, iss.URL(), fx.Account.ID)), 0o600); err != nil {
 		return err
 	}

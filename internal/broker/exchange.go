@@ -195,9 +195,14 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 		}
 		defer release()
 	}
+	slot, err := s.reserveShare(ctx, st, plan) // limits.go: max_mints, max_active
+	if err != nil {
+		return nil, err
+	}
 	eng := &mint.Engine{Tokens: s.o.Tokens, Once: s.o.Once, UI: s.ui(ctx), Now: s.o.Now}
 	p := mint.Assemble(d.Owner, d.AccountID, mint.BrokerName(plan.Run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, plan.Now(s.o.Now))
 	t, err := eng.Mint(ctx, p, mint.Hooks{})
+	slot.done(ctx, t, err)
 	if err != nil {
 		s.o.Logger.Error("a mint failed", "event", "mint", "rule", d.Rule, "error", err.Error())
 		var ue *mint.UnseenError

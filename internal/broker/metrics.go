@@ -33,7 +33,8 @@ type Metrics struct {
 	bootValid  atomic.Bool
 	policyInfo *family
 	policyMu   sync.Mutex
-	policySum  string // the sha256 label cfmint_policy_info has now; "" before the first
+	policySum  string  // the sha256 label cfmint_policy_info has now; "" before the first
+	swept      *family // sweeper.go
 }
 
 // family is one metric name: its HELP and TYPE lines, and its series (one per label set) in a
@@ -77,6 +78,7 @@ func NewMetrics(budget *Budget) *Metrics {
 		}
 		return 0
 	})
+	m.swept = add("cfmint_swept_tokens_total", "counter", "The broker's own dead tokens its sweeper deleted, by reason (expired, revoked, inactive, abandoned).")
 
 	version, gover := "dev", ""
 	if bi, ok := debug.ReadBuildInfo(); ok {

@@ -38,6 +38,7 @@ type MemoryReplayStore struct {
 	mu      sync.Mutex
 	until   map[string]time.Time
 	expires expiryHeap
+	shares  memoryShares // replay_limits.go
 }
 
 // Claim implements ReplayStore.

@@ -32,6 +32,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, aerr)
 		return
 	}
+	if aerr := s.strangerGate(ctx, id, run); aerr != nil { // limits.go
+		outcome = statusOutcome(aerr.status)
+		writeErr(w, aerr)
+		return
+	}
 	for _, k := range keys {
 		t, err := s.o.Tokens.Get(ctx, k.owner, k.account, tid)
 		if errors.Is(err, cftoken.ErrNotFound) {
@@ -45,6 +50,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		}
 		if !mintedFor(t.Name, run) {
 			outcome = "denied"
+			s.countStranger(ctx, run)
 			s.metrics.denial("not-yours")
 			s.audit(ctx, "revoke", id, "outcome", "denied", "token_id", tid, "name", t.Name)
 			writeErr(w, fail(http.StatusForbidden, "token %s was not minted for this run (repository_id %s, run_id %s, run_attempt %s); only the run it was minted for may revoke it", tid, run.RepositoryID, run.RunID, run.Attempt))
@@ -58,12 +64,14 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		outcome = "revoked"
+		s.releaseShare(ctx, t.Name, tid)
 		s.audit(ctx, "revoke", id, "outcome", "revoked", "rule", rule, "token_id", tid, "name", t.Name)
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	// Gone already (expired and deleted, or revoked before): the goal is met.
 	outcome = "gone"
+	s.countStranger(ctx, run)
 	s.audit(ctx, "revoke", id, "outcome", "gone", "token_id", tid)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -108,6 +116,7 @@ func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			n++
+			s.releaseShare(ctx, t.Name, t.ID)
 			rule = mint.BrokerRule(t.Name)
 			s.audit(ctx, "revoke", id, "outcome", "revoked", "rule", rule, "token_id", t.ID, "name", t.Name, "nonce", nonce)
 		}

@@ -41,6 +41,9 @@ type Config struct {
 	// 0: BootstrapCheckEvery.
 	BootstrapCheck time.Duration
 
+	// SweepInterval is how often the broker deletes its own dead tokens (--sweep-interval, see
+	// sweeper.go); 0: never.
+	SweepInterval time.Duration
 	// Log receives the JSON log lines; nil: os.Stderr.
 	Log io.Writer
 	// Transport carries the calls to Cloudflare and to the ID tokens' issuers; nil:
@@ -85,6 +88,9 @@ func (c Config) load() (*loaded, error) {
 	}
 	if c.RateLimit < 10 || c.RateReserve < 0 || c.RateReserve >= c.RateLimit {
 		bad = append(bad, fmt.Errorf("--rate-limit %d and --rate-reserve %d: the limit must be at least 10 and the reserve between 0 and the limit", c.RateLimit, c.RateReserve))
+	}
+	if c.SweepInterval != 0 && (c.SweepInterval < time.Minute || c.SweepInterval > 24*time.Hour) {
+		bad = append(bad, fmt.Errorf("--sweep-interval: %s is outside 1m to 24h; write 0 to sweep never", c.SweepInterval))
 	}
 	l.token = strings.TrimSpace(c.BootstrapToken)
 	if c.BootstrapTokenFile != "" {
@@ -210,6 +216,9 @@ func Serve(ctx context.Context, cfg Config) error {
 		return err
 	}
 	metrics.policyLoaded(l.sum)
+	if cfg.SweepInterval > 0 {
+		go srv.RunSweeper(ctx, cfg.SweepInterval)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)

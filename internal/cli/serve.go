@@ -55,6 +55,7 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "the longest a stop takes, clean-up included: exchanges in flight get all of it but the last 7s (and at least half of it) to finish, and those still running then are cancelled and delete what they created in the rest; the platform's grace period must be at least this")
 	fs.IntVar(&cfg.RateLimit, "rate-limit", 1200, "Cloudflare requests the bootstrap token may make per 5 minutes (shared with its other users)")
 	fs.IntVar(&cfg.RateReserve, "rate-reserve", 100, "requests kept for revokes and clean-ups: mints stop when fewer are left")
+	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", 10*time.Minute, "how often to delete the broker's own expired, revoked and abandoned tokens (one replica at a time); 0: never")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	if code, ok := parse(fs, args); !ok {
 		return code

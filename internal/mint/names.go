@@ -210,3 +210,25 @@ func BrokerRule(name string) string {
 	}
 	return parts[4]
 }
+
+// BrokerNamedFor reports whether name is one a broker gives the tokens it mints for repo (the
+// repository's name, as its ID tokens carry it), so that `cfmint sweep --repo` finds a
+// repository's broker tokens too; repo "*" takes every broker token. The name's last part is
+// the repository's sanitised name, compared without case: a name cut to Cloudflare's limit
+// (it ends in a hash), or a repository name too long to be told apart by its sanitised head,
+// matches only "*", so that no sweep by name can reach another repository's tokens.
+func BrokerNamedFor(name, repo string) bool {
+	rest, ok := strings.CutPrefix(name, BrokerNamePrefix)
+	if !ok || rest == "" {
+		return false
+	}
+	if repo == "*" {
+		return true
+	}
+	parts := strings.SplitN(rest, ":", 6)
+	want := Sanitize(repo, true)
+	if len(parts) < 6 || repo == "" || len(want) >= partMax || strings.Contains(parts[5], "~") {
+		return false
+	}
+	return asciiEqualFold(parts[5], want)
+}

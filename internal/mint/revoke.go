@@ -23,7 +23,7 @@ type Swept struct {
 	ID, Name, Status string
 	IssuedOn         time.Time
 	ExpiresOn        time.Time
-	Reason           string // "expired" or "older than ..."
+	Reason           string // "expired", "revoked" or "older than ..."
 	Err              error  // set when deleting it failed
 }
 
@@ -31,8 +31,9 @@ type Swept struct {
 type SweepOptions struct {
 	Owner     cftoken.Owner
 	AccountID string
-	// Repo limits the sweep to tokens cfmint named for that repository (NamedFor); "*"
-	// takes every repository's.
+	// Repo limits the sweep to tokens cfmint named for that repository, by the action
+	// (NamedFor) or by a broker (BrokerNamedFor); "*" takes every repository's, the
+	// brokers' included.
 	Repo string
 	// OlderThan also takes live tokens issued longer ago than this; 0 takes only expired ones.
 	OlderThan time.Duration
@@ -40,8 +41,8 @@ type SweepOptions struct {
 }
 
 // Sweep deletes the tokens cfmint minted that were left behind (a runner that died before its
-// post phase; revoke: false): expired ones, which still count against the token quota until
-// deleted, and optionally old ones. It recognises cfmint's tokens by the names it gives them
+// post phase; revoke: false): expired ones and ones Cloudflare revoked, which still count
+// against the token quota until deleted, and optionally old ones. It recognises cfmint's tokens by the names it gives them
 // (NamedFor), and never touches any other token, nor another repository's.
 //
 // Expired and old are Cloudflare's word and clock, never the runner's: a runner whose clock is
@@ -60,13 +61,16 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) ([]Swept, error) {
 	var out []Swept
 	var errs []error
 	for _, t := range ts {
-		if !NamedFor(t.Name, o.Repo) {
+		if !NamedFor(t.Name, o.Repo) && !BrokerNamedFor(t.Name, o.Repo) {
 			continue
 		}
 		s := Swept{ID: t.ID, Name: t.Name, Status: t.Status, IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn}
 		switch {
 		case t.Status == "expired" || (onClock && !t.ExpiresOn.IsZero() && !t.ExpiresOn.After(now)):
 			s.Reason = "expired"
+		case strings.HasPrefix(t.Status, "revoked"):
+			// Cloudflare revoked it (a leaked secret: "revoked (exposed)"); it never works again.
+			s.Reason = "revoked"
 		case onClock && o.OlderThan > 0 && !t.IssuedOn.IsZero() && now.Sub(t.IssuedOn) > o.OlderThan:
 			s.Reason = "older than " + Human(o.OlderThan)
 		default:

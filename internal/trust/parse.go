@@ -32,7 +32,7 @@ var (
 
 var (
 	topKeys   = []string{"audience", "rules"}
-	ruleKeys  = []string{"name", "issuer", "claims", "claim_patterns", "token_owner", "account_id", "allow", "max_ttl", "ip_filter", singleTenantKey}
+	ruleKeys  = []string{"name", "issuer", "claims", "claim_patterns", "token_owner", "account_id", "allow", "max_ttl", "ip_filter", singleTenantKey, "max_mints", "max_active"}
 	allowKeys = []string{"presets", "permissions", "zones", "r2_buckets"}
 )
 
@@ -291,7 +291,7 @@ func (ps *parser) audience(s string) string {
 func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	before := len(ps.errs)
 	where := fmt.Sprintf("rule #%d", i)
-	r := &Rule{owner: cftoken.OwnerAccount, maxTTL: DefaultMaxTTL}
+	r := &Rule{owner: cftoken.OwnerAccount, maxTTL: DefaultMaxTTL, maxMints: DefaultMaxMints, mintWindow: DefaultMintWindow, maxActive: DefaultMaxActive}
 
 	// The name labels every other problem of the rule, so it is read first.
 	if n.Kind == yaml.MappingNode {
@@ -423,6 +423,12 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	}
 	if v, ok := f["ip_filter"]; ok {
 		r.ip = ps.ipFilter(v, where)
+	}
+	if v, ok := f["max_mints"]; ok {
+		r.maxMints, r.mintWindow = ps.maxMints(v, where)
+	}
+	if v, ok := f["max_active"]; ok {
+		r.maxActive = ps.maxActive(v, where)
 	}
 	if len(ps.errs) > before {
 		return nil

@@ -49,6 +49,8 @@ func TestParseExample(t *testing.T) {
 		buckets:   []policy.Bucket{{Jurisdiction: "default", Name: "assets"}},
 		maxTTL:    30 * time.Minute,
 		ip:        ipRule{mode: ipCaller},
+		// The fair shares' defaults.
+		maxMints: DefaultMaxMints, mintWindow: DefaultMintWindow, maxActive: DefaultMaxActive,
 	}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("rule =\n%#v\nwant\n%#v", r, want)
@@ -162,7 +164,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate claim", ruleYAML("claims:\n  repository_id: \"690011\"\n  ref: a\n  ref: b"),
 			[]string{`rule "shop-deploy": key "claims.ref": is given twice; keep one`}},
 		{"unknown rule key", ruleYAML("subject: repo:octo-org/shop:ref:refs/heads/main"),
-			[]string{`rule "shop-deploy": key "subject": is not a known key; use name, issuer, claims, claim_patterns, token_owner, account_id, allow, max_ttl, ip_filter or single_tenant_issuer`}},
+			[]string{`rule "shop-deploy": key "subject": is not a known key; use name, issuer, claims, claim_patterns, token_owner, account_id, allow, max_ttl, ip_filter, single_tenant_issuer, max_mints or max_active`}},
 		{"unknown allow key", ruleYAML("allow: {presets: [workers-deploy], zone: [example.com]}"),
 			[]string{`rule "shop-deploy": key "allow.zone": is not a known key; use presets, permissions, zones or r2_buckets`}},
 		{"unknown top key", top + ruleItem() + "version: 2\n",

@@ -59,6 +59,10 @@ type Rule struct {
 	buckets   []policy.Bucket
 	maxTTL    time.Duration
 	ip        ipRule
+	// maxMints tokens per repository in any mintWindow; maxActive live tokens per repository.
+	maxMints   int
+	mintWindow time.Duration
+	maxActive  int
 	// namesEvent: the rule names event_name, so it may match privileged events.
 	namesEvent bool
 	// singleTenant: the rule says its issuer signs for one organisation only, so it need not pin
