@@ -119,12 +119,18 @@ func brokerTokensLeft(a *api) []string {
 	return left
 }
 
+// loadPolicy is brokerPolicy with the fair shares lifted: a load test runs every job as one
+// repository, which the default max_mints (60/1h) and max_active (10) would refuse past the 60th.
+func loadPolicy(iss *oidctest.Issuer, a *api) string {
+	return brokerPolicy(iss, a) + "    max_mints: 10000/1m\n    max_active: 500\n"
+}
+
 func TestBrokerLoad(t *testing.T) {
 	t.Parallel()
 	a := startAPI(t, cfapitest.WithRateLimit(1200, 5*time.Minute))
 	a.SetLatency(10 * time.Millisecond)
 	iss := oidctest.New(t)
-	b := runServe(t, a, writePolicy(t, brokerPolicy(iss, a)))
+	b := runServe(t, a, writePolicy(t, loadPolicy(iss, a)))
 	before := len(a.Requests())
 	jobs := runBrokerJobs(b, iss, 200, 20, time.Minute)
 	for _, j := range jobs {
