@@ -2,14 +2,15 @@ package e2e
 
 // Load: many jobs minting and revoking at once against one account, with Cloudflare's rate
 // limit and token quota in force. Every cycle must end with its token deleted or with a clear
-// failure, and the account must hold nothing of the runs afterwards.
+// failure, and the account must hold nothing of the runs afterwards. The same under a rate
+// limit far below the load, TestLoadRateLimited, runs in process on a fake clock in
+// internal/action.
 //
-//	go test -run TestLoad -v .
+//	go test -run TestLoad -v ./e2e/
 
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -121,61 +122,4 @@ func TestLoad(t *testing.T) {
 		t.Errorf("%d tokens deleted, want %d", got, len(cycles))
 	}
 	t.Logf("%d cycles, 20 at a time, %d requests, in %v", len(cycles), len(a.Requests()), time.Since(start).Round(time.Millisecond))
-}
-
-// TestLoadRateLimited runs cycles against a rate limit far below what they need: many calls get
-// 429. Idempotent calls wait out Retry-After and try again; a create that gets 429 fails the
-// cycle clearly (a create is never retried). Every cycle still ends cleanly or clearly, and any
-// token left behind is named by its cycle's error.
-func TestLoadRateLimited(t *testing.T) {
-	if testing.Short() {
-		t.Skip("load test")
-	}
-	start := time.Now()
-	a := startAPIWith(t, nil, cfapitest.WithRateLimit(30, time.Second), cfapitest.WithQuotas(50, 500)).api
-	cycles := runCycles(t, a, 60, 20)
-	clean := checkCycles(t, a, cycles)
-
-	limited := 0
-	for _, r := range a.Requests() {
-		if r.Status == http.StatusTooManyRequests && r.Method != http.MethodPost {
-			limited++
-		}
-	}
-	failedBy429, mainFailed, postFailed := 0, 0, 0
-	for _, c := range cycles {
-		if c.main != nil && c.post != nil {
-			e := errorsOf(c.main, c.post)
-			if strings.Contains(e, "429") && !strings.Contains(e, "failed to create the token") {
-				failedBy429++
-			}
-			if c.main.ExitCode != 0 {
-				mainFailed++
-			} else if c.post.ExitCode != 0 {
-				postFailed++
-			}
-		}
-	}
-	if limited == 0 {
-		t.Fatal("no idempotent call was rate limited: the limit is too high to test anything")
-	}
-	// A retry is the same call, with the same token, answered later with success.
-	reqs := a.Requests()
-	recovered := 0
-	for i, r := range reqs {
-		if r.Status != http.StatusTooManyRequests || r.Method == http.MethodPost {
-			continue
-		}
-		for _, later := range reqs[i+1:] {
-			if later.Method == r.Method && later.Path == r.Path && later.RawQuery == r.RawQuery && later.TokenID == r.TokenID && later.Status < 300 {
-				recovered++
-				break
-			}
-		}
-	}
-	if recovered == 0 || clean == 0 {
-		t.Errorf("%d idempotent calls got 429, %d were answered on a later try, %d cycles ended cleanly: 429s are not retried", limited, recovered, clean)
-	}
-	t.Logf("%d cycles: %d clean, %d failed in main, %d failed to revoke (token named, left to expire: %d); %d idempotent calls got 429, %d cycles failed on a 429 other than the create's; in %v",
-		len(cycles), clean, mainFailed, postFailed, len(a.Tokens())-2, limited, failedBy429, time.Since(start).Round(time.Millisecond))
 }

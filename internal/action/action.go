@@ -38,6 +38,9 @@ type Deps struct {
 	// VerifyWindow is how long main waits for a new token to become active (tests shorten it);
 	// 0 means mint's default.
 	VerifyWindow time.Duration
+	// Sleep is how every retry of a Cloudflare call waits (backoff, Retry-After, the verify
+	// loop): tests pass one that moves a fake clock instead of waiting. Nil: a real timer.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 func (d Deps) getenv(k string) string {

@@ -123,7 +123,7 @@ func revokeDirect(ctx context.Context, d Deps, a *githubactions.Action, in *conf
 		return field.Errorf("api-base-url", "%v; %s cannot be revoked, and expires at %s", err, what, l.expiresOn)
 	}
 	// The revoke retries until the phase's deadline: giving up early leaves a live token behind.
-	eng := mint.New(token, mint.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: -1, UI: a})
+	eng := mint.New(token, mint.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, Attempts: -1, Sleep: d.Sleep, UI: a})
 	var errs []error
 	gone := false // the bootstrap token itself is no longer valid
 	failed := func(err error) {

@@ -23,7 +23,7 @@ type UI interface {
 // engine is the mint engine with the bootstrap token, talking to the API at base (the api-base-url
 // input).
 func engine(d Deps, ui UI, base, token string) *mint.Engine {
-	return mint.New(token, mint.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, RequestTimeout: d.RequestTimeout, VerifyWindow: d.VerifyWindow, UI: ui})
+	return mint.New(token, mint.Options{BaseURL: base, HTTPClient: d.HTTPClient, Backoff: d.Backoff, RequestTimeout: d.RequestTimeout, VerifyWindow: d.VerifyWindow, Sleep: d.Sleep, UI: ui})
 }
 
 // resolve plans the mint cfg asks for: the engine's lookups, and meanwhile the runner's address

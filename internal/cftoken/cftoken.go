@@ -66,6 +66,23 @@ type Options struct {
 	// budget from Cloudflare's count rather than its own. It runs on the calling goroutine,
 	// before the call returns; it must not block.
 	OnRateLimit func(RateLimit)
+	// Sleep, when set, is how a retry waits (the backoff and a 429's Retry-After alike): it
+	// returns when d has passed, or with an error when ctx ends first. Tests pass one that moves
+	// a fake clock instead of waiting. Nil: a real timer (Sleep, below).
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Sleep waits d on a real timer, or until ctx ends (then it returns ctx's error). It is the
+// default of Options.Sleep.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Client calls Cloudflare with one token.
@@ -94,6 +111,9 @@ func New(token string, o Options) *Client {
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 20 * time.Second
+	}
+	if o.Sleep == nil {
+		o.Sleep = Sleep
 	}
 	base := []option.RequestOption{
 		option.WithBaseURL(strings.TrimRight(o.BaseURL, "/") + "/"),
@@ -170,12 +190,8 @@ func (c *Client) retry(ctx context.Context, call func() error) error {
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			return err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if c.o.Sleep(ctx, wait) != nil {
 			return err
-		case <-t.C:
 		}
 	}
 }

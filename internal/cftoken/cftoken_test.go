@@ -437,3 +437,70 @@ func TestCertificateNotRetried(t *testing.T) {
 		t.Errorf("%d connections, want 1: a certificate error is not retried", conns)
 	}
 }
+
+// TestSleepHook: every retry waits on Options.Sleep, the backoff and a 429's Retry-After alike,
+// with the wait the real timer would have had; a hook that ends early (its context ended) ends
+// the call with the last error; a wait past the deadline is not started at all.
+func TestSleepHook(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		replies  []reply
+		backoff  time.Duration
+		deadline time.Duration // 0: none
+		fail     bool          // the hook returns an error, as when its context ends
+		requests int
+		min, max []time.Duration // each wait the hook was asked for, within [min, max]
+		want     want
+	}{
+		{"429 with Retry-After: 3 sleeps 3 s", []reply{tooMany("3"), deleted}, time.Millisecond, 0, false, 2,
+			[]time.Duration{3 * time.Second}, []time.Duration{3 * time.Second}, wantOK},
+		{"Retry-After below the backoff waits the backoff", []reply{tooMany("1"), deleted}, 4 * time.Second, 0, false, 2,
+			[]time.Duration{2 * time.Second}, []time.Duration{4 * time.Second}, wantOK},
+		{"5xx waits the jittered backoff, doubled each time", []reply{cfErr(503, 10001, "x"), cfErr(502, 10001, "x"), deleted}, 400 * time.Millisecond, 0, false, 3,
+			[]time.Duration{200 * time.Millisecond, 400 * time.Millisecond}, []time.Duration{400 * time.Millisecond, 800 * time.Millisecond}, wantOK},
+		{"429 without Retry-After waits the backoff", []reply{tooMany(""), deleted}, time.Second, 0, false, 2,
+			[]time.Duration{500 * time.Millisecond}, []time.Duration{time.Second}, wantOK},
+		{"a hook that ends early ends the call", []reply{tooMany("3"), deleted}, time.Millisecond, 0, true, 1,
+			[]time.Duration{3 * time.Second}, []time.Duration{3 * time.Second}, wantAPI},
+		{"a Retry-After past the deadline is not slept", []reply{tooMany("3600"), deleted}, time.Millisecond, 30 * time.Second, false, 1,
+			nil, nil, wantAPI},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var slept []time.Duration
+			sleep := func(ctx context.Context, d time.Duration) error {
+				mu.Lock()
+				defer mu.Unlock()
+				slept = append(slept, d)
+				if tc.fail {
+					return context.Canceled
+				}
+				return nil
+			}
+			c, s := serve(t, Options{Backoff: tc.backoff, Sleep: sleep}, tc.replies...)
+			ctx := context.Background()
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			err := callDelete(ctx, c)
+			checkErr(t, err, tc.want, 429, 971)
+			if n := len(s.requests()); n != tc.requests {
+				t.Errorf("%d requests, want %d", n, tc.requests)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(slept) != len(tc.min) {
+				t.Fatalf("slept %v, want %d waits", slept, len(tc.min))
+			}
+			for i, d := range slept {
+				if d < tc.min[i] || d > tc.max[i] {
+					t.Errorf("wait %d was %v, want %v to %v", i+1, d, tc.min[i], tc.max[i])
+				}
+			}
+		})
+	}
+}

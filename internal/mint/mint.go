@@ -46,6 +46,9 @@ type Engine struct {
 	Now func() time.Time
 	// VerifyWindow is how long a new token has to become active; 0 means DefaultVerifyWindow.
 	VerifyWindow time.Duration
+	// Sleep is how the verify loop waits between tries (cftoken.Options.Sleep); nil: a real
+	// timer.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Options are how New reaches Cloudflare.
@@ -62,19 +65,29 @@ type Options struct {
 	RequestTimeout time.Duration
 	// VerifyWindow is how long a new token has to become active; 0: DefaultVerifyWindow.
 	VerifyWindow time.Duration
-	UI           UI
+	// Sleep is how every retry waits, cftoken's and the verify loop's: tests pass one that
+	// moves a fake clock. Nil: a real timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	UI    UI
 }
 
 // New is an engine that calls Cloudflare with the bootstrap token.
 func New(token string, o Options) *Engine {
-	co := cftoken.Options{BaseURL: o.BaseURL, HTTPClient: o.HTTPClient, Backoff: o.Backoff, Attempts: o.Attempts, RequestTimeout: o.RequestTimeout}
+	co := cftoken.Options{BaseURL: o.BaseURL, HTTPClient: o.HTTPClient, Backoff: o.Backoff, Attempts: o.Attempts, RequestTimeout: o.RequestTimeout, Sleep: o.Sleep}
 	once := co
 	once.Attempts = 1
-	return &Engine{Tokens: cftoken.New(token, co), Once: cftoken.New(token, once), UI: o.UI, VerifyWindow: o.VerifyWindow}
+	return &Engine{Tokens: cftoken.New(token, co), Once: cftoken.New(token, once), UI: o.UI, VerifyWindow: o.VerifyWindow, Sleep: o.Sleep}
 }
 
 // DefaultVerifyWindow is how long a new token has, by default, to become active.
 const DefaultVerifyWindow = 15 * time.Second
+
+func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
+	if e.Sleep != nil {
+		return e.Sleep(ctx, d)
+	}
+	return cftoken.Sleep(ctx, d)
+}
 
 func (e *Engine) now() time.Time {
 	if e.Now != nil {
