@@ -18,6 +18,7 @@ import (
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/oidctest"
+	"github.com/cfmint/cfmint/internal/redistest"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -423,5 +424,70 @@ func TestQuotaFullIs503(t *testing.T) {
 	msg := fmt.Sprint(a.body["error"])
 	if a.status != http.StatusServiceUnavailable || a.retryAfter == "" || !strings.Contains(msg, "limit on API tokens") || !strings.Contains(msg, "cfmint sweep") {
 		t.Errorf("a mint on a full quota answered %d (Retry-After %q): %s", a.status, a.retryAfter, msg)
+	}
+}
+
+// Two replicas share the nonce map through a real Redis: a revoke by nonce on one deletes what
+// the other minted with one call, and the other's ticket is good on it too.
+func TestNonceMapSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	rd := redistest.Start(t)
+	store := func() ReplayStore {
+		s, err := NewRedisReplayStore(rd.URL(), ReplayStoreOptions{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	one := newFlow(t, 1200, 8, store())
+	two := one.replica(t, 1200, 8, store())
+	run := claims(repoA, "8000")
+	if a := one.mint(t, run, `{"preset":"workers-deploy","nonce":"n0nce0000000001"}`); a.status != http.StatusCreated {
+		t.Fatalf("mint answered %d: %v", a.status, a.body)
+	}
+	n := one.calls()
+	r := two.do(t, http.MethodDelete, "/v1/tokens?nonce=n0nce0000000001", run, "")
+	if r.status != http.StatusOK || r.body["deleted"] != float64(1) {
+		t.Fatalf("the other replica's revoke by nonce answered %d: %v", r.status, r.body)
+	}
+	if got := one.cf.Requests()[n:]; len(got) != 1 || got[0].Method != http.MethodDelete {
+		t.Errorf("the other replica's revoke by nonce made %d calls (%v), want one DELETE", len(got), got)
+	}
+	b := one.mint(t, run, deployBody)
+	if b.status != http.StatusCreated {
+		t.Fatalf("mint answered %d: %v", b.status, b.body)
+	}
+	n = one.calls()
+	if r := two.revoke(t, run, b.body["id"].(string), b.body["revoke_ticket"].(string)); r.status != http.StatusNoContent {
+		t.Errorf("the other replica's revoke with the ticket answered %d: %v", r.status, r.body)
+	}
+	if got := one.calls() - n; got != 1 {
+		t.Errorf("the other replica's revoke with the ticket made %d calls, want 1", got)
+	}
+	if left := one.brokerTokensLeft(); len(left) > 0 {
+		t.Errorf("tokens left behind: %v", left)
+	}
+}
+
+// /metrics shows Cloudflare's count and reset as it stated them, beside the budget left.
+func TestMetricsShowCloudflaresCount(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, 1200, 8, nil, cfapitest.WithRateLimit(40, time.Hour))
+	if a := f.mint(t, claims(repoA, "9000"), deployBody); a.status != http.StatusCreated {
+		t.Fatalf("mint answered %d: %v", a.status, a.body)
+	}
+	res, err := http.Get(f.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	// Prepare's group list, the create: 38 left as the create's answer said; the verify's
+	// answer is the new token's, so one fewer is assumed.
+	for _, want := range []string{"\ncfmint_cloudflare_ratelimit_remaining 37\n", "\ncfmint_ratelimit_budget_remaining 37\n", "\ncfmint_cloudflare_ratelimit_reset_seconds "} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q:\n%s", strings.TrimSpace(want), b)
+		}
 	}
 }
