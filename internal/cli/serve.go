@@ -47,8 +47,8 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 	fs.StringVar(&cfg.ClientIPHeader, "client-ip-header", "", "the header a trusted proxy puts the caller's address in: CF-Connecting-IP behind Cloudflare, X-Forwarded-For (its last entry) behind a load balancer; empty: the connection's address")
 	fs.StringVar(&cfg.ReplayStore, "replay-store", "memory", "where single use of ID tokens is recorded: memory (one replica) or redis://host:port/db")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for exchanges in flight")
-	fs.IntVar(&cfg.RateLimit, "rate-limit", 1200, "Cloudflare requests the bootstrap token may make per 5 minutes (shared with its other users)")
-	fs.IntVar(&cfg.RateReserve, "rate-reserve", 100, "requests kept for revokes and clean-ups: mints stop when fewer are left")
+	fs.IntVar(&cfg.RateLimit, "rate-limit", 1200, "the most Cloudflare requests per 5 minutes this replica makes itself; what is left is what Cloudflare's Ratelimit header says")
+	fs.IntVar(&cfg.RateReserve, "rate-reserve", 100, "requests of those left kept for revokes: mints stop when fewer are left")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	if code, ok := parse(fs, args); !ok {
 		return code
