@@ -382,6 +382,14 @@ func TestRevokeNonceByMap(t *testing.T) {
 	if got := f.cf.Requests()[n:]; len(got) != 1 || got[0].Method != http.MethodDelete {
 		t.Errorf("a revoke by a known nonce made %d calls (%v), want one DELETE", len(got), got)
 	}
+	// A token revoked by its ticket already is not counted again by its nonce.
+	b := f.mint(t, run, `{"preset":"workers-deploy","nonce":"bbbbbb0123456789"}`)
+	if r := f.revoke(t, run, b.body["id"].(string), b.body["revoke_ticket"].(string)); r.status != http.StatusNoContent {
+		t.Fatalf("revoke answered %d: %v", r.status, r.body)
+	}
+	if r := f.do(t, http.MethodDelete, "/v1/tokens?nonce=bbbbbb0123456789", run, ""); r.status != http.StatusOK || r.body["deleted"] != float64(0) {
+		t.Errorf("revoke by the nonce of a token revoked already answered %d: %v; want 0 deleted", r.status, r.body)
+	}
 	// Another run's nonce of the same value reaches nothing of this run's, and lists.
 	r = f.do(t, http.MethodDelete, "/v1/tokens?nonce=abcdef0123456789", claims(repoA, "5001"), "")
 	if r.status != http.StatusOK || r.body["deleted"] != float64(0) {

@@ -212,7 +212,7 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 	}
 	t.Rule = d.Rule
 	h.Minted()
-	s.rememberNonce(ctx, nonceKey, nonceRef(t.Owner, t.AccountID, t.ID), t.ExpiresOn)
+	s.rememberNonce(ctx, nonceKey, nonceRef(t.Owner, t.AccountID, t.ID, t.Rule), t.ExpiresOn)
 	if len(s.o.TicketKey) > 0 {
 		t.RevokeTicket = signTicket(s.o.TicketKey, ticketFor(t, plan.Run, nonce))
 	}

@@ -30,17 +30,17 @@ type NonceStore interface {
 // of: a revoke by that nonce must list.
 const unknownRef = "?"
 
-// nonceRef is where a token lives and its id, as a NonceStore keeps it.
-func nonceRef(owner cftoken.Owner, account, id string) string {
-	return string(owner) + "|" + account + "|" + id
+// nonceRef is where a token lives, its id and its rule, as a NonceStore keeps it.
+func nonceRef(owner cftoken.Owner, account, id, rule string) string {
+	return string(owner) + "|" + account + "|" + id + "|" + rule
 }
 
-func parseNonceRef(ref string) (ownerKey, string, bool) {
-	parts := strings.Split(ref, "|")
-	if len(parts) != 3 || !cftoken.ValidID(parts[2]) {
-		return ownerKey{}, "", false
+func parseNonceRef(ref string) (k ownerKey, id, rule string, ok bool) {
+	parts := strings.SplitN(ref, "|", 4)
+	if len(parts) != 4 || !cftoken.ValidID(parts[2]) {
+		return ownerKey{}, "", "", false
 	}
-	return ownerKey{owner: cftoken.Owner(parts[0]), account: parts[1]}, parts[2], true
+	return ownerKey{owner: cftoken.Owner(parts[0]), account: parts[1]}, parts[2], parts[3], true
 }
 
 // memoryNonces is the NonceStore of a single broker.

@@ -43,12 +43,13 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		tk, ok := openTicket(s.o.TicketKey, raw)
 		switch {
 		case ok && tk.binds(tid, run, s.o.Now()):
-			if aerr := s.deleteHeld(ctx, ownerKey{owner: tk.Owner, account: tk.Account}, tid); aerr != nil {
+			rule = tk.Rule
+			if _, aerr := s.deleteHeld(ctx, ownerKey{owner: tk.Owner, account: tk.Account}, tid); aerr != nil {
 				answer(aerr)
 				return
 			}
 			outcome = "revoked"
-			s.audit(ctx, "revoke", id, "outcome", "revoked", "token_id", tid, "by", "ticket")
+			s.audit(ctx, "revoke", id, "outcome", "revoked", "rule", rule, "token_id", tid, "by", "ticket")
 			w.WriteHeader(http.StatusNoContent)
 			return
 		case ok && tk.ID == tid && s.o.Now().Unix() >= tk.Expires:
@@ -94,7 +95,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		}
 		rule = mint.BrokerRule(t.Name)
 		h.Release()
-		if aerr := s.deleteHeld(ctx, k, tid); aerr != nil {
+		if _, aerr := s.deleteHeld(ctx, k, tid); aerr != nil {
 			answer(aerr)
 			return
 		}
@@ -110,20 +111,21 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteHeld deletes a token known to be the caller's, its call reserved at ForRevoke: the
-// reserve is for this. A token already gone is no error.
-func (s *Server) deleteHeld(ctx context.Context, k ownerKey, tid string) *apiError {
+// reserve is for this. A token already gone is no error: deleted says whether this call deleted it.
+func (s *Server) deleteHeld(ctx context.Context, k ownerKey, tid string) (deleted bool, _ *apiError) {
 	h, aerr := s.take(1, 0, ForRevoke, "delete the token")
 	if aerr != nil {
-		return aerr
+		return false, aerr
 	}
 	defer h.Release()
-	if err := s.o.Tokens.Delete(WithHold(ctx, h), k.owner, k.account, tid); err != nil && !errors.Is(err, cftoken.ErrNotFound) {
-		return cloudflareErr(err, "delete the token")
+	err := s.o.Tokens.Delete(WithHold(ctx, h), k.owner, k.account, tid)
+	if err != nil && !errors.Is(err, cftoken.ErrNotFound) {
+		return false, cloudflareErr(err, "delete the token")
 	}
 	if s.o.Budget != nil {
 		s.o.Budget.Paid()
 	}
-	return nil
+	return err == nil, nil
 }
 
 // revokeNonce is DELETE /v1/tokens?nonce=N: every token minted for the caller's run with that
@@ -160,18 +162,26 @@ func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	if len(refs) > 0 && !slices.Contains(refs, unknownRef) {
 		for _, ref := range refs {
-			k, tid, ok := parseNonceRef(ref)
+			k, tid, refRule, ok := parseNonceRef(ref)
 			if !ok {
 				continue
 			}
-			if aerr := s.deleteHeld(ctx, k, tid); aerr != nil {
+			deleted, aerr := s.deleteHeld(ctx, k, tid)
+			if aerr != nil {
 				answer(aerr)
 				return
 			}
+			if !deleted {
+				continue // revoked already, by its id
+			}
 			n++
-			s.audit(ctx, "revoke", id, "outcome", "revoked", "token_id", tid, "nonce", nonce, "by", "nonce")
+			rule = refRule
+			s.audit(ctx, "revoke", id, "outcome", "revoked", "rule", rule, "token_id", tid, "nonce", nonce, "by", "nonce")
 		}
 		outcome = "revoked"
+		if n == 0 {
+			outcome = "gone"
+		}
 		writeJSON(w, http.StatusOK, map[string]int{"deleted": n})
 		return
 	}
@@ -192,7 +202,7 @@ func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 			if !strings.HasPrefix(t.Name, prefix) {
 				continue
 			}
-			if aerr := s.deleteHeld(ctx, k, t.ID); aerr != nil {
+			if _, aerr := s.deleteHeld(ctx, k, t.ID); aerr != nil {
 				answer(aerr)
 				return
 			}

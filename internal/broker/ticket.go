@@ -45,11 +45,12 @@ type ticket struct {
 	Repo    string        `json:"repo"`
 	Run     string        `json:"run"` // run id "." attempt
 	Nonce   string        `json:"nonce"`
-	Expires int64         `json:"exp"` // Unix seconds: the token's expiry
+	Rule    string        `json:"rule"` // for the revoke's audit line and metric
+	Expires int64         `json:"exp"`  // Unix seconds: the token's expiry
 }
 
 func ticketFor(t *mint.Issued, run mint.BrokerRun, nonce string) ticket {
-	return ticket{ID: t.ID, Owner: t.Owner, Account: t.AccountID, Issuer: run.Issuer, Repo: run.RepositoryID, Run: run.RunID + "." + run.Attempt, Nonce: nonce, Expires: t.ExpiresOn.Unix()}
+	return ticket{ID: t.ID, Owner: t.Owner, Account: t.AccountID, Issuer: run.Issuer, Repo: run.RepositoryID, Run: run.RunID + "." + run.Attempt, Nonce: nonce, Rule: t.Rule, Expires: t.ExpiresOn.Unix()}
 }
 
 func signTicket(key []byte, t ticket) string {
