@@ -177,8 +177,10 @@ func (b *Budget) wait(now time.Time, n int, p Priority) time.Duration {
 	if b.base(now)-n >= b.floor(p) {
 		return time.Second
 	}
+	// Until the window that binds turns: Cloudflare's when its count is the lower, else the
+	// broker's own.
 	end := b.start.Add(b.Window)
-	if b.seen && now.Before(b.resetAt) && (b.stated.Remaining <= b.Ceiling-b.used || b.resetAt.Before(end)) {
+	if b.seen && now.Before(b.resetAt) && b.stated.Remaining <= b.Ceiling-b.used {
 		end = b.resetAt
 	}
 	return max(end.Sub(now), time.Second)
