@@ -48,7 +48,8 @@ func (d Deps) getenv(k string) string {
 	return v
 }
 
-// State names shared by the phases. None holds a secret: the runner debug-logs state.
+// State names shared by the phases. None holds a secret: the runner debug-logs state (the
+// broker's revoke ticket, stateTicket, is no secret either, and is masked).
 const (
 	stateTokenID   = "token-id"
 	stateOwner     = "owner"
@@ -67,7 +68,7 @@ const (
 // variables, and so does anything an earlier step of the job wrote to $GITHUB_ENV under those
 // names; the runner replaces only the variables of keys main wrote. So main writes every key,
 // empty, before anything else: post then sees main's values or none, never planted ones.
-var stateKeys = []string{stateTokenID, stateOwner, stateAccountID, stateName, stateExpiresOn, stateRevoke, statePending, stateNonce, stateRetried}
+var stateKeys = []string{stateTokenID, stateOwner, stateAccountID, stateName, stateExpiresOn, stateRevoke, statePending, stateNonce, stateRetried, stateTicket}
 
 // claimState is the first thing main does: every key empty, and stateRun bound to this run.
 func claimState(d Deps, a *githubactions.Action, bootstrap string) {

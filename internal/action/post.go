@@ -24,7 +24,9 @@ type left struct {
 	id, name  string
 	expiresOn string // RFC 3339, as main saved it
 	// nonce is set when main went through a broker: it knows the step's nonce before a name.
-	nonce   string
+	nonce string
+	// ticket is the broker's revoke ticket for id, when it answered with one.
+	ticket  string
 	owner   cftoken.Owner
 	account string
 	// pending: main was interrupted with a create or exchange in flight, so post looks for the
@@ -59,7 +61,7 @@ func readLeft(d Deps, a *githubactions.Action, bootstrap string) (l left, ok boo
 	}
 	l = left{
 		id: state(stateTokenID), name: state(stateName), expiresOn: state(stateExpiresOn), nonce: state(stateNonce),
-		owner: cftoken.Owner(state(stateOwner)), account: state(stateAccountID),
+		ticket: state(stateTicket), owner: cftoken.Owner(state(stateOwner)), account: state(stateAccountID),
 		retried: state(stateRetried) == "true",
 	}
 	l.pending = state(statePending) == "true" && (l.name != "" || l.nonce != "")
@@ -203,7 +205,7 @@ func revokeViaBroker(ctx context.Context, d Deps, a *githubactions.Action, in *c
 		return fmt.Errorf("input \"broker\": %v in the post phase, so %s cannot be revoked; it expires by itself", err, what)
 	}
 	if l.id != "" {
-		err = c.Revoke(ctx, l.id)
+		err = c.RevokeWithTicket(ctx, l.id, l.ticket)
 		if err == nil {
 			a.Infof("Revoked token %s (id %s) through the broker.", logsafe.String(l.name), logsafe.String(l.id))
 			summaryLine(d, a, fmt.Sprintf("cfmint: revoked token `%s` (`%s`) through the broker.", mdEscape(l.name), mdEscape(l.id)))

@@ -38,6 +38,8 @@ func TestReadLeft(t *testing.T) {
 			left{}},
 		{"a broker's retried exchange", map[string]string{stateNonce: "abcdef0123456789", statePending: "true", stateRetried: "true"},
 			left{nonce: "abcdef0123456789", pending: true, retried: true}},
+		{"a broker's token and its revoke ticket", map[string]string{stateTokenID: id, stateNonce: "abcdef0123456789", stateTicket: "v1.x.y", stateRevoke: "true"},
+			left{id: id, nonce: "abcdef0123456789", ticket: "v1.x.y"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -179,7 +179,8 @@ func ParseRequest(body map[string]string) (trust.Ask, config.Zones, string, erro
 func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[string]string, caller netip.Addr) (_ *mint.Issued, err error) {
 	rule := ""
 	defer func() { err = s.diagnose(ctx, rule, err) }()
-	plan, err := Decide(ctx, st.policy, s.cache, Request{Issuer: id.Issuer, Claims: id.Claims, Body: body, Caller: caller})
+	// The lookups are a mint's: they must leave the reserve, and room for the mint, untouched.
+	plan, err := Decide(withPriority(ctx, ForMint), st.policy, s.cache, Request{Issuer: id.Issuer, Claims: id.Claims, Body: body, Caller: caller})
 	if err != nil {
 		return nil, err
 	}
@@ -188,17 +189,19 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 	if !s.BootstrapValid() {
 		return nil, deadAnswer()
 	}
-	if s.o.Budget != nil {
-		release, wait, ok := s.o.Budget.TakeMint()
-		if !ok {
-			return nil, &apiError{status: http.StatusTooManyRequests, msg: "the broker is near Cloudflare's rate limit and keeps the rest for revokes; retry after the time Retry-After gives", retryAfter: wait}
-		}
-		defer release()
+	// The create and the verify are held; the revoke the token will need must fit too.
+	h, aerr := s.take(mintCalls, mintLater, ForMint, "mint a token")
+	if aerr != nil {
+		return nil, aerr
 	}
+	defer h.Release()
+	ctx = WithHold(ctx, h)
+	// After the budget: a refused mint then holds no slot of its repository's fair share.
 	slot, err := s.reserveShare(ctx, st, plan) // limits.go: max_mints, max_active
 	if err != nil {
 		return nil, err
 	}
+	nonceKey := mint.BrokerRunPrefix(plan.Run, nonce)
 	eng := &mint.Engine{Tokens: s.o.Tokens, Once: s.o.Once, UI: s.ui(ctx), Now: s.o.Now}
 	p := mint.Assemble(d.Owner, d.AccountID, mint.BrokerName(plan.Run, nonce, d.Rule), d.Policies, d.CIDRs, a.Zones, a.Buckets, d.TTL, plan.Now(s.o.Now))
 	t, err := eng.Mint(ctx, p, mint.Hooks{})
@@ -207,15 +210,37 @@ func (s *Server) mint(ctx context.Context, st *state, id *Identity, body map[str
 		s.o.Logger.Error("a mint failed", "event", "mint", "rule", d.Rule, "error", err.Error())
 		var ue *mint.UnseenError
 		var de *mint.UndoError
-		if errors.As(err, &ue) || errors.As(err, &de) {
+		switch {
+		case errors.As(err, &ue) || errors.As(err, &de):
 			// A token may exist that nobody was handed: the caller must not retry (a second
-			// token would follow), but clean up by its nonce.
+			// token would follow), but clean up by its nonce, which must then list.
+			s.rememberNonce(ctx, nonceKey, unknownRef, p.Request.ExpiresOn)
 			return nil, fail(http.StatusBadGateway, "the broker's create may have minted a token it could not confirm or delete (%v); none was handed out: revoke what was minted for this nonce (DELETE /v1/tokens?nonce=%s) rather than retrying", err, nonce)
+		case errors.Is(err, cftoken.ErrQuotaFull):
+			return nil, &apiError{status: http.StatusServiceUnavailable, retryAfter: quotaRetry,
+				msg: fmt.Sprintf("the broker cannot mint: %s reached Cloudflare's limit on API tokens (500 account-owned tokens per account, 50 user-owned per user, expired and revoked ones counted until deleted); retry later, and ask the broker's operator to delete expired and unused tokens (cfmint sweep, or the dashboard)", ownerKey{owner: d.Owner, account: d.AccountID})}
 		}
 		return nil, cloudflareErr(err, "mint the token")
 	}
 	t.Rule = d.Rule
+	h.Minted()
+	s.rememberNonce(ctx, nonceKey, nonceRef(t.Owner, t.AccountID, t.ID, t.Rule), t.ExpiresOn)
+	if len(s.o.TicketKey) > 0 {
+		t.RevokeTicket = signTicket(s.o.TicketKey, ticketFor(t, plan.Run, nonce))
+	}
 	return t, nil
+}
+
+// quotaRetry is the Retry-After of a full token quota: jobs' tokens expire and are revoked within
+// minutes, and someone has to delete the dead ones.
+const quotaRetry = 5 * time.Minute
+
+// rememberNonce notes which token a nonce's mint made, for a revoke by that nonce. A store that
+// fails costs only that revoke a list.
+func (s *Server) rememberNonce(ctx context.Context, key, ref string, until time.Time) {
+	if err := s.nonces.RememberNonce(context.WithoutCancel(ctx), key, ref, until); err != nil {
+		s.o.Logger.Warn("could not remember a nonce's token; a revoke by that nonce will list the owner's tokens", "event", "mint", "error", err.Error())
+	}
 }
 
 // maxZones bounds the zones one request may name.
@@ -244,7 +269,8 @@ func zonesAllowed(rules []*trust.Rule, z config.Zones, c trust.Claims) *trust.De
 func unanswered(err error) bool {
 	var ae *cftoken.APIError
 	var te *cftoken.TransportError
-	return (errors.As(err, &ae) && ae.Retryable()) || errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+	var own *apiError // the broker's own budget
+	return (errors.As(err, &ae) && ae.Retryable()) || errors.As(err, &te) || errors.As(err, &own) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // keyPhrase names fields as the request's keys.

@@ -39,14 +39,19 @@ type bootstrapHealth struct {
 // errNoBudget is a verify skipped because the rate budget is down to its reserve.
 var errNoBudget = errors.New("the rate budget is down to its reserve, which is kept for revokes")
 
-// reserveCall takes one call of Cloudflare's rate budget for a call the broker makes of its own
-// accord (the bootstrap token's verify). It is refused while the budget is down to the reserve,
-// which is kept for revokes. Instrument counts the call once it is made.
-//
-// This is the one place the bootstrap check touches the budget.
-func (s *Server) reserveCall() bool {
-	b := s.o.Budget
-	return b == nil || b.Remaining() > b.Reserve
+// reserveCall reserves Cloudflare calls of the rate budget for a call the broker makes of its own
+// accord (the bootstrap token's verify, the sweeper's list and deletes): the least urgent use,
+// which must leave a mint's room (its calls and its later revoke) above the reserve. The context
+// carries the hold, which the call spends; release frees what was not spent.
+func (s *Server) reserveCall(ctx context.Context, n int) (_ context.Context, release func(), ok bool) {
+	if s.o.Budget == nil {
+		return ctx, func() {}, true
+	}
+	h, _, ok := s.o.Budget.Take(n, mintCalls+mintLater, ForMint)
+	if !ok {
+		return ctx, func() {}, false
+	}
+	return WithHold(ctx, h), h.Release, true
 }
 
 // BootstrapValid reports whether Cloudflare accepted the bootstrap token when last asked (or
@@ -62,9 +67,12 @@ func (s *Server) BootstrapValid() bool { return !s.boot.dead.Load() }
 // Checks that overlap ask Cloudflare once.
 func (s *Server) CheckBootstrap(ctx context.Context) (valid bool, err error) {
 	v, err, _ := s.boot.flight.Do("verify", func() (any, error) {
-		if !s.reserveCall() {
+		// Two verifies at most: the first rule's owner kind, and the other's when it answers 1000.
+		ctx, release, ok := s.reserveCall(ctx, 2)
+		if !ok {
 			return nil, errNoBudget
 		}
+		defer release()
 		s.boot.mu.Lock()
 		s.boot.asked = s.o.Now()
 		s.boot.mu.Unlock()

@@ -119,9 +119,16 @@ func (sl *shareSlot) done(ctx context.Context, t *mint.Issued, err error) {
 
 // releaseShare frees the live slot of a token the broker deleted before it expired.
 func (s *Server) releaseShare(ctx context.Context, name, tokenID string) {
+	if key, ok := shareKeyOfName(name); ok {
+		s.releaseShareKey(ctx, key, tokenID)
+	}
+}
+
+// releaseShareKey frees the max_active slot of tokenID under key (a revoke ticket carries the
+// parts of the key, so a ticketed revoke frees it without the token's name).
+func (s *Server) releaseShareKey(ctx context.Context, key, tokenID string) {
 	ss := s.shareStore()
-	key, ok := shareKeyOfName(name)
-	if ss == nil || !ok {
+	if ss == nil {
 		return
 	}
 	if err := ss.Release(context.WithoutCancel(ctx), key, tokenID); err != nil {

@@ -90,8 +90,25 @@ func NewMetrics(budget *Budget) *Metrics {
 	info := add("cfmint_build_info", "gauge", "The broker's build.")
 	info.set.NewGauge(series(info.name, "goversion", gover, "version", version), func() float64 { return 1 })
 	if budget != nil {
-		left := add("cfmint_ratelimit_budget_remaining", "gauge", "Cloudflare requests the broker may still make in the current window.")
+		left := add("cfmint_ratelimit_budget_remaining", "gauge", "Cloudflare requests the broker may still make in the current window: Cloudflare's count less the calls reserved or in flight.")
 		left.set.NewGauge(left.name, func() float64 { return float64(budget.Remaining()) })
+		// As Cloudflare's latest Ratelimit header stated them; -1 until an answer did.
+		cfLeft := add("cfmint_cloudflare_ratelimit_remaining", "gauge", "Requests left in the window, as Cloudflare's latest Ratelimit header stated them (-1: none stated yet).")
+		cfLeft.set.NewGauge(cfLeft.name, func() float64 {
+			r, _, ok := budget.Stated()
+			if !ok {
+				return -1
+			}
+			return float64(r)
+		})
+		cfReset := add("cfmint_cloudflare_ratelimit_reset_seconds", "gauge", "Seconds until Cloudflare's window resets, as its latest Ratelimit header stated (-1: none stated yet).")
+		cfReset.set.NewGauge(cfReset.name, func() float64 {
+			_, at, ok := budget.Stated()
+			if !ok {
+				return -1
+			}
+			return max(at.Sub(budget.Now()).Seconds(), 0)
+		})
 	}
 	return m
 }

@@ -199,7 +199,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("--policy: %w", err)
 	}
-	srv, err := New(Options{Policy: pol, Verifier: ver, Replay: store, Tokens: tokens, Once: once, Logger: logger, ClientIPHeader: cfg.ClientIPHeader, Budget: budget, Metrics: metrics})
+	srv, err := New(Options{Policy: pol, Verifier: ver, Replay: store, Tokens: tokens, Once: once, Logger: logger, ClientIPHeader: cfg.ClientIPHeader, Budget: budget, TicketKey: TicketKey(l.token), Metrics: metrics})
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
 	"github.com/cfmint/cfmint/internal/mint"
-	"github.com/cfmint/cfmint/internal/policy"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -45,6 +42,8 @@ type Options struct {
 	ClientIPHeader string
 	// Budget is Cloudflare's request budget the broker keeps to; nil: no own accounting.
 	Budget *Budget
+	// TicketKey signs the revoke tickets of minted tokens (TicketKey(bootstrap)); nil: no tickets.
+	TicketKey []byte
 	// Metrics records what the broker does; nil: a private registry.
 	Metrics *Metrics
 	Now     func() time.Time
@@ -55,6 +54,7 @@ type Server struct {
 	o       Options
 	state   atomic.Pointer[state]
 	cache   *lookupCache
+	nonces  NonceStore
 	metrics *Metrics
 	boot    bootstrapHealth
 
@@ -113,6 +113,11 @@ func New(o Options) (*Server, error) {
 	s := &Server{o: o, metrics: o.Metrics}
 	s.base, s.abort = context.WithCancel(context.Background())
 	s.cache = newLookupCache(o.Tokens, o.Now)
+	s.cache.budget = o.Budget
+	s.nonces = newMemoryNonces(o.Now)
+	if ns, ok := o.Replay.(NonceStore); ok {
+		s.nonces = ns
+	}
 	s.state.Store(&state{policy: o.Policy, verifier: o.Verifier})
 	return s, nil
 }
@@ -283,7 +288,11 @@ func checkOf(err error) string {
 func cloudflareErr(err error, what string) *apiError {
 	var ae *cftoken.APIError
 	var te *cftoken.TransportError
+	var own *apiError
 	switch {
+	case errors.As(err, &own):
+		// The broker's own answer (its budget): as it is.
+		return own
 	case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
 		ra := ae.RetryAfter
 		if ra <= 0 {
@@ -327,120 +336,4 @@ func ownersOf(p *trust.Policy) []ownerKey {
 		}
 	}
 	return out
-}
-
-// lookupCache keeps the permission groups and zone ids the broker looked up: both change rarely,
-// and every call saved is one more job under Cloudflare's rate limit.
-type lookupCache struct {
-	tokens mint.Tokens
-	now    func() time.Time
-	flight singleflight.Group
-	mu     sync.Mutex
-	group  map[ownerKey]groupEntry
-	zone   map[string]zoneEntry // account + "/" + name or id
-}
-
-type groupEntry struct {
-	groups  []policy.Group
-	clock   cftoken.ServerClock
-	fetched time.Time // when Cloudflare last answered with the list
-	tried   time.Time // when Cloudflare was last asked for it
-}
-
-type zoneEntry struct {
-	zone    policy.Zone
-	fetched time.Time
-}
-
-// How long lookups are trusted, and how often an unknown name may force a refresh.
-const (
-	cacheTTL      = 10 * time.Minute
-	refreshMinGap = 30 * time.Second
-)
-
-func newLookupCache(t mint.Tokens, now func() time.Time) *lookupCache {
-	return &lookupCache{tokens: t, now: now, group: map[ownerKey]groupEntry{}, zone: map[string]zoneEntry{}}
-}
-
-// groups returns k's permission groups and the Cloudflare clock of their answer; refresh asks
-// Cloudflare again unless it was asked within refreshMinGap.
-func (c *lookupCache) groups(ctx context.Context, k ownerKey, refresh bool) ([]policy.Group, cftoken.ServerClock, error) {
-	c.mu.Lock()
-	e, ok := c.group[k]
-	c.mu.Unlock()
-	now := c.now()
-	age := now.Sub(e.fetched)
-	if ok && (age < cacheTTL || now.Sub(e.tried) < refreshMinGap) && (!refresh || age < refreshMinGap || now.Sub(e.tried) < refreshMinGap) {
-		return e.groups, e.clock, nil
-	}
-	// Exchanges that find the list missing or old at once ask Cloudflare once between them.
-	v, err, _ := c.flight.Do(k.String(), func() (any, error) {
-		// An exchange that found the list missing or old, then came here after another's
-		// flight ended, takes what that flight fetched.
-		c.mu.Lock()
-		if cur, fresh := c.group[k]; fresh && (!ok || cur.tried.After(e.tried)) {
-			c.mu.Unlock()
-			return cur, nil
-		}
-		c.mu.Unlock()
-		g, clock, err := c.tokens.PermissionGroups(ctx, k.owner, k.account)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if err != nil {
-			if old, ok := c.group[k]; ok {
-				// A stale list beats no answer; and a failing Cloudflare is not asked again
-				// before the gap, however many exchanges come.
-				old.tried = c.now()
-				c.group[k] = old
-				return old, nil
-			}
-			return nil, err
-		}
-		ne := groupEntry{groups: g, clock: clock, fetched: c.now(), tried: c.now()}
-		c.group[k] = ne
-		return ne, nil
-	})
-	if err != nil {
-		return nil, cftoken.ServerClock{}, err
-	}
-	ge := v.(groupEntry)
-	return ge.groups, ge.clock, nil
-}
-
-// zones resolves names and ids in account, from the cache where it can.
-func (c *lookupCache) zones(ctx context.Context, names, ids []string, account string) ([]policy.Zone, error) {
-	out := make([]policy.Zone, 0, len(names)+len(ids))
-	var missNames, missIDs []string
-	c.mu.Lock()
-	for _, n := range names {
-		if e, ok := c.zone[account+"/"+n]; ok && c.now().Sub(e.fetched) < cacheTTL {
-			out = append(out, e.zone)
-		} else {
-			missNames = append(missNames, n)
-		}
-	}
-	for _, id := range ids {
-		if e, ok := c.zone[account+"/"+id]; ok && c.now().Sub(e.fetched) < cacheTTL {
-			out = append(out, e.zone)
-		} else {
-			missIDs = append(missIDs, id)
-		}
-	}
-	c.mu.Unlock()
-	if len(missNames)+len(missIDs) == 0 {
-		return out, nil
-	}
-	eng := &mint.Engine{Tokens: c.tokens, Now: c.now}
-	got, err := eng.Zones(ctx, missNames, missIDs, account)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	for _, z := range got {
-		e := zoneEntry{zone: z, fetched: c.now()}
-		c.zone[account+"/"+strings.ToLower(z.Name)] = e
-		c.zone[account+"/"+z.ID] = e
-	}
-	c.mu.Unlock()
-	return append(out, got...), nil
 }

@@ -94,10 +94,12 @@ func (s *Server) Sweep(ctx context.Context, interval time.Duration) (SweepResult
 var errSweepBudget = errors.New("the sweep stopped early: the Cloudflare rate budget is low, and mints and revokes come first")
 
 func (s *Server) sweepOwner(ctx context.Context, pol *trust.Policy, k ownerKey) ([]mint.Swept, error) {
-	if !s.sweepCall() {
+	lctx, release, ok := s.reserveCall(ctx, 1)
+	if !ok {
 		return nil, errSweepBudget
 	}
-	ts, clock, err := s.o.Tokens.List(ctx, k.owner, k.account)
+	ts, clock, err := s.o.Tokens.List(lctx, k.owner, k.account)
+	release()
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +111,15 @@ func (s *Server) sweepOwner(ctx context.Context, pol *trust.Policy, k ownerKey) 
 		if reason == "" {
 			continue
 		}
-		if !s.sweepCall() {
+		dctx, release, ok := s.reserveCall(ctx, 1)
+		if !ok {
 			errs = append(errs, errSweepBudget)
 			break
 		}
 		sw := mint.Swept{ID: t.ID, Name: t.Name, Status: t.Status, IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn, Reason: reason}
-		if err := s.o.Tokens.Delete(ctx, k.owner, k.account, t.ID); err != nil && !errors.Is(err, cftoken.ErrNotFound) {
+		err := s.o.Tokens.Delete(dctx, k.owner, k.account, t.ID)
+		release()
+		if err != nil && !errors.Is(err, cftoken.ErrNotFound) {
 			sw.Err = err
 			errs = append(errs, err)
 			s.o.Logger.Warn("the sweeper could not delete a token", "event", "sweep", "reason", reason, "token_id", t.ID, "name", t.Name, "error", err.Error())
@@ -156,15 +161,6 @@ func abandonAfter(pol *trust.Policy, rule string) time.Duration {
 		return r.MaxTTL() + abandonGrace
 	}
 	return trust.MaxMaxTTL + abandonGrace
-}
-
-// sweepCall reports whether the sweeper may make one more Cloudflare call. It is the least
-// urgent user of the rate budget: it keeps clear of twice the reserve, so that mints still have
-// room and revokes their reserve. (The budget's only reservation API is TakeMint; when it gets a
-// general one, this is the one place to call it.)
-func (s *Server) sweepCall() bool {
-	b := s.o.Budget
-	return b == nil || b.Remaining() > 2*b.Reserve+mintCost
 }
 
 func stamp(t time.Time) string {

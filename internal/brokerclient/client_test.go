@@ -474,3 +474,29 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// RevokeWithTicket sends the mint's ticket in its header; Revoke sends none.
+func TestRevokeWithTicket(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get(TicketHeader))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	h := newHarness(t)
+	h.client.Base = srv.URL
+	id := "0123456789abcdef0123456789abcdef"
+	if err := h.client.RevokeWithTicket(context.Background(), id, "v1.abc.def"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.client.Revoke(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "v1.abc.def" || got[1] != "" {
+		t.Errorf("the broker got tickets %q, want the ticket and then none", got)
+	}
+}

@@ -90,7 +90,7 @@ func (m *Minter) Mint(ctx context.Context, h mint.Hooks) (*mint.Issued, error) {
 func (m *Minter) Undo(ctx context.Context, t *mint.Issued, h mint.Hooks, cause error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mint.CleanupBudget)
 	defer cancel()
-	if err := m.Client.Revoke(cctx, t.ID); err != nil {
+	if err := m.Client.RevokeWithTicket(cctx, t.ID, t.RevokeTicket); err != nil {
 		return &mint.UndoError{ID: t.ID, ExpiresOn: t.ExpiresOn, Cause: cause, DeleteErr: err}
 	}
 	if h.Undone != nil {

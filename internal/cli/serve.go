@@ -53,8 +53,8 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 	fs.StringVar(&cfg.ReplayStore, "replay-store", "memory", "where single use of ID tokens is recorded: memory (one replica) or redis://host:port/db")
 	fs.DurationVar(&cfg.PolicyPoll, "policy-poll", 5*time.Second, "how often the policy file's content is checked for a change to reload; 0: only SIGHUP reloads")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "the longest a stop takes, clean-up included: exchanges in flight get all of it but the last 7s (and at least half of it) to finish, and those still running then are cancelled and delete what they created in the rest; the platform's grace period must be at least this")
-	fs.IntVar(&cfg.RateLimit, "rate-limit", 1200, "Cloudflare requests the bootstrap token may make per 5 minutes (shared with its other users)")
-	fs.IntVar(&cfg.RateReserve, "rate-reserve", 100, "requests kept for revokes and clean-ups: mints stop when fewer are left")
+	fs.IntVar(&cfg.RateLimit, "rate-limit", 1200, "the most Cloudflare requests per 5 minutes this replica makes itself; what is left is what Cloudflare's Ratelimit header says")
+	fs.IntVar(&cfg.RateReserve, "rate-reserve", 100, "requests of those left kept for revokes: mints stop when fewer are left")
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", 10*time.Minute, "how often to delete the broker's own expired, revoked and abandoned tokens (one replica at a time); 0: never")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	if code, ok := parse(fs, args); !ok {

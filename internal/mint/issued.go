@@ -25,6 +25,10 @@ type Issued struct {
 	R2Endpoint string `json:"r2_endpoint,omitempty"`
 	// Rule is the broker's trust-policy rule that allowed the mint; empty when minted directly.
 	Rule string `json:"rule,omitempty"`
+	// RevokeTicket is the broker's proof that the token was minted for the run, which lets the
+	// run revoke it with one call; empty when minted directly. It only lets its holder revoke
+	// this one token early.
+	RevokeTicket string `json:"revoke_ticket,omitempty"`
 }
 
 // Grant is one permission group of a token and where it applies.
