@@ -2,6 +2,7 @@ package trust
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -115,7 +116,9 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 			}
 		}
 		known = known || repoOK
-		if len(failed) == 1 && len(near) < 3 {
+		// A rule of another tenant (an id pin differs) is no near miss: naming it would point at
+		// an unrelated rule, someone else's.
+		if len(failed) == 1 && len(near) < 3 && sameTenant(r, c) {
 			if len(near) == 0 {
 				reason = ReasonClaims
 				if failed[0].re != nil {
@@ -138,6 +141,22 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 		reason = ReasonClaims
 	}
 	return &Denial{Reason: reason, Msg: msg}
+}
+
+// sameTenant reports whether rule r may be of the token's tenant: each of its id pins holds, or
+// the token lacks that claim or has it in another type than a string (mistakes worth naming). A
+// rule whose pin holds another id is another tenant's, and no near miss.
+func sameTenant(r *Rule, c Claims) bool {
+	pins := pinClaims(kindOf(r.issuer))
+	for _, m := range r.match {
+		if m.re == nil && slices.Contains(pins, m.key) && !m.holds(c) {
+			got, ok := c[m.key]
+			if _, typed := nonString(got); ok && !typed {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // differs says how one claim of rule r differs from the token's.
