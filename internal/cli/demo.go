@@ -161,6 +161,9 @@ func demo(ctx context.Context, e Env, args []string) int {
 	ok = try(out, hc, "list DNS records (not granted)", srv.URL()+"/zones/"+fx.Zone.ID+"/dns_records", token, 403) && ok
 	other := &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}).DialContext}}
 	ok = try(out, other, "list Workers scripts from another address (127.0.0.2)", scripts, token, 403) && ok
+	fmt.Fprintln(out, "  (The token is pinned to the runner's address. The Workers API answers a request from another\n"+
+		"  address with 403 \"Authentication error\" alone, as it answers one the token lacks a permission\n"+
+		"  for: it hides that the address was the cause. In a later step, that error means one of the two.)")
 
 	postPhase, err := job.RunPost(ctx, step, mainPhase)
 	if err != nil {
@@ -195,6 +198,11 @@ func demo(ctx context.Context, e Env, args []string) int {
 		return ExitFail
 	}
 	fmt.Fprintln(out, "The token worked only where it was meant to, and is gone.")
+	fmt.Fprint(out, `
+Next: 'cfmint demo --serve' keeps this built-in Cloudflare API and an OIDC issuer running, to
+try a trust policy of your own with 'cfmint policy test' and 'cfmint serve', and to mint
+through it with 'cfmint mint --broker' (docs/broker.md walks it through).
+`)
 	return ExitOK
 }
 
