@@ -143,21 +143,37 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 	return &Denial{Reason: reason, Msg: msg}
 }
 
-// sameTenant reports whether rule r may be of the token's tenant: each of its id pins holds, or
-// the token lacks that claim or has it in another type than a string (mistakes worth naming). A
-// rule whose pin holds another id is another tenant's, and no near miss.
+// sameTenant reports whether rule r may be about the token's repository: the rule's repository
+// pin (repository_id, project_id) agrees with the token, or, for a rule that pins only an owner,
+// each of its owner pins does. A pin agrees when it holds, or when the token lacks the claim or
+// has it in another type than a string (mistakes worth naming). A rule whose pin holds another
+// id is someone else's, and no near miss.
 func sameTenant(r *Rule, c Claims) bool {
 	pins := pinClaims(kindOf(r.issuer))
+	agrees := func(m constraint) bool {
+		got, ok := c[m.key]
+		_, typed := nonString(got)
+		return m.holds(c) || !ok || typed
+	}
+	repoPinned, ownerOK := false, true
 	for _, m := range r.match {
-		if m.re == nil && slices.Contains(pins, m.key) && !m.holds(c) {
-			got, ok := c[m.key]
-			if _, typed := nonString(got); ok && !typed {
+		if m.re != nil || !slices.Contains(pins, m.key) {
+			continue
+		}
+		if repoPins[m.key] {
+			if !agrees(m) {
 				return false
 			}
+			repoPinned = true
+			continue
 		}
+		ownerOK = ownerOK && agrees(m)
 	}
-	return true
+	return repoPinned || ownerOK
 }
+
+// repoPins are the pins that name one repository or project, not an owner.
+var repoPins = map[string]bool{"repository_id": true, "project_id": true}
 
 // differs says how one claim of rule r differs from the token's.
 func differs(r *Rule, m constraint, c Claims) string {
