@@ -114,7 +114,7 @@ func TestCLI(t *testing.T) {
 
 	// Sweep: the terminal's own tokens are named cfmint:local:...
 	out, errOut, code = a.cli(t, nil, "sweep", "--dry-run", "--older-than", "1m")
-	if code != 0 || !strings.Contains(errOut, "token(s) would delete") {
+	if code != 0 || !strings.Contains(errOut, "tokens would be deleted") {
 		t.Errorf("sweep --dry-run: exit %d: %s %s", code, out, errOut)
 	}
 

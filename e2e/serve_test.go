@@ -396,7 +396,7 @@ func TestPolicyCheckAndTest(t *testing.T) {
 		code int
 		want string
 	}{
-		{"check offline", nil, []string{"policy", "check", good}, 0, "valid: 1 rules"},
+		{"check offline", nil, []string{"policy", "check", good}, 0, "valid: 1 rule,"},
 		{"check against Cloudflare", boot, []string{"policy", "check", good}, 0, "valid"},
 		{"check a bad file", nil, []string{"policy", "check", writePolicy(t, "audience: x\nrules: []\n")}, 1, "at least one rule"},
 		{"test: allowed", boot, []string{"policy", "test", good, "--claims", onMain}, 0, "allowed by rule site-deploy"},

@@ -60,7 +60,9 @@ func Main(ctx context.Context, d Deps) error {
 	hooks := stateHooks(a)
 	t, err := m.Mint(ctx, hooks)
 	if err != nil {
-		return report(a, interrupted(ctx, cfg.Timeout, err))
+		err = interrupted(ctx, cfg.Timeout, err)
+		failSummary(d, a, m.Via(), err)
+		return report(a, err)
 	}
 	if err := publish(a, cfg, t, Notes{Via: m.Via(), Proxy: proxyFor(d, cfg.APIBase)}); err != nil {
 		return report(a, m.Undo(ctx, t, hooks, err))
@@ -70,6 +72,24 @@ func Main(ctx context.Context, d Deps) error {
 		a.SaveState(stateRevoke, "false")
 	}
 	return nil
+}
+
+// failSummary writes why no token was minted to the step summary, which would otherwise stay
+// empty: a denied mint is what a reader of the run looks for there. The lines are the error's,
+// which never hold a secret and are log-safe already, escaped for markdown.
+func failSummary(d Deps, a *githubactions.Action, via string, err error) {
+	if d.getenv("GITHUB_STEP_SUMMARY") == "" {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("### cfmint: no token was minted\n\n")
+	if via != "" {
+		fmt.Fprintf(&b, "Through the broker `%s`:\n\n", mdEscape(logsafe.String(via)))
+	}
+	for _, line := range phrase.Lines(err) {
+		fmt.Fprintf(&b, "- %s\n", mdEscape(line))
+	}
+	a.AddStepSummary(b.String())
 }
 
 // stateHooks record in the step's state what post needs to revoke the token, or to find it when

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -30,6 +32,13 @@ const (
 	maxBackoff = 30 * time.Second
 	// attemptsWithoutDeadline bounds the attempts when the context has no deadline.
 	attemptsWithoutDeadline = 5
+	// unreachableAttempts bounds the attempts at a broker that refuses connections or whose
+	// host does not resolve: a broker restarting comes back within seconds, and a wrong URL
+	// never does, so such a call fails fast (1 s and 2 s of waiting) instead of backing off
+	// for the whole timeout.
+	unreachableAttempts = 3
+	// unreachableBudget bounds the time such a call takes in all, attempts and waits included.
+	unreachableBudget = 20 * time.Second
 )
 
 // TicketHeader carries a revoke's ticket (see docs/broker.md, HTTP API).
@@ -54,6 +63,10 @@ type Client struct {
 	// RunnerOnly ignores $CFMINT_ID_TOKEN and asks only the GitHub runner for ID tokens
 	// (FetchRunnerIDToken): the action's phases set it.
 	RunnerOnly bool
+	// IDTokenEnv, when set, names the environment variable that holds the ID token to spend
+	// (FetchIDTokenFrom), instead of $CFMINT_ID_TOKEN or the runner: a GitLab job has one
+	// `id_tokens:` entry for its mint and another for its revoke.
+	IDTokenEnv string
 	// OnIDToken, when set, sees each ID token before it is sent: the action masks it there.
 	OnIDToken func(string)
 	// OnRetry, when set, hears of each retry before its wait: the error that caused it, and how
@@ -74,6 +87,10 @@ type Error struct {
 	Msg      string // the broker's sentence, or what went wrong on the way; not log-safe
 	Attempts int
 	Waited   time.Duration // time spent waiting between attempts
+	// Unreachable is set when no connection to the broker could be made: the connection was
+	// refused or the host name does not resolve. Base is then the broker's URL.
+	Unreachable bool
+	Base        string
 	// Lost is set for a mint whose request was sent but whose answer never arrived, or that the
 	// broker answered 502; errors.Is with ErrAnswerLost tells it.
 	Lost bool
@@ -84,6 +101,8 @@ func (e *Error) Error() string {
 	switch {
 	case e.Status != 0:
 		fmt.Fprintf(&b, "the broker refused the %s (HTTP %d): %s", e.Op, e.Status, logsafe.String(e.Msg))
+	case e.Unreachable:
+		fmt.Fprintf(&b, "could not reach the broker at %s for the %s: %s", logsafe.String(e.Base), e.Op, logsafe.String(e.Msg))
 	default:
 		fmt.Fprintf(&b, "failed to reach the broker for the %s: %s", e.Op, logsafe.String(e.Msg))
 	}
@@ -156,13 +175,10 @@ func (c *Client) do(ctx context.Context, op, method, path, ticket string, body [
 		backoff = firstBackoff
 		lastTok string
 		last    *Error
+		start   = now()
 	)
 	for attempt := 1; ; attempt++ {
-		fetch := FetchIDToken
-		if c.RunnerOnly {
-			fetch = FetchRunnerIDToken
-		}
-		tok, err := fetch(ctx, hc, c.Lookup, c.Audience)
+		tok, err := c.idToken(ctx, hc)
 		if err != nil {
 			if last != nil {
 				// The earlier answer says more than why no retry could start.
@@ -171,8 +187,9 @@ func (c *Client) do(ctx context.Context, op, method, path, ticket string, body [
 			}
 			return err
 		}
-		if last != nil && tok == lastTok {
-			last.Msg += fmt.Sprintf("; not retried: the ID token (from $%s) is the one already spent, and the broker takes each once", EnvIDToken)
+		// A token whose request never reached the broker is unspent, and may be sent again.
+		if last != nil && !last.Unreachable && tok == lastTok {
+			last.Msg += fmt.Sprintf("; not retried: the ID token (from $%s) is the one already spent, and the broker takes each once", c.tokenEnv())
 			return last
 		}
 		lastTok = tok
@@ -188,14 +205,23 @@ func (c *Client) do(ctx context.Context, op, method, path, ticket string, body [
 		if retryAfter < 0 {
 			return e
 		}
+		asked := retryAfter > 0
 		wait := retryAfter
 		if wait == 0 {
 			wait = backoff
 			backoff = min(2*backoff, maxBackoff)
 		}
+		if e.Unreachable && (attempt >= unreachableAttempts || now().Sub(start)+wait >= unreachableBudget) {
+			e.Msg += "; check the URL, and that the broker is running and reachable from here"
+			return e
+		}
 		if dl, ok := ctx.Deadline(); ok {
 			if left := dl.Sub(now()); wait >= left {
-				e.Msg += fmt.Sprintf("; the broker asked to wait %s more, past the timeout", wait.Round(time.Second))
+				if asked {
+					e.Msg += fmt.Sprintf("; the broker asked to wait %s before retrying, longer than the %s left of the timeout", wait.Round(time.Second), left.Round(time.Second))
+				} else {
+					e.Msg += fmt.Sprintf("; not retried: the next retry would wait %s, longer than the %s left of the timeout", wait.Round(time.Second), left.Round(time.Second))
+				}
 				return e
 			}
 		} else if attempt >= attemptsWithoutDeadline {
@@ -210,6 +236,42 @@ func (c *Client) do(ctx context.Context, op, method, path, ticket string, body [
 		}
 		waited += wait
 	}
+}
+
+// idToken is the ID token for the next attempt: from c.IDTokenEnv when set, else the runner's
+// (RunnerOnly), else $CFMINT_ID_TOKEN or the runner's.
+func (c *Client) idToken(ctx context.Context, hc *http.Client) (string, error) {
+	switch {
+	case c.IDTokenEnv != "":
+		return FetchIDTokenFrom(c.Lookup, c.IDTokenEnv)
+	case c.RunnerOnly:
+		return FetchRunnerIDToken(ctx, hc, c.Lookup, c.Audience)
+	}
+	return FetchIDToken(ctx, hc, c.Lookup, c.Audience)
+}
+
+// tokenEnv names the variable the ID tokens come from when they do not come from the runner.
+func (c *Client) tokenEnv() string {
+	if c.IDTokenEnv != "" {
+		return c.IDTokenEnv
+	}
+	return EnvIDToken
+}
+
+// unreachable words an error that means no connection to the broker could be made: a refused
+// connection, or a host name that does not resolve. ok is false for any other error.
+func unreachable(err error) (why string, ok bool) {
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns):
+		if dns.IsNotFound {
+			return fmt.Sprintf("its host name %s does not resolve", logsafe.Quote(dns.Name)), true
+		}
+		return fmt.Sprintf("its host name %s could not be looked up (%s)", logsafe.Quote(dns.Name), dns.Err), true
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the connection was refused", true
+	}
+	return "", false
 }
 
 // once makes one attempt. retryAfter is how long to wait before the next one (0: the client
@@ -239,7 +301,7 @@ func (c *Client) once(ctx context.Context, hc *http.Client, op, method, path, ti
 	if err != nil {
 		// url.Error names the method and URL, neither of which holds a secret.
 		e := &Error{Op: op, Msg: err.Error()}
-		switch {
+		switch why, refused := unreachable(err); {
 		case ctx.Err() != nil:
 			e.Lost = method == http.MethodPost && wrote
 			return -1, e
@@ -247,6 +309,8 @@ func (c *Client) once(ctx context.Context, hc *http.Client, op, method, path, ti
 			e.Lost = true
 			e.Msg += "; the broker may have minted a token whose answer never came back"
 			return -1, e
+		case refused:
+			e.Msg, e.Unreachable, e.Base = why, true, c.Base
 		}
 		return 0, e
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -262,7 +263,7 @@ func TestRetryWithinDeadline(t *testing.T) {
 	if !errors.As(err, &be) || be.Status != 429 || be.Attempts != 2 || be.Waited != 2*time.Second {
 		t.Fatalf("Mint error = %#v, want a 429 after 2 attempts and 2s of waiting", err)
 	}
-	for _, want := range []string{"rate limited", "after 2 attempts and 2s of waiting", "wait 10m0s more, past the timeout"} {
+	for _, want := range []string{"rate limited", "after 2 attempts and 2s of waiting", "the broker asked to wait 10m0s before retrying, longer than the"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -315,30 +316,128 @@ func TestLostMintAnswerIsNotRetried(t *testing.T) {
 	}
 }
 
-func TestMintNotSentIsRetried(t *testing.T) {
-	t.Parallel()
-	// A broker that is not listening: the request is never written, so nothing was minted.
+// closedPort is the URL of a loopback port nothing listens on: a connection to it is refused.
+func closedPort(t *testing.T) string {
+	t.Helper()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	base := srv.URL
 	srv.Close()
+	return base
+}
+
+// TestUnreachableBrokerFailsFast: a broker that refuses connections is tried a few times with
+// short waits, not backed off for the whole timeout, and the error says which URL could not be
+// reached; no wait is ever said to be the broker's. A mint never sent is not a lost answer.
+func TestUnreachableBrokerFailsFast(t *testing.T) {
+	t.Parallel()
+	for _, viaEnv := range []bool{false, true} {
+		h := newHarness(t)
+		h.client.Base = closedPort(t)
+		if viaEnv {
+			// One ID token from the environment: never spent, since no request reached a broker.
+			h.client.Lookup = envLookup(map[string]string{EnvIDToken: h.iss.Token(oidctest.Claims{})})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		_, err := h.client.Mint(ctx, map[string]string{"preset": "dns-edit"})
+		cancel()
+		var be *Error
+		if !errors.As(err, &be) || be.Status != 0 || !be.Unreachable || errors.Is(err, ErrAnswerLost) {
+			t.Fatalf("env %v: Mint error = %#v, want an unreachable broker that is not a lost answer", viaEnv, err)
+		}
+		if be.Attempts != unreachableAttempts {
+			t.Errorf("env %v: %d attempts, want %d", viaEnv, be.Attempts, unreachableAttempts)
+		}
+		for _, want := range []string{"could not reach the broker at " + h.client.Base + " for the mint", "connection was refused", "check the URL"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("env %v: error %q does not say %q", viaEnv, err, want)
+			}
+		}
+		if strings.Contains(err.Error(), "asked") {
+			t.Errorf("env %v: error %q says the broker asked for something; it never answered", viaEnv, err)
+		}
+		var sum time.Duration
+		for _, w := range h.sleep.waits {
+			sum += w
+		}
+		if sum >= unreachableBudget || be.Waited != sum {
+			t.Errorf("env %v: waited %v in all (error says %v), want less than %v", viaEnv, sum, be.Waited, unreachableBudget)
+		}
+	}
+}
+
+func TestUnresolvableBrokerFailsFast(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
-	h.client.Base = base
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_, err := h.client.Mint(ctx, map[string]string{"preset": "dns-edit"})
+	h.client.Base = "http://broker.invalid"
+	// A resolver that answers no such host for the broker's name: tests talk only to loopback.
+	var d net.Dialer
+	h.client.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, "broker.invalid:") {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: "broker.invalid", IsNotFound: true}}
+		}
+		return d.DialContext(ctx, network, addr)
+	}}}
+	err := h.client.Revoke(context.Background(), "abc")
 	var be *Error
-	if !errors.As(err, &be) || be.Status != 0 || errors.Is(err, ErrAnswerLost) || be.Attempts < 2 {
-		t.Fatalf("Mint error = %#v, want a retried connection error that is not a lost answer", err)
+	if !errors.As(err, &be) || !be.Unreachable || be.Attempts != unreachableAttempts {
+		t.Fatalf("Revoke error = %#v, want an unreachable broker after %d attempts", err, unreachableAttempts)
 	}
-	if !strings.Contains(err.Error(), "failed to reach the broker for the mint") || !strings.Contains(err.Error(), "past the timeout") {
-		t.Errorf("error %q", err)
+	if want := `could not reach the broker at http://broker.invalid for the revoke: its host name "broker.invalid" does not resolve`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
 	}
-	var sum time.Duration
-	for _, w := range h.sleep.waits {
-		sum += w
+}
+
+func TestRetryingWording(t *testing.T) {
+	t.Parallel()
+	got := Retrying(&Error{Op: "mint", Msg: "the connection was refused", Unreachable: true, Base: "http://127.0.0.1:1"}, time.Second)
+	if want := "Could not reach the broker at http://127.0.0.1:1 (the connection was refused); retrying in 1s."; got != want {
+		t.Errorf("Retrying = %q, want %q", got, want)
 	}
-	if sum > time.Minute || be.Waited != sum {
-		t.Errorf("waited %v in all (error says %v), within a 1m deadline", sum, be.Waited)
+	got = Retrying(&Error{Op: "mint", Status: 429, Msg: "slow down"}, 2*time.Second)
+	if want := "The broker answered HTTP 429 (slow down); retrying in 2s with a fresh ID token."; got != want {
+		t.Errorf("Retrying = %q, want %q", got, want)
+	}
+}
+
+// TestOwnBackoffPastDeadlineIsNotTheBrokers: a wait the client chose is not worded as the
+// broker's.
+func TestOwnBackoffPastDeadlineIsNotTheBrokers(t *testing.T) {
+	t.Parallel()
+	var script []answer
+	for range 2 {
+		script = append(script, answer{method: "DELETE", path: "/v1/tokens/abc", status: 503, body: errJSON("down")})
+	}
+	h := newHarness(t, script...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	err := h.client.Revoke(ctx, "abc")
+	if err == nil || !strings.Contains(err.Error(), "not retried: the next retry would wait 2s, longer than the") || strings.Contains(err.Error(), "asked") {
+		t.Fatalf("Revoke error = %v", err)
+	}
+}
+
+// TestIDTokenEnv: IDTokenEnv names the variable whose ID token is spent; neither
+// $CFMINT_ID_TOKEN nor the runner is asked.
+func TestIDTokenEnv(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, answer{method: "DELETE", path: "/v1/tokens/abc", status: 204})
+	u, reqTok := h.iss.IDTokenEndpoint(nil)
+	revokeTok := h.iss.Token(oidctest.Claims{"jti": "for-revoke"})
+	h.client.Lookup = envLookup(map[string]string{EnvIDToken: h.iss.Token(oidctest.Claims{}), "CFMINT_REVOKE_ID_TOKEN": revokeTok, EnvRequestURL: u, EnvRequestToken: reqTok})
+	h.client.IDTokenEnv = "CFMINT_REVOKE_ID_TOKEN"
+	if err := h.client.Revoke(context.Background(), "abc"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := h.broker.sent(); len(sent) != 1 || sent[0] != revokeTok {
+		t.Errorf("sent another token than $CFMINT_REVOKE_ID_TOKEN's")
+	}
+	h.client.IDTokenEnv = "NOT_SET"
+	err := h.client.Revoke(context.Background(), "abc")
+	if err == nil || !strings.Contains(err.Error(), "$NOT_SET is not set") {
+		t.Errorf("Revoke with an unset variable: %v", err)
+	}
+	if len(h.broker.sent()) != 1 {
+		t.Error("a call was made without the named ID token")
 	}
 }
 

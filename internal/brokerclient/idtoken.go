@@ -54,6 +54,27 @@ func FetchRunnerIDToken(ctx context.Context, hc *http.Client, lookup func(string
 	return fetchIDToken(ctx, hc, lookup, audience, 250*time.Millisecond, false)
 }
 
+// FetchIDTokenFrom returns the ID token held in the environment variable name, and never asks
+// the runner: a CI system that gives a job several ID tokens (GitLab's `id_tokens:` entries, one
+// per use, since the broker takes each once) names the one to spend. Errors never contain the
+// token.
+func FetchIDTokenFrom(lookup func(string) (string, bool), name string) (string, error) {
+	if lookup == nil {
+		return "", errors.New("brokerclient: FetchIDTokenFrom needs an environment lookup")
+	}
+	tok, ok := lookup(name)
+	tok = strings.TrimSpace(tok)
+	switch {
+	case !ok:
+		return "", fmt.Errorf("no OIDC ID token: $%s is not set; name the variable your CI system puts the ID token in (GitLab: an entry under id_tokens:)", name)
+	case tok == "":
+		return "", fmt.Errorf("no OIDC ID token: $%s is empty; name the variable your CI system puts the ID token in (GitLab: an entry under id_tokens:)", name)
+	case strings.Count(tok, ".") != 2:
+		return "", fmt.Errorf("$%s does not hold an ID token (a JWT: three parts separated by dots)", name)
+	}
+	return tok, nil
+}
+
 func fetchIDToken(ctx context.Context, hc *http.Client, lookup func(string) (string, bool), audience string, backoff time.Duration, fromEnv bool) (string, error) {
 	if lookup == nil {
 		return "", errors.New("brokerclient: FetchIDToken needs an environment lookup")

@@ -104,5 +104,12 @@ func (m *Minter) Via() string { return m.Client.Base }
 
 // Retrying is the sentence a front end prints when a Client retries (Client.OnRetry).
 func Retrying(err *Error, wait time.Duration) string {
+	if err.Status == 0 {
+		what := "Could not reach the broker"
+		if err.Unreachable {
+			what += " at " + logsafe.String(err.Base)
+		}
+		return fmt.Sprintf("%s (%s); retrying in %s.", what, logsafe.String(err.Msg), wait.Round(time.Second))
+	}
 	return fmt.Sprintf("The broker answered HTTP %d (%s); retrying in %s with a fresh ID token.", err.Status, logsafe.String(err.Msg), wait.Round(time.Second))
 }

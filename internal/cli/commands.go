@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/field"
 	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/netaddr"
@@ -108,7 +109,7 @@ func (e Env) resolve(ctx context.Context, ui stderrUI, cfg *config.Config) (*min
 }
 
 // flagFor names the flags (or arguments) whose names differ from the inputs they stand for.
-var flagFor = map[string]string{"api-base-url": "$CLOUDFLARE_API_BASE_URL", "sweep-older-than": "--older-than", "sweep-repository": "--repo", "token-id": "TOKEN_ID", "token-owner": "--token-owner (or --owner)"}
+var flagFor = map[string]string{"api-base-url": "$CLOUDFLARE_API_BASE_URL", "sweep-older-than": "--older-than", "sweep-repository": "--repo", "token-id": "TOKEN_ID"}
 
 // phrase words the engine's and the validator's errors for a terminal: fields are the flags the
 // user typed, and what a workflow's post phase would do is the user's to do.
@@ -122,13 +123,43 @@ var phrase = mint.Phrase{
 	Unseen: func(name string) string {
 		return "look for tokens named " + logsafe.Quote(name) + " in the dashboard, or run `cfmint sweep` once they expire"
 	},
-	Undo: func(id string) string { return "run `cfmint revoke " + id + "`" },
+	Undo: func(id string) string { return "run `" + revokeCommand("", id) + "`" },
+}
+
+// revokeCommand is the command that revokes token id: through broker when it minted the token.
+func revokeCommand(broker, id string) string {
+	if broker != "" {
+		return "cfmint revoke --broker " + logsafe.String(broker) + " " + logsafe.String(id)
+	}
+	return "cfmint revoke " + logsafe.String(id)
+}
+
+// emptyBootstrap is what each command says when neither --bootstrap-token nor
+// $CLOUDFLARE_BOOTSTRAP_TOKEN is set: the validator's sentence speaks of a workflow's inputs.
+var emptyBootstrap = map[string]string{
+	"mint":   "give a Cloudflare token that may create tokens, or --broker URL to mint through a cfmint broker instead",
+	"revoke": "give a Cloudflare token that may delete the token (such as the bootstrap token that minted it), or --broker URL when a cfmint broker minted it",
 }
 
 // flagErrors prints every problem on its own line, naming flags as the user typed them.
 func flagErrors(w io.Writer, cmd string, err error) {
-	for _, msg := range phrase.Lines(err) {
-		msg = strings.ReplaceAll(msg, "--bootstrap-token: is empty; set it to a secret", "--bootstrap-token: is empty (and so is $CLOUDFLARE_BOOTSTRAP_TOKEN); set it to")
+	flagErrorsVia(w, cmd, "", err)
+}
+
+// flagErrorsVia is flagErrors for a mint through broker: a token to undo is revoked through it.
+func flagErrorsVia(w io.Writer, cmd, broker string, err error) {
+	ph := phrase
+	ph.Undo = func(id string) string { return "run `" + revokeCommand(broker, id) + "`" }
+	for _, e := range mint.Split(err) {
+		msg := ph.One(e)
+		var fe *field.Error
+		if errors.As(e, &fe) && fe.Name == "bootstrap-token" && strings.HasPrefix(fe.Err.Error(), "is empty") {
+			todo, ok := emptyBootstrap[cmd]
+			if !ok {
+				todo = "give a Cloudflare token that may create tokens"
+			}
+			msg = "--bootstrap-token: is empty, and so is $CLOUDFLARE_BOOTSTRAP_TOKEN; " + todo
+		}
 		fmt.Fprintf(w, "cfmint %s: %s\n", cmd, msg)
 	}
 }
@@ -139,10 +170,21 @@ func newFlagSet(e Env, name, usage string) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprint(e.Stderr, usage)
 		fmt.Fprintln(e.Stderr, "\nFlags:")
-		fs.PrintDefaults()
+		// Hidden flags (old names kept for scripts) are left out of the help.
+		shown := flag.NewFlagSet(name, flag.ContinueOnError)
+		shown.SetOutput(e.Stderr)
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.HasPrefix(f.Usage, hiddenFlag) {
+				shown.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		shown.PrintDefaults()
 	}
 	return fs
 }
+
+// hiddenFlag starts the usage of a flag --help does not list.
+const hiddenFlag = "(hidden) "
 
 // parse parses flags; it returns an exit code and false when the command should stop.
 func parse(fs *flag.FlagSet, args []string) (int, bool) {
@@ -169,7 +211,9 @@ The token is not revoked when the command ends: it expires after --ttl, or revok
 it early with 'cfmint revoke TOKEN_ID' (the id is printed on stderr, and in --format json).
 
 With --broker URL the token comes from a cfmint broker, in exchange for the CI job's
-OIDC ID token ($CFMINT_ID_TOKEN, else the GitHub runner's): no bootstrap token is needed.
+OIDC ID token ($CFMINT_ID_TOKEN, else the GitHub runner's, or the variable
+--id-token-env names): no bootstrap token is needed. Revoke it early with
+'cfmint revoke --broker URL TOKEN_ID' and a fresh ID token: the broker takes each once.
 
 Exit codes: 0 minted, 1 Cloudflare refused or a check failed, 2 bad flags.
 `
@@ -189,7 +233,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	lasting := fs.Bool("allow-lasting-access", false, "allow groups that can create access outliving the token (account members, identity providers, service tokens, ...)")
 	dry := fs.Bool("dry-run", false, "print the request that would be sent, and create nothing")
 	format := fs.String("format", "text", "text (the token alone) or json (token, id, expiry, filter)")
-	bf := registerBroker(fs)
+	bf := registerBroker(fs, "mint")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -206,7 +250,7 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	bf.apply(in)
 	in.AllowLastingAccess = strconv.FormatBool(*lasting)
 	cfg, err := config.Validate(in, terminalContext(e))
-	if err != nil {
+	if err = errors.Join(bf.check(), err); err != nil {
 		flagErrors(e.Stderr, "mint", err)
 		return ExitUsage
 	}
@@ -230,17 +274,17 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 		fmt.Fprintln(e.Stderr, "dry run: nothing was created")
 		return ExitOK
 	}
-	t, err := mintVia(ctx, e, ui, cfg)
+	t, err := mintVia(ctx, e, ui, cfg, bf.idTokenEnv)
 	if err != nil {
-		flagErrors(e.Stderr, "mint", err)
+		flagErrorsVia(e.Stderr, "mint", cfg.Broker, err)
 		return ExitFail
 	}
 	filter := make([]string, len(t.CIDRs))
 	for i, p := range t.CIDRs {
 		filter[i] = p.String()
 	}
-	fmt.Fprintf(e.Stderr, "Minted token %s (id %s), valid until %s, usable from %s. Revoke it early with: cfmint revoke %s\n",
-		logsafe.String(t.Name), logsafe.String(t.ID), t.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), logsafe.String(t.ID))
+	fmt.Fprintf(e.Stderr, "Minted token %s (id %s), valid until %s, usable from %s. Revoke it early with: %s\n",
+		logsafe.String(t.Name), logsafe.String(t.ID), t.ExpiresOn.Format(time.RFC3339), orAny(strings.Join(filter, ",")), revokeCommand(cfg.Broker, t.ID))
 	if *format == "text" {
 		fmt.Fprintln(e.Stdout, t.Secret)
 		return ExitOK
@@ -257,6 +301,14 @@ func mintCmd(ctx context.Context, e Env, args []string) int {
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(e.Stdout, string(logsafe.JSON(b)))
 	return ExitOK
+}
+
+// plural is n and noun, with an s unless n is 1: "1 rule", "3 rules", "0 tokens".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func orAny(s string) string {
@@ -283,7 +335,10 @@ const revokeUsage = `Usage: cfmint revoke [flags] TOKEN_ID
 
 Revokes (deletes) a token by id with the bootstrap token. A token that is already
 gone counts as revoked.
-With --broker URL it revokes through the broker that minted it, with a fresh ID token.
+
+With --broker URL it revokes a token a cfmint broker minted, through that broker,
+with a fresh ID token of the same run: the broker takes each ID token once, so a
+GitLab job names a second id_tokens: entry with --id-token-env.
 
 Exit codes: 0 revoked or already gone, 1 Cloudflare refused, 2 bad flags.
 `
@@ -292,7 +347,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	fs := newFlagSet(e, "revoke", revokeUsage)
 	var c common
 	c.register(fs, e)
-	bf := registerBroker(fs)
+	bf := registerBroker(fs, "revoke")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -304,7 +359,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	in.TokenID = fs.Arg(0)
 	bf.apply(in)
 	cfg, err := config.Validate(in, terminalContext(e))
-	if err != nil {
+	if err = errors.Join(bf.check(), err); err != nil {
 		flagErrors(e.Stderr, "revoke", err)
 		return ExitUsage
 	}
@@ -312,7 +367,7 @@ func revokeCmd(ctx context.Context, e Env, args []string) int {
 	ctx, cancel := withTimeout(ctx, cfg)
 	defer cancel()
 	if cfg.Broker != "" {
-		return brokerRevoke(ctx, e, stderrUI{w: e.Stderr, verbose: c.verbose}, cfg)
+		return brokerRevoke(ctx, e, stderrUI{w: e.Stderr, verbose: c.verbose}, cfg, bf.idTokenEnv)
 	}
 	gone, err := e.engine(stderrUI{w: e.Stderr, verbose: c.verbose}, cfg).Revoke(ctx, cfg.Owner, cfg.AccountID, cfg.TokenID)
 	if err != nil {
@@ -339,7 +394,8 @@ func permissionsCmd(ctx context.Context, e Env, args []string) int {
 	fs := newFlagSet(e, "permissions", permissionsUsage)
 	var c common
 	c.register(fs, e)
-	fs.StringVar(&c.owner, "owner", "account", "whose grantable groups: account or user")
+	// --owner was this command's name for --token-owner; scripts may still pass it.
+	fs.StringVar(&c.owner, "owner", "account", hiddenFlag+"the old name of --token-owner")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -429,7 +485,20 @@ func sweepCmd(ctx context.Context, e Env, args []string) int {
 		}
 		fmt.Fprintf(e.Stdout, "%s  %s  %s  (%s)\n", s.ID, logsafe.Quote(s.Name), result, s.Reason)
 	}
-	fmt.Fprintf(e.Stderr, "%d token(s) %s\n", len(swept), verb)
+	failed := 0
+	for _, s := range swept {
+		if s.Err != nil {
+			failed++
+		}
+	}
+	switch {
+	case *dry:
+		fmt.Fprintf(e.Stderr, "%s would be deleted (dry run: nothing was)\n", plural(len(swept), "token"))
+	case failed > 0:
+		fmt.Fprintf(e.Stderr, "%s deleted, %d could not be\n", plural(len(swept)-failed, "token"), failed)
+	default:
+		fmt.Fprintf(e.Stderr, "%s deleted\n", plural(len(swept), "token"))
+	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "cfmint sweep: %v\n", err)
 		return ExitFail

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/runner"
 )
 
@@ -28,10 +29,40 @@ func (e Env) inProcess(hc *http.Client) runner.Executor {
 
 // demo runs a workflow step the way the runner would, against the built-in Cloudflare API, and
 // shows what a user would see; then uses the token before and after the post phase.
+const demoUsage = `Usage: cfmint demo [--serve [--json]]
+
+Without flags, runs the action's main and post phases against a built-in, in-memory
+Cloudflare API, as the GitHub runner would, then the same step through a keyless
+broker, and shows what a workflow sees: the log, outputs, environment, summary,
+and the token working only where it is meant to, until the post phase revokes it.
+
+With --serve, it starts the built-in Cloudflare API and a GitHub-shaped OIDC issuer
+on loopback and runs until interrupted, printing the API base URL, the account id,
+a bootstrap token (the built-in API's own, good nowhere else) and the issuer URL: a
+playground for 'cfmint serve', 'cfmint policy test' and 'cfmint mint --broker'.
+'GET <issuer>/token?audience=A&CLAIM=VALUE...' answers {"value": "<ID token>"}
+for the claims chosen, the others shaped like GitHub's. docs/broker.md walks a
+policy through it.
+
+Exit codes: 0 the demo went as expected (or --serve was interrupted), 1 it did not, 2 bad flags.
+`
+
 func demo(ctx context.Context, e Env, args []string) int {
-	if len(args) > 0 {
-		fmt.Fprintf(e.Stderr, "cfmint demo takes no arguments\n")
+	fs := newFlagSet(e, "demo", demoUsage)
+	serve := fs.Bool("serve", false, "run the built-in Cloudflare API and OIDC issuer until interrupted")
+	asJSON := fs.Bool("json", false, "with --serve: print the endpoints as one JSON object on one line (api_base_url, account_id, bootstrap_token, issuer)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(e.Stderr, "cfmint demo: unexpected argument %s; see cfmint demo --help\n", logsafe.Quote(fs.Arg(0)))
 		return ExitUsage
+	case *asJSON && !*serve:
+		fmt.Fprintln(e.Stderr, "cfmint demo: --json: needs --serve; the demo itself prints a story, not data")
+		return ExitUsage
+	case *serve:
+		return demoServe(ctx, e, *asJSON)
 	}
 	out := e.Stdout
 	srv := cfapitest.New()
@@ -119,6 +150,9 @@ func demo(ctx context.Context, e Env, args []string) int {
 	ok = try(out, hc, "list DNS records (not granted)", srv.URL()+"/zones/"+fx.Zone.ID+"/dns_records", token, 403) && ok
 	other := &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}).DialContext}}
 	ok = try(out, other, "list Workers scripts from another address (127.0.0.2)", scripts, token, 403) && ok
+	fmt.Fprintln(out, "  (The token is pinned to the runner's address. The Workers API answers a request from another\n"+
+		"  address with 403 \"Authentication error\" alone, as it answers one the token lacks a permission\n"+
+		"  for: it hides that the address was the cause. In a later step, that error means one of the two.)")
 
 	postPhase, err := job.RunPost(ctx, step, mainPhase)
 	if err != nil {
@@ -153,6 +187,11 @@ func demo(ctx context.Context, e Env, args []string) int {
 		return ExitFail
 	}
 	fmt.Fprintln(out, "The token worked only where it was meant to, and is gone.")
+	fmt.Fprint(out, `
+Next: 'cfmint demo --serve' keeps this built-in Cloudflare API and an OIDC issuer running, to
+try a trust policy of your own with 'cfmint policy test' and 'cfmint serve', and to mint
+through it with 'cfmint mint --broker' (docs/broker.md walks it through).
+`)
 	return ExitOK
 }
 

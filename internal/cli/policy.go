@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/cfmint/cfmint/internal/cfgroups"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
+	"github.com/cfmint/cfmint/internal/logsafe"
 	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/trust"
 )
@@ -66,10 +69,9 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 	if code, ok := parse(fs, args[2:]); !ok {
 		return code
 	}
-	p, err := broker.LoadPolicy(file)
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "cfmint policy %s: %v\n", sub, strings.Replace(err.Error(), "--policy ", "", 1))
-		return ExitFail
+	data, code := readPolicy(e, sub, file)
+	if data == nil {
+		return code
 	}
 	look, source, code := policyLookup(e, sub)
 	if look == nil {
@@ -78,21 +80,33 @@ func policyCmd(ctx context.Context, e Env, args []string) int {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if sub == "check" {
-		if err := broker.CheckPolicy(ctx, p, look); err != nil {
+		// Every problem at once: those of the file's form, and those only Cloudflare's list of
+		// permission groups shows.
+		p, err := broker.CheckPolicyFile(ctx, data, look)
+		if err != nil {
 			fmt.Fprintf(e.Stderr, "cfmint policy check: %s:\n%v\n", file, err)
 			if broker.Unchecked(err) {
 				return ExitUnchecked
 			}
 			return ExitFail
 		}
-		fmt.Fprintf(e.Stdout, "%s: valid: %d rules, audience %s, issuers %s\n", file, len(p.Rules()), p.Audience(), strings.Join(p.Issuers(), ", "))
-		fmt.Fprintf(e.Stdout, "(permission names were resolved against %s)\n", source)
+		issuers := "issuer"
+		if len(p.Issuers()) != 1 {
+			issuers += "s"
+		}
+		fmt.Fprintf(e.Stdout, "%s: valid: %s, audience %s, %s %s\n", file, plural(len(p.Rules()), "rule"), p.Audience(), issuers, strings.Join(p.Issuers(), ", "))
+		fmt.Fprintf(e.Stdout, "Permission names were resolved against %s.\n", source)
 		// Warnings leave the policy valid: they name rules that lean on names or broad patterns
 		// beside their id pins.
 		for _, w := range p.Warnings() {
 			fmt.Fprintf(e.Stderr, "warning: %s\n", w)
 		}
 		return ExitOK
+	}
+	p, err := trust.Parse(data)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "cfmint policy test: %s:\n%v\n", file, err)
+		return ExitFail
 	}
 	return policyTest(ctx, e, p, look, source, *claimsFile, *requestFile, *callerFlag, fs.NArg() > 0)
 }
@@ -107,7 +121,7 @@ func policyLookup(e Env, sub string) (broker.Lookup, string, int) {
 	}
 	token := strings.TrimSpace(getenv(e, "CLOUDFLARE_BOOTSTRAP_TOKEN"))
 	if token == "" {
-		return broker.SnapshotLookup(), "the snapshot of Cloudflare's permission groups of " + cfgroups.Date + " compiled into cfmint (set $CLOUDFLARE_BOOTSTRAP_TOKEN to resolve them against Cloudflare's list as the broker does)", ExitOK
+		return broker.SnapshotLookup(), "the snapshot of Cloudflare's permission groups of " + cfgroups.Date + " compiled into cfmint; set $CLOUDFLARE_BOOTSTRAP_TOKEN to resolve them against Cloudflare's list, as the broker does", ExitOK
 	}
 	return broker.LiveLookup(cftoken.New(token, cftoken.Options{BaseURL: base, HTTPClient: e.HTTPClient})), "Cloudflare's list, with the bootstrap token", ExitOK
 }
@@ -146,7 +160,7 @@ func policyTest(ctx context.Context, e Env, p *trust.Policy, look broker.Lookup,
 		}
 		fmt.Fprintf(e.Stdout, "matching rules, in order: %s\n", strings.Join(names, ", "))
 	}
-	fmt.Fprintf(e.Stdout, "(permission names resolved against %s)\n", source)
+	fmt.Fprintf(e.Stdout, "Permission names were resolved against %s.\n", source)
 	plan, err := broker.Decide(ctx, p, look, broker.Request{Issuer: iss, Claims: claims, Body: body, Caller: caller})
 	switch {
 	case broker.Denied(err):
@@ -158,15 +172,54 @@ func policyTest(ctx context.Context, e Env, p *trust.Policy, look broker.Lookup,
 	}
 	d := plan.Decision
 	a := mint.Assemble(d.Owner, d.AccountID, "(name)", d.Policies, d.CIDRs, plan.Ask.Zones, plan.Ask.Buckets, d.TTL, time.Now())
-	fmt.Fprintf(e.Stdout, "allowed by rule %s: a %s-owned token of account %s for %s, usable from %s:\n", d.Rule, d.Owner, d.AccountID, mint.Human(d.TTL), orAny(mint.CIDRList(d.CIDRs)))
+	fmt.Fprintf(e.Stdout, "allowed by rule %s: %s token of account %s for %s, usable from %s:\n", d.Rule, article(string(d.Owner)+"-owned"), d.AccountID, mint.Human(d.TTL), usableFrom(d.CIDRs, caller))
 	for _, g := range a.Grants() {
 		var where []string
 		for _, r := range g.Resources {
-			where = append(where, strings.TrimSpace(r.Kind+" "+r.Name+" "+r.ID))
+			where = append(where, strings.Join(strings.Fields(r.Kind+" "+r.Name+" "+r.ID), " "))
 		}
 		fmt.Fprintf(e.Stdout, "  %s on %s\n", g.Permission, strings.Join(where, ", "))
 	}
 	return ExitOK
+}
+
+// readPolicy reads the policy FILE, naming it as the user gave it: an argument, not serve's
+// --policy. Nil comes with the exit code.
+func readPolicy(e Env, sub, file string) ([]byte, int) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		fmt.Fprintf(e.Stderr, "cfmint policy %s: cannot read the policy FILE %s: %v\n", sub, logsafe.Quote(file), err)
+		return nil, ExitUsage
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, ExitOK
+}
+
+// article puts "a" or "an" before a word: "an account-owned", "a user-owned".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
+}
+
+// usableFrom says where a decided token would work, and where an address comes from: the
+// broker pins a token to the address the request comes from, which --caller stands for.
+func usableFrom(cidrs []netip.Prefix, caller netip.Addr) string {
+	list := mint.CIDRList(cidrs)
+	switch {
+	case list == "":
+		return "any address"
+	case len(cidrs) == 1 && cidrs[0].IsSingleIP() && cidrs[0].Addr() == caller:
+		return list + " (the --caller address: the broker pins the token to the address the request comes from)"
+	}
+	return list
 }
 
 func readJSON(file string, v any) error {

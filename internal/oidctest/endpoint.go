@@ -72,3 +72,33 @@ func (i *Issuer) serveIDToken(w http.ResponseWriter, r *http.Request) {
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"message": msg})
 }
+
+// TokenPath is the issuer's playground endpoint, relative to URL(): `GET URL/token?audience=A&
+// CLAIM=VALUE...` answers {"value": "<JWT>"}, a token whose claims are the query's on top of
+// Complete's (GitHub's shape: numeric ids, run_id, run_attempt, ...), with aud = A. It needs no
+// credential: the issuer is a fake on loopback, for `cfmint demo --serve` and tests that want a
+// token as a script would get one.
+const TokenPath = "/token"
+
+// serveToken answers TokenPath. A claim given twice is refused: which one was meant is unclear.
+func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
+	i.mu.Lock()
+	i.counts[TokenPath]++
+	i.mu.Unlock()
+	c := Claims{}
+	for k, vs := range r.URL.Query() {
+		if len(vs) != 1 {
+			writeError(w, http.StatusBadRequest, "claim "+k+" is given more than once; give each once")
+			return
+		}
+		if k == "audience" {
+			k = "aud"
+		}
+		c[k] = vs[0]
+	}
+	raw, _ := i.Issue(c)
+	i.mu.Lock()
+	i.issued = append(i.issued, raw)
+	i.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]string{"value": raw})
+}

@@ -108,6 +108,7 @@ func New(t TB, opts ...Option) *Issuer {
 	mux.HandleFunc("GET "+DiscoveryPath, i.serveDiscovery)
 	mux.HandleFunc("GET "+JWKSPath, i.serveJWKS)
 	mux.HandleFunc("GET "+idTokenPattern, i.serveIDToken)
+	mux.HandleFunc("GET "+TokenPath, i.serveToken)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("oidctest: unexpected request %s %s", r.Method, r.URL.Path)
 		http.NotFound(w, r)

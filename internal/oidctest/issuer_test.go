@@ -526,7 +526,7 @@ func TestUnexpectedRequestFailsTheTest(t *testing.T) {
 	t.Parallel()
 	rec := &failRecorder{TB: t}
 	i := New(rec)
-	if code, _ := get(t, i, i.URL()+"/token", nil); code != 404 {
+	if code, _ := get(t, i, i.URL()+"/tokens", nil); code != 404 {
 		t.Errorf("unexpected path answered %d", code)
 	}
 	if code, _ := get(t, i, i.URL()+"/.well-known/openid-configuration/", nil); code != 404 {
@@ -534,7 +534,7 @@ func TestUnexpectedRequestFailsTheTest(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.errs) != 2 || !strings.Contains(rec.errs[0], "unexpected request GET /token") {
+	if len(rec.errs) != 2 || !strings.Contains(rec.errs[0], "unexpected request GET /tokens") {
 		t.Errorf("errors = %q, want one per unexpected request", rec.errs)
 	}
 }
@@ -568,5 +568,32 @@ func TestGitLabClaims(t *testing.T) {
 	}
 	if !strings.HasSuffix(iss.URL(), "/gitlab") {
 		t.Errorf("URL() = %s", iss.URL())
+	}
+}
+
+func TestTokenPath(t *testing.T) {
+	t.Parallel()
+	i := New(t, WithClock(fixedClock), WithPath("/_services/token"))
+	const aud = "http://127.0.0.1:8080"
+	code, b := get(t, i, i.URL()+TokenPath+"?audience="+url.QueryEscape(aud)+"&repository_id=4242001&environment=prod", nil)
+	if code != 200 {
+		t.Fatalf("status %d (%s)", code, b)
+	}
+	var answer struct{ Value string }
+	if err := json.Unmarshal(b, &answer); err != nil {
+		t.Fatal(err)
+	}
+	_, claims, err := verify(t, i, answer.Value)
+	if err != nil {
+		t.Fatalf("the token does not verify: %v", err)
+	}
+	// Chosen claims win; the rest are GitHub's shape, with numeric run ids as strings.
+	for k, want := range map[string]any{"aud": aud, "repository_id": "4242001", "environment": "prod", "iss": i.URL(), "run_id": Defaults["run_id"], "run_attempt": "1", "repository_owner_id": Defaults["repository_owner_id"], "sub": "repo:octo-org/octo-repo:environment:prod"} {
+		if claims[k] != want {
+			t.Errorf("claim %s = %v, want %v", k, claims[k], want)
+		}
+	}
+	if code, _ := get(t, i, i.URL()+TokenPath+"?ref=a&ref=b", nil); code != 400 {
+		t.Errorf("a claim given twice: status %d, want 400", code)
 	}
 }

@@ -203,6 +203,19 @@ func (r *Rule) granted(groups []policy.Group) ([]policy.Group, error) {
 	return policy.Resolve(r.lines(), groups, policy.Hints{ZonesGiven: r.allZones || len(r.zones) > 0, Owner: string(r.owner)})
 }
 
+// grantedLines is what granted resolves of the lines that resolve alone, for a rule some of
+// whose lines do not: its other problems are still reported.
+func (r *Rule) grantedLines(groups []policy.Group) []policy.Group {
+	var out []policy.Group
+	for _, l := range r.lines() {
+		gs, err := policy.Resolve([]string{l}, groups, policy.Hints{ZonesGiven: r.allZones || len(r.zones) > 0, Owner: string(r.owner)})
+		if err == nil {
+			out = append(out, gs...)
+		}
+	}
+	return out
+}
+
 func (r *Rule) zoneProblems(ask Ask) []problem {
 	var probs []problem
 	if ask.AllZones && !r.allZones {
@@ -365,13 +378,17 @@ func (p *Policy) CheckWith(groupsFor GroupsFor) error {
 			errs = append(errs, fmt.Errorf("%s: key %q: %s", where, key, fmt.Sprintf(format, args...)))
 		}
 		gs, err := r.granted(groups)
+		// A rule with problems of its own (ParsePartial), or a line that does not resolve, is
+		// checked for what its other lines grant; whether zones and buckets fit what it
+		// allows cannot be told from part of it.
+		whole := err == nil && !r.partial
 		if err != nil {
 			// policy.Resolve phrases its errors for the permissions input; here the key is the
 			// rule's.
 			for _, e := range unjoin(err) {
 				bad("allow.permissions", "%s", strings.TrimPrefix(e.Error(), `input "permissions": `))
 			}
-			continue
+			gs = r.grantedLines(groups)
 		}
 		var zone, bucket []string
 		for _, g := range gs {
@@ -392,6 +409,9 @@ func (p *Policy) CheckWith(groupsFor GroupsFor) error {
 			default:
 				bad("allow", "%q has scopes %v that cfmint does not know", g.Name, g.Scopes)
 			}
+		}
+		if !whole {
+			continue
 		}
 		hasZones := r.allZones || len(r.zones) > 0
 		switch {

@@ -2,6 +2,7 @@ package trust
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -115,7 +116,9 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 			}
 		}
 		known = known || repoOK
-		if len(failed) == 1 && len(near) < 3 {
+		// A rule of another tenant (an id pin differs) is no near miss: naming it would point at
+		// an unrelated rule, someone else's.
+		if len(failed) == 1 && len(near) < 3 && sameTenant(r, c) {
 			if len(near) == 0 {
 				reason = ReasonClaims
 				if failed[0].re != nil {
@@ -139,6 +142,38 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 	}
 	return &Denial{Reason: reason, Msg: msg}
 }
+
+// sameTenant reports whether rule r may be about the token's repository: the rule's repository
+// pin (repository_id, project_id) agrees with the token, or, for a rule that pins only an owner,
+// each of its owner pins does. A pin agrees when it holds, or when the token lacks the claim or
+// has it in another type than a string (mistakes worth naming). A rule whose pin holds another
+// id is someone else's, and no near miss.
+func sameTenant(r *Rule, c Claims) bool {
+	pins := pinClaims(kindOf(r.issuer))
+	agrees := func(m constraint) bool {
+		got, ok := c[m.key]
+		_, typed := nonString(got)
+		return m.holds(c) || !ok || typed
+	}
+	repoPinned, ownerOK := false, true
+	for _, m := range r.match {
+		if m.re != nil || !slices.Contains(pins, m.key) {
+			continue
+		}
+		if repoPins[m.key] {
+			if !agrees(m) {
+				return false
+			}
+			repoPinned = true
+			continue
+		}
+		ownerOK = ownerOK && agrees(m)
+	}
+	return repoPinned || ownerOK
+}
+
+// repoPins are the pins that name one repository or project, not an owner.
+var repoPins = map[string]bool{"repository_id": true, "project_id": true}
 
 // differs says how one claim of rule r differs from the token's.
 func differs(r *Rule, m constraint, c Claims) string {

@@ -115,6 +115,13 @@ func TestNoMatch(t *testing.T) {
 			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none); rule shop-deploy differs only in claim repository_owner_id: it wants "4200", the token has none`},
 		{"the repository is known, two claims differ", ex, github, with(shopClaims(), "repository_owner_id", "1", "ref", "refs/tags/v1"), ReasonClaims,
 			"no rule matches repository octo-org/shop (repository_id 690011), ref refs/tags/v1, environment (none)"},
+		// Another repository of the same owner misses only the rule's repository_id: the rule is
+		// someone else's, and no hint names it.
+		{"another repository's rule is no near miss", ex, github, with(shopClaims(), "repository_id", "690012", "repository", "octo-org/site"), ReasonUnknownRepository,
+			"no rule matches repository octo-org/site (repository_id 690012), ref refs/heads/main, environment (none)"},
+		// The rule's repository, under another owner id (a transferred repository): a near miss.
+		{"the rule's repository under another owner", ex, github, with(shopClaims(), "repository_owner_id", "1"), ReasonClaims,
+			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none); rule shop-deploy differs only in claim repository_owner_id: it wants "4200", the token has "1"`},
 		{"issuer not trusted", ex, "https://issuer.example.com", shopClaims(), ReasonIssuer,
 			"no rule trusts issuer https://issuer.example.com (repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none)); the policy trusts https://token.actions.githubusercontent.com"},
 		{"odd claim values are quoted", ex, github, Claims{"repository": "octo-org/a b", "ref": "refs/heads/\"x\"\n"}, ReasonUnknownRepository,

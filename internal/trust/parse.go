@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -54,6 +55,19 @@ var brokerClaims = map[string]string{
 // Parse checks permission lines only for their form: whether a name is a permission group is
 // known once Cloudflare's list is at hand (see Check).
 func Parse(data []byte) (*Policy, error) {
+	p, err := ParsePartial(data)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ParsePartial is Parse that also returns, beside the problems, what could be read of a policy
+// that has some: each rule with a name, whatever its other problems, so that a check against
+// Cloudflare's permission groups (CheckWith) can report its problems in the same run. The
+// policy is nil when nothing could be read. A policy returned with an error is for checking
+// only, never for serving: Parse refuses it whole.
+func ParsePartial(data []byte) (*Policy, error) {
 	if len(data) > MaxPolicySize {
 		return nil, fmt.Errorf("the policy is %d bytes; a trust policy is at most %d, so this is not one", len(data), MaxPolicySize)
 	}
@@ -63,7 +77,7 @@ func Parse(data []byte) (*Policy, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the policy is empty; write an audience and at least one rule")
 		}
-		return nil, fmt.Errorf("failed to read the policy as YAML: %w", err)
+		return nil, fmt.Errorf("failed to read the policy as YAML: %w", yamlError(err, data))
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
@@ -72,9 +86,48 @@ func Parse(data []byte) (*Policy, error) {
 	ps := &parser{}
 	p := ps.policy(&doc)
 	if len(ps.errs) > 0 {
-		return nil, errors.Join(ps.errs...)
+		return p, errors.Join(ps.errs...)
 	}
 	return p, nil
+}
+
+// entries counts what a mapping holds; anything else that is given counts as one (its problem is
+// recorded as not being a mapping).
+func entries(n *yaml.Node) int {
+	if n.Kind == yaml.MappingNode {
+		return len(n.Content) / 2
+	}
+	return 1
+}
+
+// yamlLine finds the line number yaml.v3 puts in its errors.
+var yamlLine = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
+
+// yamlError corrects the line yaml.v3 names for a tab in the indentation: it names the line
+// before the tab's (the scanner's context), so the error points at the line that holds the tab,
+// and says that YAML indents with spaces.
+func yamlError(err error, data []byte) error {
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	n, _ := strconv.Atoi(m[1])
+	lines := strings.Split(string(data), "\n")
+	tabbed := func(i int) bool { // line i (from 1) has a tab in its indentation
+		if i < 1 || i > len(lines) {
+			return false
+		}
+		l := lines[i-1]
+		return strings.ContainsRune(l[:len(l)-len(strings.TrimLeft(l, " \t"))], '\t')
+	}
+	switch {
+	case tabbed(n):
+	case strings.Contains(m[2], "tab character") && tabbed(n+1):
+		n++
+	default:
+		return err
+	}
+	return fmt.Errorf("line %d: %s (the line is indented with a tab; YAML indents with spaces only)", n, m[2])
 }
 
 // parser collects every problem of one policy.
@@ -257,8 +310,14 @@ func (ps *parser) policy(doc *yaml.Node) *Policy {
 	}
 	names := map[string]int{}
 	for i, rn := range n.Content {
-		r := ps.rule(i+1, rn, names)
+		r, ok := ps.rule(i+1, rn, names)
 		if r == nil {
+			continue
+		}
+		if !ok {
+			// Kept for CheckWith alone: its other problems are recorded.
+			r.partial = true
+			p.rules = append(p.rules, r)
 			continue
 		}
 		p.rules = append(p.rules, r)
@@ -287,8 +346,9 @@ func (ps *parser) audience(s string) string {
 	return s
 }
 
-// rule reads one rule; i counts from 1. It returns nil when the rule has problems (recorded).
-func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
+// rule reads one rule; i counts from 1. ok is false when the rule has problems (recorded); the
+// rule is then what could be read of it, or nil when it has no name to be reported by.
+func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) (_ *Rule, ok bool) {
 	before := len(ps.errs)
 	where := fmt.Sprintf("rule #%d", i)
 	r := &Rule{owner: cftoken.OwnerAccount, maxTTL: DefaultMaxTTL, maxMints: DefaultMaxMints, mintWindow: DefaultMintWindow, maxActive: DefaultMaxActive}
@@ -310,7 +370,7 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	}
 	f := ps.fields(n, where, "", "a mapping with name, issuer, claims, account_id and allow", ruleKeys)
 	if f == nil {
-		return nil
+		return nil, false
 	}
 
 	if v, ok := f["name"]; !ok {
@@ -330,8 +390,10 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	}
 
 	inClaims := map[string]bool{}
+	given := 0 // entries of claims and claim_patterns, good or bad
 	if v, ok := f["claims"]; ok {
 		prs, _ := ps.pairs(v, where, "claims", "a mapping of claim names to the values they must equal")
+		given += entries(v)
 		for _, p := range prs {
 			key := join("claims", p.key)
 			s, ok := ps.str(p.val, where, key)
@@ -348,6 +410,7 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 	}
 	if v, ok := f["claim_patterns"]; ok {
 		prs, _ := ps.pairs(v, where, "claim_patterns", "a mapping of claim names to RE2 patterns that must match the whole claim")
+		given += entries(v)
 		for _, p := range prs {
 			key := join("claim_patterns", p.key)
 			s, ok := ps.str(p.val, where, key)
@@ -371,8 +434,14 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 			r.match = append(r.match, constraint{key: p.key, value: s, re: re})
 		}
 	}
-	if len(r.match) == 0 && len(ps.errs) == before {
-		ps.errf(where, "claims", "is missing; a rule needs at least one claim or claim pattern, or it would trust every token of its issuer (match repository_id and repository_owner_id, which survive renames)")
+	// Reported whatever else is wrong with the rule; a rule whose claims are there but wrong
+	// has its problems named already.
+	if given == 0 {
+		what := "is missing"
+		if _, ok := f["claims"]; ok {
+			what = "is empty"
+		}
+		ps.errf(where, "claims", "%s; a rule needs at least one claim or claim pattern, or it would trust every token of its issuer (match repository_id and repository_owner_id, which survive renames)", what)
 	}
 	for _, m := range r.match {
 		r.namesEvent = r.namesEvent || m.key == "event_name"
@@ -431,9 +500,12 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) *Rule {
 		r.maxActive = ps.maxActive(v, where)
 	}
 	if len(ps.errs) > before {
-		return nil
+		if r.name == "" {
+			return nil, false
+		}
+		return r, false
 	}
-	return r
+	return r, true
 }
 
 func (ps *parser) claimName(name, where, key string) bool {

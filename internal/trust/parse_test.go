@@ -146,7 +146,7 @@ func TestParseErrors(t *testing.T) {
 		{"no claims at all", ruleYAML("-claims"),
 			[]string{`rule "shop-deploy": key "claims": is missing; a rule needs at least one claim or claim pattern, or it would trust every token of its issuer (match repository_id and repository_owner_id, which survive renames)`}},
 		{"empty claims", ruleYAML("claims: {}"),
-			[]string{`rule "shop-deploy": key "claims": is missing; a rule needs at least one claim or claim pattern, or it would trust every token of its issuer (match repository_id and repository_owner_id, which survive renames)`}},
+			[]string{`rule "shop-deploy": key "claims": is empty; a rule needs at least one claim or claim pattern, or it would trust every token of its issuer (match repository_id and repository_owner_id, which survive renames)`}},
 		{"claims not a mapping", ruleYAML("claims: repository_id=1"),
 			[]string{`rule "shop-deploy": key "claims": must be a mapping of claim names to the values they must equal`}},
 		{"claim the broker checks", ruleYAML("claims: {aud: x, iss: y, exp: \"1\"}"),
@@ -327,5 +327,50 @@ func TestCheck(t *testing.T) {
 				t.Errorf("Check errors:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
 			}
 		})
+	}
+}
+
+// TestEmptyClaimsBesideOtherProblems: a rule without claims says so whatever else is wrong with
+// it, and ParsePartial keeps the rule, so that its permissions can still be checked.
+func TestEmptyClaimsBesideOtherProblems(t *testing.T) {
+	t.Parallel()
+	for _, claims := range []string{"claims: {}", "-claims"} {
+		_, err := Parse([]byte(ruleYAML(claims, "max_ttl: 9h", "allow: {presets: [workers-deploy], permissions: [Account Settings Write]}")))
+		got := lines(err)
+		if len(got) != 2 || !strings.Contains(err.Error(), `key "claims": is`) || !strings.Contains(err.Error(), `key "max_ttl"`) {
+			t.Errorf("%s: problems %q, want claims and max_ttl", claims, got)
+		}
+		p, perr := ParsePartial([]byte(ruleYAML(claims, "max_ttl: 9h", "allow: {presets: [workers-deploy], permissions: [Account Settings Write]}")))
+		if p == nil || perr == nil || len(p.Rules()) != 1 {
+			t.Fatalf("%s: ParsePartial = %v, %v; want the rule kept beside its problems", claims, p, perr)
+		}
+		cerr := p.Check(realGroups(t))
+		if cerr == nil || !strings.Contains(cerr.Error(), `"Account Settings Write" can invite members`) {
+			t.Errorf("%s: Check of the partial rule = %v, want its lasting-access problem", claims, cerr)
+		}
+	}
+}
+
+// TestTypoDoesNotHideLastingAccess: a permission line that does not resolve leaves the others
+// checked.
+func TestTypoDoesNotHideLastingAccess(t *testing.T) {
+	t.Parallel()
+	p := mustParse(t, ruleYAML("allow: {permissions: [Workers Scripts Wrte, Account Settings Write]}"))
+	err := p.Check(realGroups(t))
+	if err == nil || !strings.Contains(err.Error(), `"Workers Scripts Wrte"`) || !strings.Contains(err.Error(), `"Account Settings Write" can invite members`) {
+		t.Errorf("Check = %v, want both the typo and the lasting access", err)
+	}
+}
+
+func TestTabLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ yml, want string }{
+		{"audience: a\nrules:\n  - name: a\n\tissuer: https://x\n", "line 4: found a tab character that violates indentation (the line is indented with a tab"},
+		{"audience: a\nrules:\n  - name: a\n    claims:\n\t  repository_id: \"1\"\n", "line 5: "},
+	} {
+		_, err := Parse([]byte(tc.yml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want %q", tc.yml, err, tc.want)
+		}
 	}
 }

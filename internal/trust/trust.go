@@ -68,6 +68,9 @@ type Rule struct {
 	// singleTenant: the rule says its issuer signs for one organisation only, so it need not pin
 	// a tenant by id (never so for GitHub's or gitlab.com's issuers).
 	singleTenant bool
+	// partial: the rule has problems ParsePartial reported; it is kept only so that CheckWith
+	// can report the rest in the same run.
+	partial bool
 }
 
 // Name is the rule's unique name, of a-z, 0-9 and - only: it goes into logs, errors and the
