@@ -328,7 +328,8 @@ func TestRetryAfterPastDeadline(t *testing.T) {
 // TransportError so that the caller looks for a token it may have created.
 func TestRequestTimeout(t *testing.T) {
 	t.Parallel()
-	o := Options{RequestTimeout: 300 * time.Millisecond}
+	// Long enough that an answering attempt never times out on a loaded machine under -race.
+	o := Options{RequestTimeout: 1500 * time.Millisecond}
 	c, s := serve(t, o, reply{hang: true}, deleted)
 	if err := callDelete(context.Background(), c); err != nil {
 		t.Errorf("delete after one hung attempt: %v", err)
