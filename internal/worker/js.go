@@ -201,4 +201,3 @@ func (s jsReplay) Claim(ctx context.Context, key string, until time.Time) (bool,
 	}
 	return v.Bool(), nil
 }
-
