@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +118,7 @@ type local struct {
 	startedAt  time.Time
 	firstReply time.Duration // from start to the first answer: the build, workerd's start and the cold request
 	exited     bool          // it ended before it answered
+	cold       time.Duration // the first request: the module's instantiation, Go's start, the policy's check at Cloudflare
 }
 
 type syncBuffer struct {
@@ -182,10 +184,11 @@ func runLocal(t *testing.T, w *world, policy string) *local {
 	for {
 		req, _ := http.NewRequest(http.MethodGet, l.url+"/healthz", nil)
 		req.Header.Set("CF-Connecting-IP", callerIP)
+		sent := time.Now()
 		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			res.Body.Close()
-			l.firstReply = time.Since(l.startedAt)
+			l.firstReply, l.cold = time.Since(l.startedAt), time.Since(sent)
 			return l
 		}
 		select {
@@ -275,7 +278,7 @@ func TestWorker(t *testing.T) {
 	if l.exited {
 		t.Fatalf("run-local exited before it answered:\n%s", l.out)
 	}
-	t.Logf("run-local answered %.1fs after it started (build, workerd start, cold first request)", l.firstReply.Seconds())
+	t.Logf("run-local answered %.1fs after it started (build, workerd start, cold first request); the cold first request took %v", l.firstReply.Seconds(), l.cold)
 
 	// The contract's liveness answer, and no /metrics: counts are in the logs.
 	if r := l.do(t, "GET", "/healthz", "", callerIP, nil); r.Status != 200 || r.Raw != "ok\n" {
@@ -445,4 +448,96 @@ func TestWorkerBadPolicy(t *testing.T) {
 	if logs := l.out.String(); !strings.Contains(logs, `"event":"prepare"`) || !strings.Contains(logs, "0123456789abcdef0123456789abcdef") {
 		t.Errorf("the log does not say why the policy was refused:\n%s", logs)
 	}
+}
+
+// TestWranglerDeployDryRun: wrangler takes wrangler.jsonc and the built bundle as they are, and
+// the upload fits Workers' 10 MiB (compressed) limit.
+func TestWranglerDeployDryRun(t *testing.T) {
+	needNode(t)
+	w := newWorld(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(file, []byte(w.policy(w.fx.Account.ID)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("bash", "build", "--policy", file, "--out", filepath.Join(dir, "dist")).CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cfg, err := os.ReadFile("wrangler.jsonc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wrangler.jsonc"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrangler := installWrangler(t)
+	home := t.TempDir()
+	cmd := exec.Command("node", wrangler, "deploy", "--dry-run", "--outdir", filepath.Join(dir, "out"), "--config", filepath.Join(dir, "wrangler.jsonc"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_CACHE_HOME=" + filepath.Join(home, "cache"),
+		"WRANGLER_SEND_METRICS=false", "WRANGLER_SEND_ERROR_REPORTS=false", "WRANGLER_HIDE_BANNER=true", "NO_UPDATE_NOTIFIER=1", "CI=true"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("wrangler deploy --dry-run: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Total Upload: ([0-9.]+) KiB / gzip: ([0-9.]+) KiB`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("wrangler did not say the upload's size:\n%s", out)
+	}
+	raw, _ := strconv.ParseFloat(string(m[1]), 64)
+	gz, _ := strconv.ParseFloat(string(m[2]), 64)
+	t.Logf("wrangler's upload: %.0f KiB, %.0f KiB gzipped", raw, gz)
+	if gz > 10*1024 {
+		t.Errorf("the upload is %.0f KiB gzipped, above Workers' 10 MiB limit", gz)
+	}
+	for _, want := range []string{"env.REPLAY (ReplayStore)", "env.CLOUDFLARE_BOOTSTRAP_TOKEN"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("wrangler does not list the binding %s:\n%s", want, out)
+		}
+	}
+}
+
+// wranglerVersion is the wrangler the repository's tests pin (wrangler_test.go); its workerd is
+// run-local's.
+const wranglerVersion = "4.86.0"
+
+// installWrangler returns wrangler's script, installed from npm into the cache the repository's
+// wrangler tests share: $CFMINT_WRANGLER_CACHE/wrangler-<version>, or <user cache
+// dir>/cfmint-test/wrangler-<version>, complete once it holds cfmint-install-complete.
+func installWrangler(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("CFMINT_WRANGLER_CACHE")
+	if base == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			d = t.TempDir()
+		}
+		base = filepath.Join(d, "cfmint-test")
+	}
+	dir := filepath.Join(base, "wrangler-"+wranglerVersion)
+	script := filepath.Join(dir, "node_modules", "wrangler", "bin", "wrangler.js")
+	const marker = "cfmint-install-complete"
+	if _, err := os.Stat(filepath.Join(dir, marker)); err == nil {
+		return script
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(base, ".wrangler-"+wranglerVersion+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	out, err := exec.Command("npm", "install", "--prefix", tmp, "wrangler@"+wranglerVersion, "--no-audit", "--no-fund", "--ignore-scripts", "--no-update-notifier").CombinedOutput()
+	if err != nil {
+		t.Fatalf("npm install wrangler@%s: %v\n%s", wranglerVersion, err, out)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, marker), []byte(wranglerVersion+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(filepath.Join(dir, marker)); serr != nil {
+			t.Fatalf("moving wrangler into the cache: %v", err)
+		}
+	}
+	return script
 }
