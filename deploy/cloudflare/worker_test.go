@@ -375,6 +375,29 @@ func TestWorker(t *testing.T) {
 	}
 	t.Logf("warm mint: %v mean over %d; workerd CPU per mint and revoke: %v", mintTime/rounds, rounds, (l.workerdCPU(t)-cpu0)/rounds)
 
+	// Concurrent exchanges share one isolate: each still mints once, and revokes its own.
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("c0c0c0c0%08d", i)})
+			if r.Status != 201 {
+				errs <- fmt.Sprintf("concurrent mint %d: %d %s", i, r.Status, r.Raw)
+				return
+			}
+			if d := l.do(t, "DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil); d.Status != 204 {
+				errs <- fmt.Sprintf("concurrent revoke %d: %d %s", i, d.Status, d.Raw)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+
 	// The cron sweep: a token left behind that has expired is deleted; a live one stays.
 	left := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "ttl": "5m", "nonce": "5eeb5eeb00000001"})
 	live := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "ttl": "30m", "nonce": "5eeb5eeb00000002"})
