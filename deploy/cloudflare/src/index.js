@@ -7,18 +7,6 @@ import wasm from "./cfmint.wasm";
 import policy from "./policy.yaml"; // the bundled policy, checked by `cfmint policy check` at build
 import { DurableObject } from "cloudflare:workers";
 
-// Go's fetch sets credentials: "same-origin", which the Workers runtime does not implement and
-// refuses; on a server the field means nothing, so it is dropped.
-const runtimeFetch = globalThis.fetch;
-globalThis.fetch = (input, init) => {
-  if (init && "credentials" in init) {
-    init = { ...init };
-    delete init.credentials;
-    delete init.mode;
-  }
-  return runtimeFetch(input, init);
-};
-
 let started = null; // the Promise of the running Go program's API, one per isolate
 
 function start(env) {
@@ -34,7 +22,12 @@ function start(env) {
 async function boot(env) {
   const go = new Go();
   const instance = await WebAssembly.instantiate(wasm, go.importObject);
-  go.run(instance); // runs main until it waits for calls; it never returns
+  // run() runs main until it waits for calls; its promise settles only if the program ends (a
+  // panic), and the next request then starts a fresh one.
+  go.run(instance).finally(() => {
+    console.error(JSON.stringify({ level: "ERROR", msg: "the Go program ended; the next request starts it again", event: "start" }));
+    started = null;
+  });
   const api = globalThis.cfmint;
   api.start({
     token: await bootstrapToken(env.CLOUDFLARE_BOOTSTRAP_TOKEN),
@@ -82,7 +75,13 @@ export default {
       return unavailable(err);
     }
     const body = request.method === "GET" || request.method === "HEAD" ? null : new Uint8Array(await request.arrayBuffer());
-    const out = await api.handle(request.method, request.url, [...request.headers], body);
+    let out;
+    try {
+      out = await api.handle(request.method, request.url, [...request.headers], body);
+    } catch (err) {
+      console.error(JSON.stringify({ level: "ERROR", msg: "the broker failed the request", event: "request", error: String(err) }));
+      return Response.json({ error: "the broker failed; its operator finds why in the Worker's logs (event request)" }, { status: 500 });
+    }
     return new Response(out.body.length > 0 ? out.body : null, { status: out.status, headers: out.headers });
   },
 
