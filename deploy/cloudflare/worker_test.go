@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -138,14 +139,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// freePort is a free port below Linux's ephemeral range (32768 and up), where the loopback
+// servers of other tests, listening on port 0, never land between its check and workerd's bind.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		p := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return strconv.Itoa(p)
 	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	t.Fatal("found no free port between 20000 and 32000")
+	return ""
 }
 
 // runLocal starts run-local with policy text and waits until it answers /healthz (any status)
@@ -225,6 +233,15 @@ type answer struct {
 
 func (l *local) do(t *testing.T, method, path, idToken, from string, body map[string]string) answer {
 	t.Helper()
+	a, err := l.try(method, path, idToken, from, body)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, l.out)
+	}
+	return a
+}
+
+// try is do for goroutines other than the test's, which must not call t.Fatal.
+func (l *local) try(method, path, idToken, from string, body map[string]string) (answer, error) {
 	var rd io.Reader
 	if body != nil {
 		j, _ := json.Marshal(body)
@@ -232,7 +249,7 @@ func (l *local) do(t *testing.T, method, path, idToken, from string, body map[st
 	}
 	req, err := http.NewRequest(method, l.url+path, rd)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	if idToken != "" {
 		req.Header.Set("Authorization", "Bearer "+idToken)
@@ -243,13 +260,13 @@ func (l *local) do(t *testing.T, method, path, idToken, from string, body map[st
 	req.Header.Set("Content-Type", "application/json")
 	res, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", method, path, err, l.out)
+		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	a := answer{Status: res.StatusCode, Raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.Body)
-	return a
+	return a, nil
 }
 
 // workerdCPU is the CPU time workerd, run-local's child, has used so far.
@@ -332,6 +349,12 @@ func TestWorker(t *testing.T) {
 	if r := l.do(t, "POST", "/v1/tokens", w.token(oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}), callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 403 {
 		t.Errorf("a repository no rule knows: %d %s", r.Status, r.Raw)
 	}
+	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"bootstrap-token": "x"}); r.Status != 400 || !strings.Contains(r.Raw, "not a request key") {
+		t.Errorf("a bad request key: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), "not-an-address", map[string]string{"preset": "workers-deploy"}); r.Status != 400 {
+		t.Errorf("a CF-Connecting-IP that is no address: %d %s", r.Status, r.Raw)
+	}
 	if n := len(w.cf.Tokens()); n != creates {
 		t.Errorf("refused requests created %d tokens", n-creates)
 	}
@@ -339,6 +362,15 @@ func TestWorker(t *testing.T) {
 	// Revoke by id: another run may not; the run may, and again is still 204.
 	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"run_id": "1111"}), callerIP, nil); r.Status != 403 {
 		t.Errorf("revoke by another run: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"run_attempt": "2"}), callerIP, nil); r.Status != 403 {
+		t.Errorf("revoke by another attempt of the run: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}), callerIP, nil); r.Status != 403 {
+		t.Errorf("revoke by another repository: %d %s", r.Status, r.Raw)
+	}
+	if w.named(name) != 1 {
+		t.Fatal("the token went after another run's revoke")
 	}
 	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(nil), callerIP, nil); r.Status != 204 || w.named(name) != 0 {
 		t.Errorf("revoke: %d %s; %d tokens left", r.Status, r.Raw, w.named(name))
@@ -382,13 +414,13 @@ func TestWorker(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("c0c0c0c0%08d", i)})
-			if r.Status != 201 {
-				errs <- fmt.Sprintf("concurrent mint %d: %d %s", i, r.Status, r.Raw)
+			r, err := l.try("POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("c0c0c0c0%08d", i)})
+			if err != nil || r.Status != 201 {
+				errs <- fmt.Sprintf("concurrent mint %d: %v %d %s", i, err, r.Status, r.Raw)
 				return
 			}
-			if d := l.do(t, "DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil); d.Status != 204 {
-				errs <- fmt.Sprintf("concurrent revoke %d: %d %s", i, d.Status, d.Raw)
+			if d, err := l.try("DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil); err != nil || d.Status != 204 {
+				errs <- fmt.Sprintf("concurrent revoke %d: %v %d %s", i, err, d.Status, d.Raw)
 			}
 		}()
 	}
@@ -563,4 +595,20 @@ func installWrangler(t *testing.T) string {
 		}
 	}
 	return script
+}
+
+// TestRunLocalArguments: bad arguments are refused before anything is built, every one at once.
+func TestRunLocalArguments(t *testing.T) {
+	needNode(t)
+	cmd := exec.Command("bash", "run-local", "--port", "x", "--api-base", "ftp://a", "--cron-port", "y")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("run-local with bad arguments: %v, want exit 2\n%s", err, out)
+	}
+	for _, want := range []string{`--port: "x"`, `--cron-port: "y"`, `--api-base: "ftp://a"`, "--policy: is empty", "$CLOUDFLARE_BOOTSTRAP_TOKEN: is empty"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("run-local's error lacks %q:\n%s", want, out)
+		}
+	}
 }
