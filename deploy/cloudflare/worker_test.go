@@ -430,6 +430,33 @@ func TestWorker(t *testing.T) {
 		t.Error(e)
 	}
 
+	// One ID token sent four times at once: the Durable Object lets exactly one through.
+	same := w.token(nil)
+	answers := make(chan answer, 4)
+	for i := range 4 {
+		go func() {
+			r, err := l.try("POST", "/v1/tokens", same, callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("d0d0d0d0%08d", i)})
+			if err != nil {
+				r.Raw = err.Error()
+			}
+			answers <- r
+		}()
+	}
+	minted := 0
+	for range 4 {
+		r := <-answers
+		switch {
+		case r.Status == 201:
+			minted++
+			l.do(t, "DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil)
+		case r.Status != 401:
+			t.Errorf("one ID token at once: %d %s", r.Status, r.Raw)
+		}
+	}
+	if minted != 1 {
+		t.Errorf("one ID token sent four times at once minted %d tokens, want 1", minted)
+	}
+
 	// The cron sweep: a token left behind that has expired is deleted; a live one stays.
 	left := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "ttl": "5m", "nonce": "5eeb5eeb00000001"})
 	live := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "ttl": "30m", "nonce": "5eeb5eeb00000002"})
