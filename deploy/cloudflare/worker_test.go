@@ -1,0 +1,641 @@
+package cloudflare_test
+
+// The broker's Worker bundle under workerd from npm, as deploy/cloudflare/run-local serves it,
+// against the built-in Cloudflare API and a GitHub-shaped issuer on loopback. Callers send
+// CF-Connecting-IP themselves: locally nothing sets it, as Cloudflare's edge does in production.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cfmint/cfmint/internal/cfapitest"
+	"github.com/cfmint/cfmint/internal/oidctest"
+)
+
+const audience = "https://cfmint.test"
+
+// callerIP is the address the tests' requests come from, as Cloudflare would say it.
+const callerIP = "198.51.100.7"
+
+// needNode skips the test when Node.js or npm is missing, except in CI, where it fails.
+func needNode(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"node", "npm", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found: CI must install Node.js with npm to run the Worker under workerd (%v)", tool, err)
+			}
+			t.Skipf("%s not found: install Node.js with npm to run the Worker under workerd (%v)", tool, err)
+		}
+	}
+}
+
+// world is the fake Cloudflare API and issuer the Worker talks to.
+type world struct {
+	cf   *cfapitest.Server
+	fx   cfapitest.Fixture
+	api  string // base URL, /client/v4
+	iss  *oidctest.Issuer
+	now  *cfapitest.Clock
+	mu   sync.Mutex
+	seen []string // every ID token handed out
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	clock := cfapitest.NewClock(time.Now())
+	cf := cfapitest.New(cfapitest.WithClock(clock.Now))
+	w := &world{cf: cf, fx: cf.Seed(), iss: oidctest.New(t), now: clock}
+	hs := httptest.NewServer(cf.Handler())
+	t.Cleanup(hs.Close)
+	w.api = hs.URL + "/client/v4"
+	return w
+}
+
+func (w *world) policy(account string) string {
+	return fmt.Sprintf(`audience: %s
+rules:
+  - name: site-deploy
+    issuer: %s
+    claims:
+      repository_id: "892345611"
+      repository_owner_id: "9919"
+    claim_patterns:
+      ref: refs/heads/(main|release-.*)
+    account_id: %s
+    allow:
+      presets: [workers-deploy, r2-upload]
+      permissions: [DNS Read]
+      zones: [example.com]
+    max_ttl: 30m
+`, audience, w.iss.URL(), account)
+}
+
+// token is a fresh ID token for the policy's repository, with extra claims.
+func (w *world) token(extra oidctest.Claims) string {
+	c := oidctest.Claims{"aud": audience}
+	for k, v := range extra {
+		c[k] = v
+	}
+	s := w.iss.Token(c)
+	w.mu.Lock()
+	w.seen = append(w.seen, s)
+	w.mu.Unlock()
+	return s
+}
+
+func (w *world) named(name string) int {
+	n := 0
+	for _, tk := range w.cf.Tokens() {
+		if tk.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
+// local is a running deploy/cloudflare/run-local.
+type local struct {
+	cmd        *exec.Cmd
+	url, cron  string
+	out        *syncBuffer
+	done       chan error
+	startedAt  time.Time
+	firstReply time.Duration // from start to the first answer: the build, workerd's start and the cold request
+	exited     bool          // it ended before it answered
+	cold       time.Duration // the first request: the module's instantiation, Go's start, the policy's check at Cloudflare
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freePort is a free port below Linux's ephemeral range (32768 and up), where the loopback
+// servers of other tests, listening on port 0, never land between its check and workerd's bind.
+func freePort(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		p := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return strconv.Itoa(p)
+	}
+	t.Fatal("found no free port between 20000 and 32000")
+	return ""
+}
+
+// runLocal starts run-local with policy text and waits until it answers /healthz (any status)
+// or exits.
+func runLocal(t *testing.T, w *world, policy string) *local {
+	t.Helper()
+	needNode(t)
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, cronPort := freePort(t), freePort(t)
+	cmd := exec.Command("bash", "run-local", "--port", port, "--cron-port", cronPort, "--api-base", w.api, "--policy", file)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CLOUDFLARE_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, "CLOUDFLARE_BOOTSTRAP_TOKEN="+w.fx.AccountBootstrap.Secret)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	l := &local{cmd: cmd, url: "http://127.0.0.1:" + port, cron: "http://127.0.0.1:" + cronPort, out: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = l.out, l.out
+	l.startedAt = time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { l.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group this test started
+			<-l.done
+		}
+	})
+	deadline := time.After(10 * time.Minute) // a first run installs workerd and compiles
+	for {
+		req, _ := http.NewRequest(http.MethodGet, l.url+"/healthz", nil)
+		req.Header.Set("CF-Connecting-IP", callerIP)
+		sent := time.Now()
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+			l.firstReply, l.cold = time.Since(l.startedAt), time.Since(sent)
+			return l
+		}
+		select {
+		case err := <-l.done:
+			l.done <- err
+			l.exited = true
+			return l
+		case <-deadline:
+			t.Fatalf("run-local did not answer within 10 minutes:\n%s", l.out)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (l *local) stop(t *testing.T) {
+	t.Helper()
+	_ = l.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-l.done:
+		if err != nil {
+			t.Errorf("run-local exited with %v after SIGTERM:\n%s", err, l.out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("run-local did not stop within 30s of SIGTERM")
+	}
+}
+
+type answer struct {
+	Status int
+	Body   map[string]any
+	Raw    string
+}
+
+func (l *local) do(t *testing.T, method, path, idToken, from string, body map[string]string) answer {
+	t.Helper()
+	a, err := l.try(method, path, idToken, from, body)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, l.out)
+	}
+	return a
+}
+
+// try is do for goroutines other than the test's, which must not call t.Fatal.
+func (l *local) try(method, path, idToken, from string, body map[string]string) (answer, error) {
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, l.url+path, rd)
+	if err != nil {
+		return answer{}, err
+	}
+	if idToken != "" {
+		req.Header.Set("Authorization", "Bearer "+idToken)
+	}
+	if from != "" {
+		req.Header.Set("CF-Connecting-IP", from)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	a := answer{Status: res.StatusCode, Raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.Body)
+	return a, nil
+}
+
+// workerdCPU is the CPU time workerd, run-local's child, has used so far.
+func (l *local) workerdCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var total time.Duration
+	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", l.cmd.Process.Pid, l.cmd.Process.Pid))
+	for _, pid := range strings.Fields(string(kids)) {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+	}
+	return total
+}
+
+func TestWorker(t *testing.T) {
+	needNode(t)
+	w := newWorld(t)
+	l := runLocal(t, w, w.policy(w.fx.Account.ID))
+	if l.exited {
+		t.Fatalf("run-local exited before it answered:\n%s", l.out)
+	}
+	t.Logf("run-local answered %.1fs after it started (build, workerd start, cold first request); the cold first request took %v", l.firstReply.Seconds(), l.cold)
+
+	// The contract's liveness answer, and no /metrics: counts are in the logs.
+	if r := l.do(t, "GET", "/healthz", "", callerIP, nil); r.Status != 200 || r.Raw != "ok\n" {
+		t.Fatalf("healthz: %d %q\n%s", r.Status, r.Raw, l.out)
+	}
+	if r := l.do(t, "GET", "/metrics", "", callerIP, nil); r.Status != 404 {
+		t.Errorf("metrics: %d, want 404", r.Status)
+	}
+
+	// A mint, pinned to the caller's address as CF-Connecting-IP gives it.
+	first := w.token(nil)
+	start := time.Now()
+	res := l.do(t, "POST", "/v1/tokens", first, callerIP, map[string]string{"preset": "workers-deploy", "ttl": "10m", "nonce": "abcdef0123456789"})
+	t.Logf("first mint: %v", time.Since(start))
+	if res.Status != http.StatusCreated {
+		t.Fatalf("mint: %d %s\n%s", res.Status, res.Raw, l.out)
+	}
+	secret, _ := res.Body["token"].(string)
+	tid, _ := res.Body["id"].(string)
+	name, _ := res.Body["name"].(string)
+	if res.Body["rule"] != "site-deploy" || secret == "" || w.named(name) != 1 {
+		t.Errorf("mint answered %s", strings.ReplaceAll(res.Raw, secret, "<SECRET>"))
+	}
+	if f, _ := res.Body["ip_filter"].([]any); len(f) != 1 || f[0] != callerIP+"/32" {
+		t.Errorf("ip_filter = %v, want the caller's address %s/32", res.Body["ip_filter"], callerIP)
+	}
+	if tk, ok := w.cf.Token(tid); !ok || len(tk.IPIn) != 1 || tk.IPIn[0] != callerIP+"/32" {
+		t.Errorf("the token at Cloudflare: %+v, want it pinned to %s", tk.IPIn, callerIP)
+	}
+
+	// Without CF-Connecting-IP: refused, whatever the token.
+	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), "", map[string]string{"preset": "workers-deploy"}); r.Status != 400 || !strings.Contains(r.Raw, "CF-Connecting-IP") {
+		t.Errorf("no CF-Connecting-IP: %d %s", r.Status, r.Raw)
+	}
+	creates := len(w.cf.Tokens())
+	// Single use: the same ID token again is refused.
+	if r := l.do(t, "POST", "/v1/tokens", first, callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 401 || !strings.Contains(r.Raw, "already used") {
+		t.Errorf("replay: %d %s", r.Status, r.Raw)
+	}
+	// Every forged token: 401.
+	for _, f := range oidctest.Forgeries() {
+		forged := w.iss.Forge(f, oidctest.Claims{"aud": audience})
+		if r := l.do(t, "POST", "/v1/tokens", forged, callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 401 {
+			t.Errorf("forgery %s: %d %s", f, r.Status, r.Raw)
+		}
+	}
+	// Denials.
+	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"permissions": "DNS Write", "zones": "example.com"}); r.Status != 403 || !strings.Contains(r.Raw, "DNS Write") {
+		t.Errorf("a permission the rule does not allow: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "POST", "/v1/tokens", w.token(oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}), callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 403 {
+		t.Errorf("a repository no rule knows: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"bootstrap-token": "x"}); r.Status != 400 || !strings.Contains(r.Raw, "not a request key") {
+		t.Errorf("a bad request key: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), "not-an-address", map[string]string{"preset": "workers-deploy"}); r.Status != 400 {
+		t.Errorf("a CF-Connecting-IP that is no address: %d %s", r.Status, r.Raw)
+	}
+	if n := len(w.cf.Tokens()); n != creates {
+		t.Errorf("refused requests created %d tokens", n-creates)
+	}
+
+	// Revoke by id: another run may not; the run may, and again is still 204.
+	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"run_id": "1111"}), callerIP, nil); r.Status != 403 {
+		t.Errorf("revoke by another run: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"run_attempt": "2"}), callerIP, nil); r.Status != 403 {
+		t.Errorf("revoke by another attempt of the run: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}), callerIP, nil); r.Status != 403 {
+		t.Errorf("revoke by another repository: %d %s", r.Status, r.Raw)
+	}
+	if w.named(name) != 1 {
+		t.Fatal("the token went after another run's revoke")
+	}
+	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(nil), callerIP, nil); r.Status != 204 || w.named(name) != 0 {
+		t.Errorf("revoke: %d %s; %d tokens left", r.Status, r.Raw, w.named(name))
+	}
+	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(nil), callerIP, nil); r.Status != 204 {
+		t.Errorf("revoke of a gone token: %d %s", r.Status, r.Raw)
+	}
+	// Revoke by nonce.
+	r2 := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "nonce": "feedface00000001"})
+	if r2.Status != 201 {
+		t.Fatalf("second mint: %d %s", r2.Status, r2.Raw)
+	}
+	if r := l.do(t, "DELETE", "/v1/tokens?nonce=feedface00000001", w.token(nil), callerIP, nil); r.Status != 200 || r.Body["deleted"] != float64(1) {
+		t.Errorf("revoke by nonce: %d %s", r.Status, r.Raw)
+	}
+	if n := w.named(r2.Body["name"].(string)); n != 0 {
+		t.Errorf("%d tokens left after the revoke by nonce", n)
+	}
+
+	// Warm mints: latency and workerd's CPU per exchange (mint and revoke), measured, not asserted.
+	const rounds = 10
+	cpu0 := l.workerdCPU(t)
+	var mintTime time.Duration
+	for i := range rounds {
+		start := time.Now()
+		r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("a0a0a0a0%08d", i)})
+		mintTime += time.Since(start)
+		if r.Status != 201 {
+			t.Fatalf("warm mint %d: %d %s", i, r.Status, r.Raw)
+		}
+		if d := l.do(t, "DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil); d.Status != 204 {
+			t.Fatalf("warm revoke %d: %d %s", i, d.Status, d.Raw)
+		}
+	}
+	t.Logf("warm mint: %v mean over %d; workerd CPU per mint and revoke: %v", mintTime/rounds, rounds, (l.workerdCPU(t)-cpu0)/rounds)
+
+	// Concurrent exchanges share one isolate: each still mints once, and revokes its own.
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := l.try("POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("c0c0c0c0%08d", i)})
+			if err != nil || r.Status != 201 {
+				errs <- fmt.Sprintf("concurrent mint %d: %v %d %s", i, err, r.Status, r.Raw)
+				return
+			}
+			if d, err := l.try("DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil); err != nil || d.Status != 204 {
+				errs <- fmt.Sprintf("concurrent revoke %d: %v %d %s", i, err, d.Status, d.Raw)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+
+	// One ID token sent four times at once: the Durable Object lets exactly one through.
+	same := w.token(nil)
+	answers := make(chan answer, 4)
+	for i := range 4 {
+		go func() {
+			r, err := l.try("POST", "/v1/tokens", same, callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("d0d0d0d0%08d", i)})
+			if err != nil {
+				r.Raw = err.Error()
+			}
+			answers <- r
+		}()
+	}
+	minted := 0
+	for range 4 {
+		r := <-answers
+		switch {
+		case r.Status == 201:
+			minted++
+			l.do(t, "DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil)
+		case r.Status != 401:
+			t.Errorf("one ID token at once: %d %s", r.Status, r.Raw)
+		}
+	}
+	if minted != 1 {
+		t.Errorf("one ID token sent four times at once minted %d tokens, want 1", minted)
+	}
+
+	// The cron sweep: a token left behind that has expired is deleted; a live one stays.
+	left := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "ttl": "5m", "nonce": "5eeb5eeb00000001"})
+	live := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "ttl": "30m", "nonce": "5eeb5eeb00000002"})
+	if left.Status != 201 || live.Status != 201 {
+		t.Fatalf("mints to sweep: %d %s; %d %s", left.Status, left.Raw, live.Status, live.Raw)
+	}
+	w.now.Advance(10 * time.Minute)
+	res3, err := http.Get(l.cron + "/__scheduled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res3.Body)
+	res3.Body.Close()
+	if res3.StatusCode != 200 {
+		t.Errorf("the cron trigger: %d %s\n%s", res3.StatusCode, body, l.out)
+	}
+	if n := w.named(left.Body["name"].(string)); n != 0 {
+		t.Errorf("the sweep left the expired token:\n%s", l.out)
+	}
+	if n := w.named(live.Body["name"].(string)); n != 1 {
+		t.Errorf("the sweep took the live token")
+	}
+
+	l.stop(t)
+	logs := l.out.String()
+	for _, want := range []string{`"event":"mint"`, `"event":"sweep"`, `"reason":"expired"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs)
+		}
+	}
+	for _, s := range append([]string{secret, r2.Body["token"].(string), w.fx.AccountBootstrap.Secret}, w.seen...) {
+		if strings.Contains(logs, s) {
+			t.Errorf("the Worker's log holds a secret")
+		}
+	}
+}
+
+// TestWorkerBadPolicy: a policy that does not parse is refused at build time, and one that
+// parses but does not check out against Cloudflare at start makes the Worker refuse every
+// request with a clear error.
+func TestWorkerBadPolicy(t *testing.T) {
+	needNode(t)
+	w := newWorld(t)
+	l := runLocal(t, w, "audience: x\nrules: [{name: Bad Name}]\n")
+	select {
+	case err := <-l.done:
+		if err == nil || !strings.Contains(l.out.String(), "policy check") {
+			t.Errorf("run-local with a policy that does not parse: %v\n%s", err, l.out)
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("run-local served a policy that does not parse:\n%s", l.out)
+	}
+
+	// An account the bootstrap token cannot see: the build's offline check passes, the start's
+	// check against Cloudflare fails.
+	l = runLocal(t, w, w.policy("0123456789abcdef0123456789abcdef"))
+	if l.exited {
+		t.Fatalf("run-local exited before it answered:\n%s", l.out)
+	}
+	for _, path := range []string{"/healthz", "/v1/tokens"} {
+		method := "GET"
+		if path != "/healthz" {
+			method = "POST"
+		}
+		r := l.do(t, method, path, w.token(nil), callerIP, map[string]string{"preset": "workers-deploy"})
+		if r.Status != 503 || !strings.Contains(r.Raw, "policy did not check out") {
+			t.Errorf("%s with a bad policy: %d %s", path, r.Status, r.Raw)
+		}
+	}
+	l.stop(t)
+	if logs := l.out.String(); !strings.Contains(logs, `"event":"prepare"`) || !strings.Contains(logs, "0123456789abcdef0123456789abcdef") {
+		t.Errorf("the log does not say why the policy was refused:\n%s", logs)
+	}
+}
+
+// TestWranglerDeployDryRun: wrangler takes wrangler.jsonc and the built bundle as they are, and
+// the upload fits Workers' 10 MiB (compressed) limit.
+func TestWranglerDeployDryRun(t *testing.T) {
+	needNode(t)
+	w := newWorld(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(file, []byte(w.policy(w.fx.Account.ID)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("bash", "build", "--policy", file, "--out", filepath.Join(dir, "dist")).CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cfg, err := os.ReadFile("wrangler.jsonc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wrangler.jsonc"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrangler := installWrangler(t)
+	home := t.TempDir()
+	cmd := exec.Command("node", wrangler, "deploy", "--dry-run", "--outdir", filepath.Join(dir, "out"), "--config", filepath.Join(dir, "wrangler.jsonc"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_CACHE_HOME=" + filepath.Join(home, "cache"),
+		"WRANGLER_SEND_METRICS=false", "WRANGLER_SEND_ERROR_REPORTS=false", "WRANGLER_HIDE_BANNER=true", "NO_UPDATE_NOTIFIER=1", "CI=true"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("wrangler deploy --dry-run: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Total Upload: ([0-9.]+) KiB / gzip: ([0-9.]+) KiB`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("wrangler did not say the upload's size:\n%s", out)
+	}
+	raw, _ := strconv.ParseFloat(string(m[1]), 64)
+	gz, _ := strconv.ParseFloat(string(m[2]), 64)
+	t.Logf("wrangler's upload: %.0f KiB, %.0f KiB gzipped", raw, gz)
+	if gz > 10*1024 {
+		t.Errorf("the upload is %.0f KiB gzipped, above Workers' 10 MiB limit", gz)
+	}
+	for _, want := range []string{"env.REPLAY (ReplayStore)", "env.CLOUDFLARE_BOOTSTRAP_TOKEN"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("wrangler does not list the binding %s:\n%s", want, out)
+		}
+	}
+}
+
+// wranglerVersion is the wrangler the repository's tests pin (wrangler_test.go); its workerd is
+// run-local's.
+const wranglerVersion = "4.86.0"
+
+// installWrangler returns wrangler's script, installed from npm into the cache the repository's
+// wrangler tests share: $CFMINT_WRANGLER_CACHE/wrangler-<version>, or <user cache
+// dir>/cfmint-test/wrangler-<version>, complete once it holds cfmint-install-complete.
+func installWrangler(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("CFMINT_WRANGLER_CACHE")
+	if base == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			d = t.TempDir()
+		}
+		base = filepath.Join(d, "cfmint-test")
+	}
+	dir := filepath.Join(base, "wrangler-"+wranglerVersion)
+	script := filepath.Join(dir, "node_modules", "wrangler", "bin", "wrangler.js")
+	const marker = "cfmint-install-complete"
+	if _, err := os.Stat(filepath.Join(dir, marker)); err == nil {
+		return script
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(base, ".wrangler-"+wranglerVersion+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	out, err := exec.Command("npm", "install", "--prefix", tmp, "wrangler@"+wranglerVersion, "--no-audit", "--no-fund", "--ignore-scripts", "--no-update-notifier").CombinedOutput()
+	if err != nil {
+		t.Fatalf("npm install wrangler@%s: %v\n%s", wranglerVersion, err, out)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, marker), []byte(wranglerVersion+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(filepath.Join(dir, marker)); serr != nil {
+			t.Fatalf("moving wrangler into the cache: %v", err)
+		}
+	}
+	return script
+}
+
+// TestRunLocalArguments: bad arguments are refused before anything is built, every one at once.
+func TestRunLocalArguments(t *testing.T) {
+	needNode(t)
+	cmd := exec.Command("bash", "run-local", "--port", "x", "--api-base", "ftp://a", "--cron-port", "y")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("run-local with bad arguments: %v, want exit 2\n%s", err, out)
+	}
+	for _, want := range []string{`--port: "x"`, `--cron-port: "y"`, `--api-base: "ftp://a"`, "--policy: is empty", "$CLOUDFLARE_BOOTSTRAP_TOKEN: is empty"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("run-local's error lacks %q:\n%s", want, out)
+		}
+	}
+}
