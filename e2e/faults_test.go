@@ -138,43 +138,6 @@ func (f *fapi) faulted(id string) bool {
 	return true // never reached the fake: a middleware answered
 }
 
-// at lists the arrival times of the requests matching a fault path pattern (method and path as
-// in pathGroups); boot filters on the token: nil any, else bootstrap or not.
-func (f *fapi) at(pattern string, boot *bool) []time.Time {
-	method, path, _ := strings.Cut(pattern, " ")
-	re := "^/client/v4" + path
-	f.amu.Lock()
-	defer f.amu.Unlock()
-	var out []time.Time
-	for _, a := range f.arrivals {
-		if a.method != method || !matchPath(re, a.path) || (boot != nil && a.boot != *boot) {
-			continue
-		}
-		out = append(out, a.at)
-	}
-	return out
-}
-
-// matchPath matches a path against "^/client/v4/a/{x}/b" where {x} is one segment.
-func matchPath(pattern, path string) bool {
-	ps := strings.Split(strings.TrimPrefix(pattern, "^"), "/")
-	xs := strings.Split(path, "/")
-	if len(ps) != len(xs) {
-		return false
-	}
-	for i := range ps {
-		if !strings.HasPrefix(ps[i], "{") && ps[i] != xs[i] {
-			return false
-		}
-	}
-	return true
-}
-
-var (
-	yesBoot = func() *bool { b := true; return &b }()
-	notBoot = func() *bool { b := false; return &b }()
-)
-
 // traceURL is the fake's own trace, used as the fallback so that no test reaches the internet.
 func (f *fapi) traceURL() string {
 	return strings.TrimSuffix(f.url, "/client/v4") + "/cdn-cgi/trace"

@@ -179,15 +179,6 @@ type answer struct {
 	Codes  []int
 }
 
-func (a answer) has(code int) bool {
-	for _, c := range a.Codes {
-		if c == code {
-			return true
-		}
-	}
-	return false
-}
-
 // call uses a token the way a later step would, from the given loopback address.
 func (a *api) call(t *testing.T, token, method, path, from string) answer {
 	t.Helper()
@@ -354,9 +345,6 @@ func (a *api) scripts() use {
 func (a *api) dns(z cfapitest.Zone) use {
 	return use{http.MethodGet, "/zones/" + z.ID + "/dns_records"}
 }
-func (a *api) buckets() use {
-	return use{http.MethodGet, "/accounts/" + a.fx.Account.ID + "/r2/buckets"}
-}
 
 // mintedToken is a token as the fake's create answered it.
 type mintedToken struct{ id, secret string }
@@ -386,14 +374,6 @@ func created(reqs []cfapitest.Request) []mintedToken {
 type reporter interface {
 	Helper()
 	Errorf(format string, args ...any)
-}
-
-// caught records what a scan reported, to test the scan itself.
-type caught struct{ msgs []string }
-
-func (c *caught) Helper() {}
-func (c *caught) Errorf(format string, args ...any) {
-	c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
 }
 
 // scanSecrets fails the test for any secret where it must not be. It returns how many minted

@@ -44,8 +44,6 @@ func startAttacker(t *testing.T) *attacker {
 	return x
 }
 
-func (x *attacker) url() string { return x.srv.URL + "/client/v4" }
-
 // requests are what reached the attacker, each "METHOD PATH AUTHORIZATION".
 func (x *attacker) requests() []string {
 	x.mu.Lock()

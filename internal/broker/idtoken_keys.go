@@ -78,7 +78,8 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 }
 
 func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{oidc.RS256})
+	// An ID token is a compact JWS; the JSON serialization is refused along with anything else.
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{oidc.RS256})
 	if err != nil {
 		return nil, fmt.Errorf("malformed jwt: %w", err)
 	}

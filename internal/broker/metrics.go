@@ -127,7 +127,7 @@ func series(name string, labels ...string) string {
 		}
 		b.WriteString(labels[i])
 		b.WriteString(`="`)
-		labelEscaper.WriteString(&b, labels[i+1])
+		_, _ = labelEscaper.WriteString(&b, labels[i+1])
 		b.WriteByte('"')
 	}
 	if len(labels) > 0 {

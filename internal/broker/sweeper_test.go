@@ -33,13 +33,12 @@ func sweepWorld(t *testing.T) (*shareWorld, *cfapitest.Clock, map[string]string)
 	broker := func(nonce, rule string) string {
 		return "cfmint-broker:a1b2c3:892345611:9876543210.1:" + nonce + ":" + rule + ":octo-org/shop"
 	}
-	now := cfClock.Now()
 	// Issued two hours ago: abandoned under site-deploy (max_ttl 30m), not yet under a rule
 	// that is gone (the longest max_ttl, 6h).
 	issue("abandoned", broker("aaaaaaaa", "site-deploy"), time.Time{})
 	issue("gone-rule", broker("bbbbbbbb", "old-rule"), time.Time{})
 	cfClock.Advance(2 * time.Hour)
-	now = cfClock.Now()
+	now := cfClock.Now()
 	issue("expired", broker("cccccccc", "site-deploy"), now.Add(time.Minute))
 	issue("revoked", broker("dddddddd", "site-deploy"), now.Add(20*time.Minute))
 	issue("live", broker("eeeeeeee", "site-deploy"), now.Add(20*time.Minute))
