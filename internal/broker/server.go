@@ -173,6 +173,9 @@ type apiError struct {
 	status     int
 	msg        string
 	retryAfter time.Duration
+	// detail is what the broker's own log says beside msg, and the caller is not told: an
+	// internal address, an account id.
+	detail string
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -226,7 +229,7 @@ func (s *Server) caller(r *http.Request) (netip.Addr, *apiError) {
 	return ap.Addr().Unmap(), nil
 }
 
-// identify verifies the request's ID token and claims its single use.
+// identify verifies the request's ID token, refuses a stranger's, and claims its single use.
 func (s *Server) identify(ctx context.Context, r *http.Request, st *state) (*Identity, *apiError) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
@@ -246,6 +249,14 @@ func (s *Server) identify(ctx context.Context, r *http.Request, st *state) (*Ide
 		s.metrics.denial("id-token")
 		s.audit(ctx, "denial", nil, "reason", "id-token", "check", checkOf(err), "why", err.Error(), "path", r.URL.Path)
 		return nil, fail(http.StatusUnauthorized, "the ID token was refused: %v", err)
+	}
+	// A stranger (a token of a tenant no rule trusts) costs no entry in the replay store, and
+	// learns nothing of the policy; a token that passes this is recorded before anything is
+	// minted for it.
+	if d := st.policy.Stranger(id.Issuer, trust.Claims(id.Claims)); d != nil {
+		s.metrics.denial(string(d.Reason))
+		s.audit(ctx, "denial", id, "reason", string(d.Reason), "why", d.Audit(), "path", r.URL.Path)
+		return nil, fail(http.StatusForbidden, "%s", d.Msg)
 	}
 	first, err := s.o.Replay.Claim(ctx, id.ReplayKey(), id.ValidUntil)
 	switch {
@@ -285,7 +296,9 @@ func cloudflareErr(err error, what string) *apiError {
 		}
 		return &apiError{status: http.StatusTooManyRequests, msg: "Cloudflare is rate limiting the broker; retry after the time Retry-After gives", retryAfter: ra}
 	case errors.As(err, &ae) && ae.Status >= 500, errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("Cloudflare did not answer the broker properly (%v); retry shortly", err), retryAfter: 5 * time.Second}
+		// The error may name the address the broker reached Cloudflare at, and the account in
+		// its path: the log has it, the caller is told what failed.
+		return &apiError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("Cloudflare did not answer the broker properly when it tried to %s; retry shortly", what), retryAfter: 5 * time.Second, detail: err.Error()}
 	}
 	// Not 502: a broker's 502 to a mint means a token may exist; this is a refusal, and the
 	// broker's own configuration's fault.
