@@ -125,3 +125,21 @@ func TestErrorsPrintSafely(t *testing.T) {
 		}
 	}
 }
+
+// TestLastingForIgnoresCase: the lookup is the second layer behind Cloudflare's own names, which
+// TestLastingGroupsExist checks against the list; it must hold alone, so a group Cloudflare
+// renames in case only (or a list fetched in another form) still counts as lasting.
+func TestLastingForIgnoresCase(t *testing.T) {
+	t.Parallel()
+	for _, l := range LastingGroups {
+		for _, name := range []string{strings.ToLower(l.Name), strings.ToUpper(l.Name)} {
+			got, ok := LastingFor(Group{ID: "x", Name: name, Scopes: []string{l.Scope}})
+			if !ok || got.Reason == "" {
+				t.Errorf("LastingFor(%q at %s) = %v; want the entry of %q", name, l.Scope, ok, l.Name)
+			}
+		}
+	}
+	if _, ok := LastingFor(Group{Name: "DNS Write", Scopes: []string{ScopeZone}}); ok {
+		t.Error("DNS Write counts as lasting")
+	}
+}
