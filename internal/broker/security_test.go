@@ -352,3 +352,21 @@ func TestMintNeedsNumericRun(t *testing.T) {
 		t.Errorf("%d tokens exist; a mint without a run made one", n)
 	}
 }
+
+// TestNotReadySaysNothingInternal: /readyz, which anyone who reaches the port reads, names no
+// address when an issuer's keys cannot be fetched; the log does.
+func TestNotReadySaysNothingInternal(t *testing.T) {
+	t.Parallel()
+	w := newSecWorld(t, nil)
+	w.iss2.SetKeysUnavailable(true)
+	status, body := w.do(t, http.MethodGet, "/readyz", "", "")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "the issuers' keys could not be fetched") {
+		t.Fatalf("%d %s; want 503", status, body)
+	}
+	if strings.Contains(body, "127.0.0.1") || strings.Contains(body, "http") {
+		t.Errorf("/readyz names an address: %s", body)
+	}
+	if !strings.Contains(w.logs.String(), "127.0.0.1") {
+		t.Errorf("the log lacks the failed fetch's detail:\n%s", w.logs.String())
+	}
+}

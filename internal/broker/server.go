@@ -149,7 +149,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
 	var why []string
 	if err := st.verifier.Ready(ctx); err != nil {
-		why = append(why, "issuers' keys: "+err.Error())
+		// The error names the addresses the broker reached the issuers at: the log has it, the
+		// answer (which anyone who reaches the port reads) does not.
+		s.o.Logger.WarnContext(ctx, "not ready: the issuers' keys could not be fetched", "event", "ready", "error", err.Error())
+		why = append(why, "the issuers' keys could not be fetched")
 	}
 	if err := PingReplayStore(ctx, s.o.Replay); err != nil {
 		// The store's error names its address, and the store logs an outage once by itself.
