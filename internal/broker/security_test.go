@@ -370,3 +370,21 @@ func TestNotReadySaysNothingInternal(t *testing.T) {
 		t.Errorf("the log lacks the failed fetch's detail:\n%s", w.logs.String())
 	}
 }
+
+// TestUnknownIssuerLearnsNoIssuer: a token of an issuer the policy does not name is refused
+// without the list of those it does.
+func TestUnknownIssuerLearnsNoIssuer(t *testing.T) {
+	t.Parallel()
+	w := newSecWorld(t, nil)
+	stranger := oidctest.New(t)
+	tok, _ := stranger.Issue(w.trusted)
+	status, body := w.do(t, http.MethodPost, "/v1/tokens", tok, deployBody)
+	if status != http.StatusUnauthorized || !strings.Contains(body, "is not trusted by this broker") {
+		t.Fatalf("%d %s; want 401", status, body)
+	}
+	for _, u := range []string{w.iss.URL(), w.iss2.URL()} {
+		if strings.Contains(body, u) {
+			t.Errorf("the answer names trusted issuer %s: %s", u, body)
+		}
+	}
+}
