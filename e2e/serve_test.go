@@ -224,7 +224,8 @@ func TestBrokerServe(t *testing.T) {
 		{"ttl", nil, map[string]string{"preset": "workers-deploy", "ttl": "2h"}, 403, "30m"},
 		{"ip-filter", nil, map[string]string{"preset": "workers-deploy", "ip-filter": "198.51.100.0/24"}, 403, "ip"},
 		{"pattern", oidctest.Claims{"ref": "refs/heads/feature"}, map[string]string{"preset": "workers-deploy"}, 403, "refs/heads/feature"},
-		{"claims", oidctest.Claims{"repository_owner_id": "1234"}, map[string]string{"preset": "workers-deploy"}, 403, "repository_owner_id"},
+		// Another owner id than the rule pins: a stranger, told only that no rule trusts it.
+		{"claims", oidctest.Claims{"repository_owner_id": "1234"}, map[string]string{"preset": "workers-deploy"}, 403, "no rule of this broker trusts this repository"},
 		{"bucket", nil, map[string]string{"preset": "r2-upload", "r2-buckets": "logs"}, 403, "logs"},
 		{"unknown repository", oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}, map[string]string{"preset": "workers-deploy"}, 403, "evil/repo"},
 		{"bad request key", nil, map[string]string{"bootstrap-token": "x"}, 400, "not a request key"},

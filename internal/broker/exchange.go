@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,8 +51,11 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 	id, aerr := s.identify(ctx, r, st)
 	if aerr != nil {
 		outcome = "unauthenticated"
-		if aerr.status == http.StatusServiceUnavailable {
+		switch aerr.status {
+		case http.StatusServiceUnavailable:
 			outcome = "unavailable"
+		case http.StatusForbidden:
+			outcome = "denied"
 		}
 		writeErr(w, aerr)
 		return
@@ -65,13 +70,13 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 		if denial.Reason == trust.ReasonRequest {
 			status = http.StatusBadRequest
 		}
-		s.audit(ctx, "denial", id, "rule", denial.Rule, "reason", string(denial.Reason), "why", denial.Msg, "ip", caller.String())
+		s.audit(ctx, "denial", id, "rule", denial.Rule, "reason", string(denial.Reason), "why", denial.Audit(), "ip", caller.String())
 		writeErr(w, fail(status, "%s", denial.Msg))
 		return
 	case err != nil:
 		aerr := asAPIError(err)
 		outcome, rule = statusOutcome(aerr.status), aerr.rule
-		s.audit(ctx, "mint", id, "outcome", outcome, "error", aerr.msg, "ip", caller.String())
+		s.audit(ctx, "mint", id, "outcome", outcome, "error", aerr.msg, "detail", aerr.detail, "ip", caller.String())
 		writeErr(w, aerr)
 		return
 	}
@@ -118,6 +123,9 @@ func readBody(w http.ResponseWriter, r *http.Request) (map[string]string, *apiEr
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return nil, fail(http.StatusBadRequest, "the request body must be a JSON object whose keys are the action's inputs (%s) and whose values are strings", strings.Join(requestKeys, ", "))
 	}
+	if dup := duplicateKeys(raw); len(dup) > 0 {
+		return nil, fail(http.StatusBadRequest, "the request body names %s more than once; a key may appear once, so that whatever reads the body before the broker cannot see another value than it", strings.Join(dup, ", "))
+	}
 	out := map[string]string{}
 	var bad []string
 	for k, v := range fields {
@@ -137,6 +145,33 @@ func readBody(w http.ResponseWriter, r *http.Request) (map[string]string, *apiEr
 		return nil, fail(http.StatusBadRequest, "%s", strings.Join(bad, "; "))
 	}
 	return out, nil
+}
+
+// duplicateKeys returns, quoted and in order, the top-level keys a JSON object names twice;
+// encoding/json keeps the last value and a proxy may read the first. raw is a valid object.
+func duplicateKeys(raw []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // {
+		return nil
+	}
+	seen := map[string]bool{}
+	var dup []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return dup
+		}
+		k, _ := t.(string)
+		if seen[k] && !slices.Contains(dup, strconv.Quote(logsafe.Clip(k, 40))) {
+			dup = append(dup, strconv.Quote(logsafe.Clip(k, 40)))
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return dup
+		}
+	}
+	return dup
 }
 
 // ParseRequest parses a request body's fields with the action's own parsers (one parser, one

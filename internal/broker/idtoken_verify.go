@@ -77,11 +77,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	issURL, _ := claims["iss"].(string)
 	if issURL == "" {
-		return nil, reject(CheckIssuer, nil, "the ID token has no iss claim; send a token from one of the trusted issuers (%s)", strings.Join(v.order, ", "))
+		// Anyone may send a token: the answer does not list the issuers the broker trusts (an
+		// enterprise's slug, a GitHub Enterprise Server's address); its operator has the policy.
+		return nil, reject(CheckIssuer, nil, "the ID token has no iss claim; send a token from an issuer this broker's policy trusts")
 	}
 	iss := v.issuers[issURL]
 	if iss == nil {
-		return nil, reject(CheckIssuer, nil, "the ID token's issuer %s is not trusted by this broker; it trusts %s", quote(issURL), strings.Join(v.order, ", "))
+		return nil, reject(CheckIssuer, nil, "the ID token's issuer %s is not trusted by this broker; its policy names the issuers it trusts", quote(issURL))
 	}
 
 	cctx := v.clientContext(ctx)

@@ -247,7 +247,7 @@ func (s *Server) revoker(ctx context.Context, r *http.Request) (*Identity, mint.
 		var d *trust.Denial
 		if errors.As(err, &d) {
 			s.metrics.denial(string(d.Reason))
-			s.audit(ctx, "denial", id, "reason", string(d.Reason), "why", d.Msg, "path", r.URL.Path)
+			s.audit(ctx, "denial", id, "reason", string(d.Reason), "why", d.Audit(), "path", r.URL.Path)
 			return nil, mint.BrokerRun{}, nil, fail(http.StatusForbidden, "%s", d.Msg)
 		}
 		return nil, mint.BrokerRun{}, nil, fail(http.StatusForbidden, "no rule of the broker's policy matches this ID token")

@@ -194,6 +194,9 @@ func Serve(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer closer.Close()
+	if cfg.ReplayStore == "memory" {
+		logger.Warn("the replay store is this process's memory: a restart forgets it, so an ID token used before a restart is accepted once more until it expires (at most 10 minutes after it was issued); use --replay-store redis://... where that is not acceptable", "event", "start", "replay_store", "memory")
+	}
 	pol := l.policy
 	ver, err := NewVerifier(ctx, VerifierOptions{Issuers: pol.Issuers(), Audience: pol.Audience(), HTTPClient: oidcHTTP})
 	if err != nil {

@@ -155,7 +155,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	st := s.state.Load()
 	var why []string
 	if err := st.verifier.Ready(ctx); err != nil {
-		why = append(why, "issuers' keys: "+err.Error())
+		// The error names the addresses the broker reached the issuers at: the log has it, the
+		// answer (which anyone who reaches the port reads) does not.
+		s.o.Logger.WarnContext(ctx, "not ready: the issuers' keys could not be fetched", "event", "ready", "error", err.Error())
+		why = append(why, "the issuers' keys could not be fetched")
 	}
 	if err := PingReplayStore(ctx, s.o.Replay); err != nil {
 		// The store's error names its address, and the store logs an outage once by itself.
@@ -184,6 +187,9 @@ type apiError struct {
 	retryAfter time.Duration
 	rule       string // the rule that matched, when one did: for the metrics
 	cause      error  // Cloudflare's refusal behind a 500, for the bootstrap token's diagnosis
+	// detail is what the broker's own log says beside msg, and the caller is not told: an
+	// internal address, an account id.
+	detail string
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -237,7 +243,7 @@ func (s *Server) caller(r *http.Request) (netip.Addr, *apiError) {
 	return ap.Addr().Unmap(), nil
 }
 
-// identify verifies the request's ID token and claims its single use.
+// identify verifies the request's ID token, refuses a stranger's, and claims its single use.
 func (s *Server) identify(ctx context.Context, r *http.Request, st *state) (*Identity, *apiError) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
@@ -257,6 +263,14 @@ func (s *Server) identify(ctx context.Context, r *http.Request, st *state) (*Ide
 		s.metrics.denial("id-token")
 		s.audit(ctx, "denial", nil, "reason", "id-token", "check", checkOf(err), "why", err.Error(), "path", r.URL.Path)
 		return nil, fail(http.StatusUnauthorized, "the ID token was refused: %v", err)
+	}
+	// A stranger (a token of a tenant no rule trusts) costs no entry in the replay store, and
+	// learns nothing of the policy; a token that passes this is recorded before anything is
+	// minted for it.
+	if d := st.policy.Stranger(id.Issuer, trust.Claims(id.Claims)); d != nil {
+		s.metrics.denial(string(d.Reason))
+		s.audit(ctx, "denial", id, "reason", string(d.Reason), "why", d.Audit(), "path", r.URL.Path)
+		return nil, fail(http.StatusForbidden, "%s", d.Msg)
 	}
 	first, err := s.o.Replay.Claim(ctx, id.ReplayKey(), id.ValidUntil)
 	switch {
@@ -300,7 +314,9 @@ func cloudflareErr(err error, what string) *apiError {
 		}
 		return &apiError{status: http.StatusTooManyRequests, msg: "Cloudflare is rate limiting the broker; retry after the time Retry-After gives", retryAfter: ra}
 	case errors.As(err, &ae) && ae.Status >= 500, errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("Cloudflare did not answer the broker properly (%v); retry shortly", err), retryAfter: 5 * time.Second}
+		// The error may name the address the broker reached Cloudflare at, and the account in
+		// its path: the log has it, the caller is told what failed.
+		return &apiError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("Cloudflare did not answer the broker properly when it tried to %s; retry shortly", what), retryAfter: 5 * time.Second, detail: err.Error()}
 	}
 	// Not 502: a broker's 502 to a mint means a token may exist; this is a refusal, and the
 	// broker's own configuration's fault.

@@ -56,8 +56,11 @@ func TestParseAPIBase(t *testing.T) {
 		case !tc.ok && !strings.Contains(err.Error(), tc.want):
 			t.Errorf("ParseAPIBase(%q) error %q does not say %q", tc.in, err, tc.want)
 		}
-		if name, ok := runner.FindCommand("Error: " + errString(err)); ok {
-			t.Errorf("ParseAPIBase(%q) error reads as ::%s::", tc.in, name)
+		// Bare as well as prefixed: a "::" command counts only at a line's start.
+		for _, text := range []string{errString(err), "Error: " + errString(err)} {
+			if name, ok := runner.FindCommand(text); ok {
+				t.Errorf("ParseAPIBase(%q) error reads as ::%s::", tc.in, name)
+			}
 		}
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("ParseAPIBase(%q) error shows the password: %q", tc.in, err)

@@ -2,6 +2,7 @@ package logsafe
 
 import (
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -197,6 +198,31 @@ func TestJSON(t *testing.T) {
 		}
 		if name, ok := runner.FindCommand(string(out)); ok {
 			t.Errorf("JSON(%q) holds a %s command:\n%s", v, name, out)
+		}
+	}
+}
+
+// TestJSONAlone: JSON's own escape, apart from the layer before it. In indented JSON every line
+// starts with white space and a quote or a bracket, so a "::" left in a value could never start
+// a line and TestJSON's runner check alone would not notice it gone; here the output holds no
+// "::" and no "##[" anywhere, on one line or many.
+func TestJSONAlone(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`"::add-mask::x"`,
+		`{"a":"::set-output name=x::y","b":"##[debug]z"}`,
+		"[\"a:::b\",\n\"####[group]x\"]",
+	} {
+		out := string(JSON([]byte(in)))
+		if strings.Contains(out, "::") || strings.Contains(out, "##[") {
+			t.Errorf("JSON(%s) = %s still holds :: or ##[", in, out)
+		}
+		var a, b any
+		if err := json.Unmarshal([]byte(in), &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(out), &b); err != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("JSON(%s) = %s decodes to %v (%v), not %v", in, out, b, err, a)
 		}
 	}
 }

@@ -231,6 +231,48 @@ func TestMint(t *testing.T) {
 			wantErr: "does not echo the IP filter",
 		},
 		{
+			// Cloudflare's not_in excludes addresses from the allowed ones; a token that came
+			// back with one is not the token asked for.
+			name: "a not_in that was not asked for", create: func(req policy.Request) (*cftoken.Minted, error) {
+				m, _ := good(req)
+				m.IPNotIn = []string{"192.0.2.1/32"}
+				return m, nil
+			},
+			delete: func(string) error { return nil },
+			calls:  []string{"create", "delete " + newID}, hooks: []string{"creating", "created " + newID, "mask " + secret, "undone " + newID},
+			wantErr: "does not echo the IP filter",
+		},
+		{
+			name: "expiry not echoed", create: func(req policy.Request) (*cftoken.Minted, error) {
+				m, _ := good(req)
+				m.ExpiresOn = m.ExpiresOn.Add(time.Hour)
+				return m, nil
+			},
+			delete: func(string) error { return nil },
+			calls:  []string{"create", "delete " + newID}, hooks: []string{"creating", "created " + newID, "mask " + secret, "undone " + newID},
+			wantErr: "does not echo the expiry",
+		},
+		{
+			name: "an empty secret", create: func(req policy.Request) (*cftoken.Minted, error) {
+				m, _ := good(req)
+				m.Secret = ""
+				return m, nil
+			},
+			delete: func(string) error { return nil },
+			calls:  []string{"create", "delete " + newID}, hooks: []string{"creating", "created " + newID, "undone " + newID},
+			wantErr: "carried no usable token value",
+		},
+		{
+			name: "a secret with a line break", create: func(req policy.Request) (*cftoken.Minted, error) {
+				m, _ := good(req)
+				m.Secret = "abc\ndef"
+				return m, nil
+			},
+			delete: func(string) error { return nil },
+			calls:  []string{"create", "delete " + newID}, hooks: []string{"creating", "created " + newID, "undone " + newID},
+			wantErr: "carried no usable token value",
+		},
+		{
 			name: "disabled new token, delete fails too", create: good,
 			verify: func(string) (string, error) { return "disabled", nil },
 			delete: func(string) error { return &cftoken.APIError{Op: "delete", Status: 403} },

@@ -115,13 +115,35 @@ func TestBuildLastingEveryGroup(t *testing.T) {
 // TestErrorsPrintSafely: a permission line is free text, and Resolve quotes it back.
 func TestErrorsPrintSafely(t *testing.T) {
 	t.Parallel()
-	for _, line := range []string{"##[set-output name=r2-endpoint]https://evil.example", "::add-mask::x", "Zone / ##[debug]x / Edit", "DNS Write::"} {
+	// The error is checked bare, as well as after a prefix: a "::" command counts only at the
+	// start of a line, and a value after a line break, or at the error's start, could be one.
+	for _, line := range []string{"##[set-output name=r2-endpoint]https://evil.example", "::add-mask::x", "Zone / ##[debug]x / Edit", "DNS Write::", "DNS Write\n::add-mask::x", "x\r::stop-commands::t"} {
 		_, err := Build(Wanted{Lines: []string{line}, AccountID: acct, Owner: "account"}, groups(t))
 		if err == nil {
 			t.Fatalf("%q: no error", line)
 		}
-		if cmd, ok := runner.FindCommand("Error: " + err.Error()); ok {
-			t.Errorf("%q: error %q reads as ::%s::", line, err, cmd)
+		for _, text := range []string{err.Error(), "Error: " + err.Error()} {
+			if cmd, ok := runner.FindCommand(text); ok {
+				t.Errorf("%q: error %q reads as ::%s::", line, err, cmd)
+			}
 		}
+	}
+}
+
+// TestLastingForIgnoresCase: the lookup is the second layer behind Cloudflare's own names, which
+// TestLastingGroupsExist checks against the list; it must hold alone, so a group Cloudflare
+// renames in case only (or a list fetched in another form) still counts as lasting.
+func TestLastingForIgnoresCase(t *testing.T) {
+	t.Parallel()
+	for _, l := range LastingGroups {
+		for _, name := range []string{strings.ToLower(l.Name), strings.ToUpper(l.Name)} {
+			got, ok := LastingFor(Group{ID: "x", Name: name, Scopes: []string{l.Scope}})
+			if !ok || got.Reason == "" {
+				t.Errorf("LastingFor(%q at %s) = %v; want the entry of %q", name, l.Scope, ok, l.Name)
+			}
+		}
+	}
+	if _, ok := LastingFor(Group{Name: "DNS Write", Scopes: []string{ScopeZone}}); ok {
+		t.Error("DNS Write counts as lasting")
 	}
 }

@@ -67,10 +67,21 @@ type Denial struct {
 	Reason Reason
 	Rule   string // the first rule that matched, or "" when none did
 	Msg    string
+	// Detail is what the audit log says, when it says more than Msg: to a caller whose tenant
+	// no rule trusts, Msg names no rule and no trusted value; Detail does.
+	Detail string
 }
 
 // Error returns Msg.
 func (d *Denial) Error() string { return d.Msg }
+
+// Audit is what the audit log says of the denial: Detail, or Msg.
+func (d *Denial) Audit() string {
+	if d.Detail != "" {
+		return d.Detail
+	}
+	return d.Msg
+}
 
 // Decide finds the first rule that matches the token's issuer and claims and allows ask, and
 // says what it allows; else a *Denial naming the token's repository, ref and environment and,

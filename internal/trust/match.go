@@ -88,16 +88,72 @@ func (r *Rule) claimsHold(c Claims) bool {
 	return true
 }
 
-// noMatch explains why no rule matched: what the token claims, and the rules that missed by one
-// claim (the usual cause: a job that names an environment gets another sub).
+// tenantHolds reports whether the token is of a tenant the rule trusts: its issuer, and every
+// exact claim that pins a tenant on it (repository_id, repository_owner_id, enterprise_id;
+// project_id, namespace_id). A single-tenant rule's tenant is its issuer's.
+func (r *Rule) tenantHolds(issuer string, c Claims) bool {
+	if r.issuer != issuer {
+		return false
+	}
+	pins := pinClaims(kindOf(r.issuer))
+	for _, m := range r.match {
+		if m.re == nil && slices.Contains(pins, m.key) && !m.holds(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// Stranger returns the denial of a token whose tenant no rule trusts (no rule of its issuer
+// whose id pins its claims hold), or nil when some rule trusts the tenant. A stranger's denial
+// names no rule, no trusted id and no claim value but the token's own; its Detail, for the
+// audit log, says everything.
+func (p *Policy) Stranger(issuer string, c Claims) *Denial {
+	for _, r := range p.rules {
+		if r.tenantHolds(issuer, c) {
+			return nil
+		}
+	}
+	return p.noMatch(issuer, c)
+}
+
+// noMatch explains why no rule matched: what the token claims and, to a caller of a tenant some
+// rule trusts, the rules that missed by one claim (the usual cause: a job that names an
+// environment gets another sub). A stranger is told only that no rule trusts it; the full
+// explanation is the Denial's Detail.
 func (p *Policy) noMatch(issuer string, c Claims) *Denial {
+	// The audit log's explanation names every near miss; the caller's, only rules about its own
+	// repository.
+	full := p.explain(issuer, c, func(*Rule) bool { return true }, func(*Rule, Claims) bool { return true })
+	if full.Reason == ReasonIssuer {
+		return &Denial{Reason: ReasonIssuer, Msg: fmt.Sprintf("no rule of this broker trusts issuer %s (%s)", show(issuer), describe(c)), Detail: full.Msg}
+	}
+	d := p.explain(issuer, c, func(r *Rule) bool { return r.tenantHolds(issuer, c) }, sameTenant)
+	if d.Reason == ReasonIssuer {
+		// No rule trusts the token's tenant: say so, and nothing of the policy; but a pin claim of
+		// the wrong type is the caller's own to know of.
+		msg := "no rule of this broker trusts this repository (" + describe(c) + ")"
+		for _, k := range pinClaims(kindOf(issuer)) {
+			if t, typed := nonString(c[k]); typed {
+				msg += fmt.Sprintf("; the token's %s is a %s, not a string (claims are compared as strings, so it never matches)", k, t)
+			}
+		}
+		return &Denial{Reason: ReasonUnknownRepository, Msg: msg, Detail: full.Msg}
+	}
+	d.Detail = full.Msg
+	return d
+}
+
+// explain says why no rule of those for which consider holds matched, naming as near misses
+// the rules for which related holds.
+func (p *Policy) explain(issuer string, c Claims, consider func(*Rule) bool, related func(*Rule, Claims) bool) *Denial {
 	var near []string
 	reason := ReasonUnknownRepository
 	known := false // some rule of this issuer accepts the token's repository
 	trusted := false
 	var event []string // rules that hold but for the token's privileged event
 	for _, r := range p.rules {
-		if r.issuer != issuer {
+		if r.issuer != issuer || !consider(r) {
 			continue
 		}
 		trusted = true
@@ -116,9 +172,9 @@ func (p *Policy) noMatch(issuer string, c Claims) *Denial {
 			}
 		}
 		known = known || repoOK
-		// A rule of another tenant (an id pin differs) is no near miss: naming it would point at
-		// an unrelated rule, someone else's.
-		if len(failed) == 1 && len(near) < 3 && sameTenant(r, c) {
+		// To a caller, a rule of another tenant (an id pin differs) is no near miss: naming it
+		// would point at an unrelated rule, someone else's.
+		if len(failed) == 1 && len(near) < 3 && related(r, c) {
 			if len(near) == 0 {
 				reason = ReasonClaims
 				if failed[0].re != nil {

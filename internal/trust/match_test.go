@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -106,26 +107,22 @@ func TestNoMatch(t *testing.T) {
 		want   string
 	}{
 		{"unknown repository", ex, github, Claims{"repository": "octo-org/site", "repository_id": "123", "ref": "refs/heads/x"}, ReasonUnknownRepository,
-			"no rule matches repository octo-org/site (repository_id 123), ref refs/heads/x, environment (none)"},
+			"no rule of this broker trusts this repository (repository octo-org/site (repository_id 123), ref refs/heads/x, environment (none))"},
 		{"an environment changed sub", subPolicy, github, with(shopClaims(), "sub", "repo:octo-org/shop:environment:production", "environment", "production"), ReasonClaims,
 			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment production; rule shop-sub differs only in claim sub: it wants "repo:octo-org/shop:ref:refs/heads/main", the token has "repo:octo-org/shop:environment:production" (a job that names an environment gets a sub of repo:OWNER/REPO:environment:NAME; match repository_id and environment instead of sub)`},
 		{"a pattern missed", ex, github, with(shopClaims(), "ref", "refs/heads/dev"), ReasonPattern,
 			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/dev, environment (none); rule shop-deploy differs only in claim ref: its pattern refs/heads/(main|release-.*) does not match the token's "refs/heads/dev"`},
-		{"a claim missing", ex, github, with(shopClaims(), "repository_owner_id", "<none>"), ReasonClaims,
-			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none); rule shop-deploy differs only in claim repository_owner_id: it wants "4200", the token has none`},
-		{"the repository is known, two claims differ", ex, github, with(shopClaims(), "repository_owner_id", "1", "ref", "refs/tags/v1"), ReasonClaims,
-			"no rule matches repository octo-org/shop (repository_id 690011), ref refs/tags/v1, environment (none)"},
-		// Another repository of the same owner misses only the rule's repository_id: the rule is
-		// someone else's, and no hint names it.
-		{"another repository's rule is no near miss", ex, github, with(shopClaims(), "repository_id", "690012", "repository", "octo-org/site"), ReasonUnknownRepository,
-			"no rule matches repository octo-org/site (repository_id 690012), ref refs/heads/main, environment (none)"},
-		// The rule's repository, under another owner id (a transferred repository): a near miss.
-		{"the rule's repository under another owner", ex, github, with(shopClaims(), "repository_owner_id", "1"), ReasonClaims,
-			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none); rule shop-deploy differs only in claim repository_owner_id: it wants "4200", the token has "1"`},
+		// A pin claim missing or another tenant's: a stranger, told nothing of the policy.
+		{"a pin claim missing", ex, github, with(shopClaims(), "repository_owner_id", "<none>"), ReasonUnknownRepository,
+			`no rule of this broker trusts this repository (repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none))`},
+		{"a same-owner repository", ex, github, with(shopClaims(), "repository", "octo-org/site", "repository_id", "690012"), ReasonUnknownRepository,
+			`no rule of this broker trusts this repository (repository octo-org/site (repository_id 690012), ref refs/heads/main, environment (none))`},
+		{"the tenant is trusted: the near miss is named", mustParse(t, ruleYAML("name: shop-env", `claims: {repository_id: "690011", environment: production}`)), github, with(shopClaims(), "ref", "refs/tags/v1", "environment", "staging"), ReasonClaims,
+			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/tags/v1, environment staging; rule shop-env differs only in claim environment: it wants "production", the token has "staging"`},
 		{"issuer not trusted", ex, "https://issuer.example.com", shopClaims(), ReasonIssuer,
-			"no rule trusts issuer https://issuer.example.com (repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none)); the policy trusts https://token.actions.githubusercontent.com"},
+			"no rule of this broker trusts issuer https://issuer.example.com (repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none))"},
 		{"odd claim values are quoted", ex, github, Claims{"repository": "octo-org/a b", "ref": "refs/heads/\"x\"\n"}, ReasonUnknownRepository,
-			`no rule matches repository "octo-org/a b", ref "refs/heads/\"x\"\n", environment (none)`},
+			`no rule of this broker trusts this repository (repository "octo-org/a b", ref "refs/heads/\"x\"\n", environment (none))`},
 		{"another issuer's subject", mustParse(t, ruleYAML("issuer: http://127.0.0.1:9", `claims: {sub: "a"}`, "single_tenant_issuer: true")), "http://127.0.0.1:9", Claims{"sub": "b"}, ReasonClaims,
 			`no rule matches subject b, repository (none), ref (none), environment (none); rule shop-deploy differs only in claim sub: it wants "a", the token has "b"`},
 	}
@@ -144,6 +141,51 @@ func TestNoMatch(t *testing.T) {
 				t.Errorf("message\n  %s\nwant\n  %s", den.Error(), tc.want)
 			}
 		})
+	}
+}
+
+// TestStrangerLearnsNothing: a caller whose tenant no rule pins is told no rule name, no trusted
+// id and no claim value but its own; the audit line (Detail) keeps the near miss.
+func TestStrangerLearnsNothing(t *testing.T) {
+	t.Parallel()
+	ex := examplePolicy(t)
+	for _, c := range []Claims{
+		with(shopClaims(), "repository", "octo-org/site", "repository_id", "690012"), // same owner
+		with(shopClaims(), "repository_owner_id", "4201"),                            // same repository id, another owner
+		with(shopClaims(), "repository_id", "6900110"),                               // an id that extends the trusted one
+		with(shopClaims(), "repository_id", "<none>"),
+	} {
+		den := ex.Stranger(github, c)
+		if den == nil {
+			t.Fatalf("%v: Stranger = nil; the tenant is not trusted", c)
+		}
+		for _, secret := range []string{"shop-deploy", `"690011"`, `"4200"`, "023e105f4ecef8ad9ca31a8372d0c353", "refs/heads/(main", "example.com"} {
+			if strings.Contains(den.Msg, secret) {
+				t.Errorf("%v: the stranger's denial %q names %s", c, den.Msg, secret)
+			}
+		}
+		if !strings.HasPrefix(den.Msg, "no rule of this broker trusts this repository (repository ") {
+			t.Errorf("%v: denial %q", c, den.Msg)
+		}
+		if !strings.Contains(den.Audit(), "shop-deploy") {
+			t.Errorf("%v: the audit line %q lost the near miss", c, den.Audit())
+		}
+		_, err := ex.Decide(github, c, Ask{Preset: "workers-deploy"}, realGroups(t), caller)
+		if err == nil || err.Error() != den.Msg {
+			t.Errorf("%v: Decide says %v, Stranger %q", c, err, den.Msg)
+		}
+	}
+	// The trusted repository on another branch is no stranger, and learns the near miss.
+	c := with(shopClaims(), "ref", "refs/heads/dev")
+	if den := ex.Stranger(github, c); den != nil {
+		t.Fatalf("Stranger(another branch) = %v", den)
+	}
+	_, err := ex.Decide(github, c, Ask{Preset: "workers-deploy"}, realGroups(t), caller)
+	if err == nil || !strings.Contains(err.Error(), "rule shop-deploy differs only in claim ref") {
+		t.Errorf("the trusted repository on another branch is not told the near miss: %v", err)
+	}
+	if den := ex.Stranger("https://issuer.example.com", shopClaims()); den == nil || den.Reason != ReasonIssuer || strings.Contains(den.Msg, "githubusercontent") {
+		t.Errorf("Stranger(another issuer) = %v", den)
 	}
 }
 

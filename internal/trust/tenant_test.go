@@ -294,9 +294,15 @@ func TestNonStringClaims(t *testing.T) {
 		if !errors.As(err, &den) {
 			t.Fatalf("%v: Decide = %+v, %v", tc.value, d, err)
 		}
-		want := `rule shop-deploy differs only in claim repository_owner_id: it wants "4200", the token has a ` + tc.typ + `, not a string (claims are compared as strings, so this never matches)`
-		if !strings.Contains(den.Msg, want) {
-			t.Errorf("%v: denial %q does not say %q", tc.value, den.Msg, want)
+		// repository_owner_id pins the tenant, so the caller is told its own claim's type, and
+		// nothing of the rule; the audit log has the rule's side.
+		want := "the token's repository_owner_id is a " + tc.typ + ", not a string (claims are compared as strings, so it never matches)"
+		if !strings.Contains(den.Msg, want) || strings.Contains(den.Msg, "4200") || strings.Contains(den.Msg, "shop-deploy") {
+			t.Errorf("%v: denial %q does not say %q, or names the rule or its value", tc.value, den.Msg, want)
+		}
+		audit := `rule shop-deploy differs only in claim repository_owner_id: it wants "4200", the token has a ` + tc.typ + `, not a string (claims are compared as strings, so this never matches)`
+		if !strings.Contains(den.Audit(), audit) {
+			t.Errorf("%v: the audit line %q does not say %q", tc.value, den.Audit(), audit)
 		}
 	}
 	raw["repository_owner_id"] = "4200"
