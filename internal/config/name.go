@@ -57,6 +57,12 @@ func ExpandName(tmpl string, rc Context, purpose string) (string, error) {
 	if err := CheckName(name); err != nil {
 		return "", err
 	}
+	// A broker's names say whom it minted for, and its sweeper deletes what they mark as dead
+	// or abandoned: a token minted directly must not pass for one (a broker could then delete
+	// it, and the name would claim another repository's run).
+	if strings.HasPrefix(strings.ToLower(name), mint.BrokerNamePrefix) {
+		return "", inputError("name", "%s starts with %s, which marks the tokens a cfmint broker mints; a token minted with a bootstrap token may not take it: choose another name, or leave name empty for the default", quote(name), mint.BrokerNamePrefix)
+	}
 	if strings.HasPrefix(name, mint.NamePrefix) && !mint.NamedFor(name, rc.Repository) {
 		return "", inputError("name", "%s starts with %s, which marks the names cfmint gives tokens and is how a sweep finds a repository's leftovers; start it with %s (this repository's) or not with %s at all", quote(name), mint.NamePrefix, logsafe.String(mint.RepoNamePrefix(rc.Repository)), mint.NamePrefix)
 	}

@@ -24,6 +24,22 @@ func TestNameInputCannotPassForAnotherRepository(t *testing.T) {
 	}
 }
 
+// TestNameInputCannotPassForTheBrokers: a broker's sweeper deletes tokens by its own names, so a
+// token minted directly may not take one, whatever its case.
+func TestNameInputCannotPassForTheBrokers(t *testing.T) {
+	t.Parallel()
+	rc := Context{Repository: "octo/site", RunID: "1"}
+	for _, tmpl := range []string{"cfmint-broker:a1b2c3:1:2.1:abcdef0123456789:r:octo/site", "CFMINT-BROKER:x", "cfmint-broker:{run_id}"} {
+		_, err := ExpandName(tmpl, rc, "p")
+		if err == nil || !strings.Contains(err.Error(), "marks the tokens a cfmint broker mints") {
+			t.Errorf("ExpandName(%q) = %v; want a refusal naming the broker's prefix", tmpl, err)
+		}
+	}
+	if _, err := ExpandName("cfmint-brokerage", rc, "p"); err != nil {
+		t.Errorf("ExpandName(cfmint-brokerage): %v", err)
+	}
+}
+
 // TestNamesPrintSafely runs names through the runner's command parser, as the phases print them.
 func TestNamesPrintSafely(t *testing.T) {
 	t.Parallel()
