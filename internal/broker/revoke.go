@@ -185,6 +185,8 @@ func (s *Server) revokeNonce(w http.ResponseWriter, r *http.Request) {
 			}
 			n++
 			rule = refRule
+			// The nonce's tokens are the caller's run's: its repository's slot under the rule.
+			s.releaseShareKey(ctx, shareKey(run.Issuer, run.RepositoryID, refRule), tid) // limits.go
 			s.audit(ctx, "revoke", id, "outcome", "revoked", "rule", rule, "token_id", tid, "nonce", nonce, "by", "nonce")
 		}
 		outcome = "revoked"
