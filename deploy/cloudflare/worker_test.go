@@ -6,6 +6,7 @@ package cloudflare_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,8 +26,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/broker/storetest"
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/oidctest"
+	"github.com/cfmint/cfmint/internal/worker"
 )
 
 const audience = "https://cfmint.test"
@@ -112,14 +116,14 @@ func (w *world) named(name string) int {
 
 // local is a running deploy/cloudflare/run-local.
 type local struct {
-	cmd        *exec.Cmd
-	url, cron  string
-	out        *syncBuffer
-	done       chan error
-	startedAt  time.Time
-	firstReply time.Duration // from start to the first answer: the build, workerd's start and the cold request
-	exited     bool          // it ended before it answered
-	cold       time.Duration // the first request: the module's instantiation, Go's start, the policy's check at Cloudflare
+	cmd          *exec.Cmd
+	url, control string
+	out          *syncBuffer
+	done         chan error
+	startedAt    time.Time
+	firstReply   time.Duration // from start to the first answer: the build, workerd's start and the cold request
+	exited       bool          // it ended before it answered
+	cold         time.Duration // the first request: the module's instantiation, Go's start, the policy's check at Cloudflare
 }
 
 type syncBuffer struct {
@@ -165,8 +169,8 @@ func runLocal(t *testing.T, w *world, policy string) *local {
 	if err := os.WriteFile(file, []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port, cronPort := freePort(t), freePort(t)
-	cmd := exec.Command("bash", "run-local", "--port", port, "--cron-port", cronPort, "--api-base", w.api, "--policy", file)
+	port, controlPort := freePort(t), freePort(t)
+	cmd := exec.Command("bash", "run-local", "--port", port, "--control-port", controlPort, "--api-base", w.api, "--policy", file)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CLOUDFLARE_") {
@@ -175,7 +179,7 @@ func runLocal(t *testing.T, w *world, policy string) *local {
 	}
 	cmd.Env = append(env, "CLOUDFLARE_BOOTSTRAP_TOKEN="+w.fx.AccountBootstrap.Secret)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	l := &local{cmd: cmd, url: "http://127.0.0.1:" + port, cron: "http://127.0.0.1:" + cronPort, out: &syncBuffer{}, done: make(chan error, 1)}
+	l := &local{cmd: cmd, url: "http://127.0.0.1:" + port, control: "http://127.0.0.1:" + controlPort, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = l.out, l.out
 	l.startedAt = time.Now()
 	if err := cmd.Start(); err != nil {
@@ -209,6 +213,25 @@ func runLocal(t *testing.T, w *world, policy string) *local {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// store calls the Durable Object's store through run-local's control port, as the Worker's Go
+// side calls it through its binding (worker.Store).
+func (l *local) store(ctx context.Context, method string, args []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.control+"/__store?method="+url.QueryEscape(method), bytes.NewReader(args))
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%d %s", res.StatusCode, body)
+	}
+	return body, err
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -296,6 +319,10 @@ func TestWorker(t *testing.T) {
 		t.Fatalf("run-local exited before it answered:\n%s", l.out)
 	}
 	t.Logf("run-local answered %.1fs after it started (build, workerd start, cold first request); the cold first request took %v", l.firstReply.Seconds(), l.cold)
+
+	// The Durable Object the broker keeps its store in passes the stores' conformance test, as
+	// the memory and Redis stores do; run first, on the empty store.
+	t.Run("store", func(t *testing.T) { storetest.Run(t, worker.Store{Call: l.store}) })
 
 	// The contract's liveness answer, and no /metrics: counts are in the logs.
 	if r := l.do(t, "GET", "/healthz", "", callerIP, nil); r.Status != 200 || r.Raw != "ok\n" {
@@ -464,7 +491,7 @@ func TestWorker(t *testing.T) {
 		t.Fatalf("mints to sweep: %d %s; %d %s", left.Status, left.Raw, live.Status, live.Raw)
 	}
 	w.now.Advance(10 * time.Minute)
-	res3, err := http.Get(l.cron + "/__scheduled")
+	res3, err := http.Get(l.control + "/__scheduled")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,6 +505,38 @@ func TestWorker(t *testing.T) {
 	}
 	if n := w.named(live.Body["name"].(string)); n != 1 {
 		t.Errorf("the sweep took the live token")
+	}
+
+	// Fair shares, counted in the Durable Object: the live token and nine more fill max_active
+	// (10 by default); the next is refused, naming it, until a revoke frees a slot.
+	var fill []string
+	for i := range 9 {
+		r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("f1f1f1f1%08d", i)})
+		if r.Status != 201 {
+			t.Fatalf("mint %d of 10 live tokens: %d %s\n%s", i+2, r.Status, r.Raw, l.out)
+		}
+		fill = append(fill, r.Body["id"].(string))
+	}
+	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 429 || !strings.Contains(r.Raw, "max_active") {
+		t.Errorf("an 11th live token: %d %s; want 429 naming max_active", r.Status, r.Raw)
+	}
+	if r := l.do(t, "DELETE", "/v1/tokens/"+fill[0], w.token(nil), callerIP, nil); r.Status != 204 {
+		t.Fatalf("revoke: %d %s", r.Status, r.Raw)
+	}
+	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 201 {
+		t.Errorf("a mint after a revoke freed a slot: %d %s", r.Status, r.Raw)
+	}
+	// Revokes of tokens that are not the repository's: ten are asked of Cloudflare, then the
+	// repository is refused without a call.
+	for i := range 10 {
+		l.do(t, "DELETE", fmt.Sprintf("/v1/tokens/%032x", i+1), w.token(nil), callerIP, nil)
+	}
+	calls := len(w.cf.Requests())
+	if r := l.do(t, "DELETE", fmt.Sprintf("/v1/tokens/%032x", 11), w.token(nil), callerIP, nil); r.Status != 429 || !strings.Contains(r.Raw, "no longer exist") {
+		t.Errorf("an 11th revoke of a token not the repository's: %d %s; want 429", r.Status, r.Raw)
+	}
+	if n := len(w.cf.Requests()) - calls; n != 0 {
+		t.Errorf("the refused revoke made %d Cloudflare calls", n)
 	}
 
 	l.stop(t)
@@ -627,13 +686,13 @@ func installWrangler(t *testing.T) string {
 // TestRunLocalArguments: bad arguments are refused before anything is built, every one at once.
 func TestRunLocalArguments(t *testing.T) {
 	needNode(t)
-	cmd := exec.Command("bash", "run-local", "--port", "x", "--api-base", "ftp://a", "--cron-port", "y")
+	cmd := exec.Command("bash", "run-local", "--port", "x", "--api-base", "ftp://a", "--control-port", "y")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Errorf("run-local with bad arguments: %v, want exit 2\n%s", err, out)
 	}
-	for _, want := range []string{`--port: "x"`, `--cron-port: "y"`, `--api-base: "ftp://a"`, "--policy: is empty", "$CLOUDFLARE_BOOTSTRAP_TOKEN: is empty"} {
+	for _, want := range []string{`--port: "x"`, `--control-port: "y"`, `--api-base: "ftp://a"`, "--policy: is empty", "$CLOUDFLARE_BOOTSTRAP_TOKEN: is empty"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("run-local's error lacks %q:\n%s", want, out)
 		}

@@ -21,24 +21,30 @@ const requestTimeout = 60 * time.Second
 
 // Main registers globalThis.cfmint for the JavaScript entry and waits for its calls forever:
 //
-//	cfmint.start({token, apiBase, policy, policyName, logLevel, claim})
+//	cfmint.start({token, apiBase, policy, policyName, logLevel, rateLimit, rateReserve, store})
 //	cfmint.handle(method, url, headers, body) -> Promise<{status, headers, body}>
 //	cfmint.sweep() -> Promise<undefined>
 //
-// claim(key, untilMillis) -> Promise<boolean> is the Durable Object's single-use check; headers
-// are [name, value] pairs; bodies are Uint8Arrays.
+// store(method, argsJSON) -> Promise<string> is the Durable Object's store (Store); headers are
+// [name, value] pairs; bodies are Uint8Arrays.
 func Main() {
 	var w *Worker
 	api := js.Global().Get("Object").New()
 	api.Set("start", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		c := args[0]
+		var store broker.ReplayStore // nil without the binding: New says so
+		if call := jsStore(c.Get("store")); call != nil {
+			store = Store{Call: call}
+		}
 		w = New(Config{
 			BootstrapToken: str(c.Get("token")),
 			APIBase:        str(c.Get("apiBase")),
 			Policy:         []byte(str(c.Get("policy"))),
 			PolicyName:     str(c.Get("policyName")),
 			LogLevel:       str(c.Get("logLevel")),
-			Replay:         jsReplay{claim: c.Get("claim")},
+			RateLimit:      str(c.Get("rateLimit")),
+			RateReserve:    str(c.Get("rateReserve")),
+			Replay:         store,
 			Log:            os.Stdout, // wasm_exec.js writes it to console.log: Workers Logs
 		})
 		return nil
@@ -180,24 +186,19 @@ func await(ctx context.Context, p js.Value) (js.Value, error) {
 	}
 }
 
-// jsReplay is the replay store in the Durable Object, reached through the entry's claim.
-type jsReplay struct{ claim js.Value }
-
-// Claim implements broker.ReplayStore: the Durable Object inserts key unless it holds it
-// unexpired, in one SQLite transaction, so two isolates can never both claim one ID token.
-func (s jsReplay) Claim(ctx context.Context, key string, until time.Time) (bool, error) {
-	if !until.After(time.Now()) {
-		return false, broker.ErrClaimExpired
+// jsStore is the Durable Object's store method, reached through the entry's store binding.
+func jsStore(store js.Value) func(ctx context.Context, method string, args []byte) ([]byte, error) {
+	if store.Type() != js.TypeFunction {
+		return nil
 	}
-	if s.claim.Type() != js.TypeFunction {
-		return false, fmt.Errorf("%w: no Durable Object binding REPLAY", broker.ErrReplayUnavailable)
+	return func(ctx context.Context, method string, args []byte) ([]byte, error) {
+		v, err := await(ctx, store.Invoke(method, string(args)))
+		if err != nil {
+			return nil, errors.New(strings.TrimSpace(err.Error()))
+		}
+		if v.Type() != js.TypeString {
+			return nil, fmt.Errorf("it answered %s, not JSON", v.Type())
+		}
+		return []byte(v.String()), nil
 	}
-	v, err := await(ctx, s.claim.Invoke(key, float64(until.UnixMilli())))
-	if err != nil {
-		return false, fmt.Errorf("%w: the Durable Object: %s", broker.ErrReplayUnavailable, strings.TrimSpace(err.Error()))
-	}
-	if v.Type() != js.TypeBoolean {
-		return false, fmt.Errorf("%w: the Durable Object answered %s, not true or false", broker.ErrReplayUnavailable, v.Type())
-	}
-	return v.Bool(), nil
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +22,6 @@ import (
 	"github.com/cfmint/cfmint/internal/broker"
 	"github.com/cfmint/cfmint/internal/cftoken"
 	"github.com/cfmint/cfmint/internal/config"
-	"github.com/cfmint/cfmint/internal/mint"
 	"github.com/cfmint/cfmint/internal/trust"
 )
 
@@ -42,8 +42,12 @@ type Config struct {
 	// Policy is the bundled trust policy's text, and PolicyName its file's name.
 	Policy     []byte
 	PolicyName string
-	// Replay records the single use of ID tokens: the Durable Object.
+	// Replay is the broker's store: the Durable Object (Store), which records the single use of
+	// ID tokens and, being a broker.ShareStore, counts the fair shares and holds the sweep lock.
 	Replay broker.ReplayStore
+	// RateLimit and RateReserve are $RATE_LIMIT and $RATE_RESERVE, serve's --rate-limit and
+	// --rate-reserve; empty: 1200 and 100.
+	RateLimit, RateReserve string
 	// Transport carries the calls to Cloudflare and the issuers; nil: http.DefaultTransport,
 	// which on js/wasm is the runtime's fetch.
 	Transport http.RoundTripper
@@ -61,7 +65,6 @@ type Worker struct {
 	policy *trust.Policy
 	srv    *broker.Server
 	routes http.Handler
-	engine *mint.Engine
 
 	mu         sync.Mutex
 	prepared   bool
@@ -105,6 +108,10 @@ func New(c Config) *Worker {
 		bad = append(bad, fmt.Errorf("the bundled policy %s:\n%v", name, err))
 		w.policy = nil
 	}
+	rate, err := parseRate(c.RateLimit, c.RateReserve)
+	if err != nil {
+		bad = append(bad, err)
+	}
 	if c.Replay == nil {
 		bad = append(bad, errors.New("no replay store: bind the Durable Object class ReplayStore as REPLAY (see wrangler.jsonc)"))
 	}
@@ -127,13 +134,15 @@ func New(c Config) *Worker {
 	if !config.IsCloudflareHost(base) {
 		w.logger.Warn("the API base is not Cloudflare's API: the bootstrap token goes there", "api_base", base)
 	}
-	cf := &http.Client{Transport: rt}
+	// The budget starts from Cloudflare's own count (its Ratelimit header) as soon as an answer
+	// states it, so every isolate keeps to what the bootstrap token's user has left in all.
+	budget := broker.NewBudget(rate.limit, 5*time.Minute, rate.reserve)
+	cf := &http.Client{Transport: broker.Instrument(rt, nil, budget)}
 	co := cftoken.Options{BaseURL: base, HTTPClient: cf, OnRateLimit: w.rateLimit}
 	tokens := cftoken.New(token, co)
 	co.Attempts = 1
 	once := cftoken.New(token, co)
-	w.engine = &mint.Engine{Tokens: tokens, Once: once, UI: logUI{w.logger}}
-	w.srv, err = broker.New(broker.Options{Policy: w.policy, Verifier: ver, Replay: c.Replay, Tokens: tokens, Once: once, Logger: w.logger, ClientIPHeader: ClientIPHeader})
+	w.srv, err = broker.New(broker.Options{Policy: w.policy, Verifier: ver, Replay: c.Replay, Tokens: tokens, Once: once, Logger: w.logger, ClientIPHeader: ClientIPHeader, Budget: budget, Now: func() time.Time { return w.now() }, TicketKey: broker.TicketKey(token)})
 	if err != nil { // every option is set above
 		w.bad = err
 		return w
@@ -141,6 +150,33 @@ func New(c Config) *Worker {
 	w.routes = w.srv.Routes()
 	w.logger.Info("started", "event", "start", "rules", len(w.policy.Rules()), "issuers", w.policy.Issuers(), "replay_store", "durable-object")
 	return w
+}
+
+// rate is the Worker's budget of Cloudflare calls.
+type rate struct{ limit, reserve int }
+
+// parseRate reads RATE_LIMIT and RATE_RESERVE, with serve's defaults and bounds.
+func parseRate(limit, reserve string) (rate, error) {
+	r := rate{limit: 1200, reserve: 100}
+	var bad []error
+	for _, v := range []struct {
+		name, text string
+		to         *int
+	}{{"RATE_LIMIT", limit, &r.limit}, {"RATE_RESERVE", reserve, &r.reserve}} {
+		if v.text == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v.text)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s: %q is not a whole number", v.name, v.text))
+			continue
+		}
+		*v.to = n
+	}
+	if len(bad) == 0 && (r.limit < 10 || r.reserve < 0 || r.reserve >= r.limit) {
+		bad = append(bad, fmt.Errorf("RATE_LIMIT %d and RATE_RESERVE %d: the limit must be at least 10 and the reserve between 0 and the limit", r.limit, r.reserve))
+	}
+	return r, errors.Join(bad...)
 }
 
 // rateLimit logs Cloudflare's count when little is left, at most once a minute: Cloudflare's
@@ -229,65 +265,32 @@ func (w *Worker) prepare(ctx context.Context) error {
 	}
 }
 
-// Sweep deletes the broker's tokens that have expired but still count against the token quota
-// (a job that never revoked): the cron trigger's work. It sweeps every owner the policy's rules
-// mint for, and only the tokens a broker named (mint.BrokerNamePrefix). Expired is Cloudflare's
-// word and clock: its status, or an expiry past by the Date of its list answer.
+// sweepHold is how long one sweep holds the store's sweep lock: a sweep that overlaps another (a
+// cron retry, a second trigger) finds it held and leaves the tokens to the one running. It is
+// shorter than any sensible cron interval, so that every trigger from five minutes apart sweeps.
+const sweepHold = 5 * time.Minute
+
+// Sweep is the cron trigger's work: broker.Server.Sweep, which deletes the broker's own dead
+// tokens (expired, revoked, disabled, or older than their rule's max_ttl) in every account the
+// policy mints in, under the store's sweep lock, and stops early when the rate budget runs low.
 func (w *Worker) Sweep(ctx context.Context) error {
 	if w.bad != nil {
 		return errors.New("the broker's configuration is bad; nothing was swept (see the start event)")
 	}
-	type owner struct {
-		o       cftoken.Owner
-		account string
-	}
-	seen := map[owner]bool{}
-	var errs []error
-	for _, r := range w.policy.Rules() {
-		k := owner{r.Owner(), r.AccountID()}
-		if seen[k] {
-			continue
+	res, err := w.srv.Sweep(ctx, sweepHold*10/9)
+	deleted := 0
+	for _, t := range res.Swept {
+		if t.Err == nil {
+			deleted++
 		}
-		seen[k] = true
-		n, err := w.sweep(ctx, k.o, k.account)
-		if err != nil {
-			w.logger.Error("the sweep failed", "event", "sweep", "owner", string(k.o), "account_id", k.account, "deleted", n, "error", err.Error())
-			errs = append(errs, err)
-			continue
-		}
-		w.logger.Info("swept", "event", "sweep", "owner", string(k.o), "account_id", k.account, "deleted", n)
 	}
-	return errors.Join(errs...)
+	switch {
+	case err != nil:
+		w.logger.Error("the sweep failed", "event", "sweep", "deleted", deleted, "error", strings.ReplaceAll(err.Error(), "\n", "; "))
+	case !res.Locked:
+		w.logger.Info("another sweep holds the lock; this one left the tokens to it", "event", "sweep", "locked", false)
+	default:
+		w.logger.Info("swept", "event", "sweep", "deleted", deleted)
+	}
+	return err
 }
-
-func (w *Worker) sweep(ctx context.Context, o cftoken.Owner, account string) (int, error) {
-	ts, clock, err := w.engine.Tokens.List(ctx, o, account)
-	if err != nil {
-		return 0, err
-	}
-	now, onClock := clock.Now()
-	n := 0
-	var errs []error
-	for _, t := range ts {
-		if !strings.HasPrefix(t.Name, mint.BrokerNamePrefix) {
-			continue
-		}
-		if t.Status != "expired" && (!onClock || t.ExpiresOn.IsZero() || t.ExpiresOn.After(now)) {
-			continue
-		}
-		if _, err := w.engine.Revoke(ctx, o, account, t.ID); err != nil {
-			errs = append(errs, fmt.Errorf("deleting token %s: %w", t.ID, err))
-			continue
-		}
-		n++
-		w.logger.Info("swept a token", "event", "sweep", "owner", string(o), "account_id", account, "token_id", t.ID, "name", t.Name, "rule", mint.BrokerRule(t.Name), "reason", "expired", "expires_on", t.ExpiresOn.UTC().Format(time.RFC3339))
-	}
-	return n, errors.Join(errs...)
-}
-
-// logUI is the mint engine's notices as log lines.
-type logUI struct{ l *slog.Logger }
-
-func (u logUI) Noticef(f string, a ...any)  { u.l.Info(fmt.Sprintf(f, a...)) }
-func (u logUI) Warningf(f string, a ...any) { u.l.Warn(fmt.Sprintf(f, a...)) }
-func (u logUI) Debugf(f string, a ...any)   { u.l.Debug(fmt.Sprintf(f, a...)) }

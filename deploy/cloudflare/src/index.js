@@ -35,12 +35,14 @@ async function boot(env) {
     policy,
     policyName: env.POLICY_NAME || "policy.yaml",
     logLevel: env.LOG_LEVEL,
-    claim: (key, until) =>
+    rateLimit: env.RATE_LIMIT,
+    rateReserve: env.RATE_RESERVE,
+    store: (method, args) =>
       replayStore(env)
-        .claim(key, until)
+        .store(method, args)
         .catch((err) => {
           // The broker answers 503 and never skips the check; the cause is the operator's to see.
-          console.error(JSON.stringify({ level: "ERROR", msg: "the replay store did not answer", event: "replay", error: String(err) }));
+          console.error(JSON.stringify({ level: "ERROR", msg: "the replay store did not answer", event: "replay", method, error: String(err) }));
           throw err;
         }),
   });
@@ -55,7 +57,7 @@ async function bootstrapToken(binding) {
   return "";
 }
 
-// replayStore is the one Durable Object every isolate claims ID tokens in.
+// replayStore is the one Durable Object every isolate keeps the broker's store in.
 function replayStore(env) {
   if (!env.REPLAY) throw new Error("the Durable Object binding REPLAY is missing (see wrangler.jsonc)");
   return env.REPLAY.get(env.REPLAY.idFromName("replay"));
@@ -92,22 +94,102 @@ export default {
   },
 };
 
-// ReplayStore records each ID token's single use until it expires. A Durable Object runs one
-// call at a time and its SQLite storage is strongly consistent, so two requests can never both
-// claim one token, whichever isolates they reach.
+// ReplayStore is the broker's store (internal/worker/store.go): each ID token's single use until
+// it expires, each repository's fair shares under each rule (mints in a sliding window, live
+// tokens), its revokes of tokens not its own, and the sweep lock. A Durable Object runs one call
+// at a time and each call here is one SQLite transaction, so two requests can never both claim
+// one ID token or one last slot, whichever isolates they reach. Times are Unix milliseconds, as
+// the broker gives them; every row carries when it may go, and each call drops what has gone.
 export class ReplayStore extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
+    this.storage = ctx.storage;
     this.sql = ctx.storage.sql;
-    this.sql.exec("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until INTEGER NOT NULL)");
-    this.sql.exec("CREATE INDEX IF NOT EXISTS claims_until ON claims (until)");
+    for (const stmt of [
+      "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until INTEGER NOT NULL)",
+      "CREATE INDEX IF NOT EXISTS claims_until ON claims (until)",
+      "CREATE TABLE IF NOT EXISTS mints (key TEXT NOT NULL, member TEXT NOT NULL, at INTEGER NOT NULL, drop_at INTEGER NOT NULL, PRIMARY KEY (key, member))",
+      "CREATE INDEX IF NOT EXISTS mints_drop ON mints (drop_at)",
+      "CREATE TABLE IF NOT EXISTS active (key TEXT NOT NULL, member TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (key, member))",
+      "CREATE INDEX IF NOT EXISTS active_until ON active (until)",
+      "CREATE TABLE IF NOT EXISTS strangers (key TEXT PRIMARY KEY, n INTEGER NOT NULL, end_at INTEGER NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until INTEGER NOT NULL)",
+    ]) {
+      this.sql.exec(stmt);
+    }
   }
 
-  // claim reports whether key is new: true once, until the instant until (Unix milliseconds).
-  claim(key, until) {
-    this.sql.exec("DELETE FROM claims WHERE until <= ?", Date.now());
-    // RETURNING answers the row only when it was inserted (rowsWritten counts index writes too).
-    const rows = this.sql.exec("INSERT INTO claims (key, until) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key", key, until).toArray();
-    return rows.length === 1;
+  // store runs one of the broker's store methods with its arguments (JSON) and answers JSON.
+  store(method, args) {
+    const f = storeMethods[method];
+    if (!f) throw new Error(`the store has no method ${JSON.stringify(method)}`);
+    const a = JSON.parse(args);
+    return JSON.stringify(this.storage.transactionSync(() => f(this.sql, a)));
   }
 }
+
+// one is the first row of a query, or {}.
+function one(cursor) {
+  return cursor.toArray()[0] || {};
+}
+
+const storeMethods = {
+  // claim reports whether key is new: true once, until the instant until.
+  claim(sql, { key, until, now }) {
+    sql.exec("DELETE FROM claims WHERE until <= ?", now);
+    // RETURNING answers the row only when it was inserted (rowsWritten counts index writes too).
+    return sql.exec("INSERT INTO claims (key, until) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key", key, until).toArray().length === 1;
+  },
+
+  // reserve counts a mint if the key's limits allow it (broker.ShareStore.Reserve): its mints in
+  // (now-window, now] stay below mints, its live tokens (reservations included) below active.
+  reserve(sql, { key, member, mints, window, active, now, pending }) {
+    sql.exec("DELETE FROM mints WHERE drop_at <= ?", now);
+    sql.exec("DELETE FROM active WHERE until <= ?", now);
+    const m = one(sql.exec("SELECT COUNT(*) AS n, MIN(at) AS first FROM mints WHERE key = ? AND at > ?", key, now - window));
+    if (mints > 0 && m.n >= mints) return { over: "max_mints", count: m.n, wait: m.first + window - now };
+    const a = one(sql.exec("SELECT COUNT(*) AS n, MIN(until) AS first FROM active WHERE key = ?", key));
+    if (active > 0 && a.n >= active) return { over: "max_active", count: a.n, wait: a.first - now };
+    sql.exec("INSERT OR REPLACE INTO mints (key, member, at, drop_at) VALUES (?, ?, ?, ?)", key, member, now, now + window);
+    sql.exec("INSERT OR REPLACE INTO active (key, member, until) VALUES (?, ?, ?)", key, member, pending);
+    return { over: "", count: m.n + 1, wait: 0 };
+  },
+
+  // confirm turns a reservation into the token minted: a live slot until it expires.
+  confirm(sql, { key, member, token, expires }) {
+    sql.exec("DELETE FROM active WHERE key = ? AND member = ?", key, member);
+    sql.exec("INSERT OR REPLACE INTO active (key, member, until) VALUES (?, ?, ?)", key, token, expires);
+    return true;
+  },
+
+  // cancel forgets a reservation whose mint failed.
+  cancel(sql, { key, member }) {
+    sql.exec("DELETE FROM mints WHERE key = ? AND member = ?", key, member);
+    sql.exec("DELETE FROM active WHERE key = ? AND member = ?", key, member);
+    return true;
+  },
+
+  // release frees a token's live slot: it was revoked or swept.
+  release(sql, { key, token }) {
+    sql.exec("DELETE FROM active WHERE key = ? AND member = ?", key, token);
+    return true;
+  },
+
+  // strangers adds add to the key's count in a fixed window and answers it with the time left.
+  strangers(sql, { key, add, window, now }) {
+    sql.exec("DELETE FROM strangers WHERE end_at <= ?", now);
+    const w = one(sql.exec("SELECT n, end_at FROM strangers WHERE key = ?", key));
+    const end = w.end_at ?? now + window;
+    const n = (w.n ?? 0) + add;
+    if (n > 0) sql.exec("INSERT OR REPLACE INTO strangers (key, n, end_at) VALUES (?, ?, ?)", key, n, end);
+    return { count: n, left: end - now };
+  },
+
+  // tryLock takes the lock name for holder until now+ttl, unless anyone holds it.
+  tryLock(sql, { name, holder, ttl, now }) {
+    sql.exec("DELETE FROM locks WHERE until <= ?", now);
+    if (one(sql.exec("SELECT holder FROM locks WHERE name = ?", name)).holder !== undefined) return false;
+    sql.exec("INSERT INTO locks (name, holder, until) VALUES (?, ?, ?)", name, holder, now + ttl);
+    return true;
+  },
+};
