@@ -216,17 +216,6 @@ func (a *api) call(t *testing.T, token, method, path, from string) answer {
 	return out
 }
 
-// tokensNamed lists the live tokens of the fake with that name.
-func (a *api) tokensNamed(name string) []cfapitest.TokenInfo {
-	var out []cfapitest.TokenInfo
-	for _, tk := range a.Tokens() {
-		if tk.Name == name {
-			out = append(out, tk)
-		}
-	}
-	return out
-}
-
 // creates counts the token-create requests the fake received.
 func (a *api) creates() int {
 	n := 0

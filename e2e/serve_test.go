@@ -14,13 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/broker/contracttest"
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/oidctest"
 	"github.com/cfmint/cfmint/internal/runner"
@@ -28,25 +28,9 @@ import (
 
 const brokerAudience = "https://cfmint.test"
 
-// brokerPolicy trusts the issuer for repository 892345611 (oidctest's default) on main.
+// brokerPolicy is the contract's policy (contracttest.Policy) for the issuer and a's account.
 func brokerPolicy(iss *oidctest.Issuer, a *api) string {
-	return fmt.Sprintf(`audience: %s
-rules:
-  - name: site-deploy
-    issuer: %s
-    claims:
-      repository_id: "892345611"
-      repository_owner_id: "9919"
-    claim_patterns:
-      ref: refs/heads/(main|release-.*)
-    account_id: %s
-    allow:
-      presets: [workers-deploy, r2-upload]
-      permissions: [DNS Read]
-      zones: [example.com]
-      r2_buckets: [assets]
-    max_ttl: 30m
-`, brokerAudience, iss.URL(), a.fx.Account.ID)
+	return contracttest.Policy(brokerAudience, iss.URL(), a.fx.Account.ID)
 }
 
 // brokerProc is a running `cfmint serve`.
@@ -158,6 +142,9 @@ func writePolicy(t *testing.T, text string) string {
 	return f
 }
 
+// TestBrokerServe: `cfmint serve` passes the broker's HTTP contract (contracttest, which the
+// Worker passes too), its tokens work from the caller's address only, and it counts, reloads and
+// drains as an operator expects.
 func TestBrokerServe(t *testing.T) {
 	a := startAPI(t)
 	iss := oidctest.New(t)
@@ -170,27 +157,16 @@ func TestBrokerServe(t *testing.T) {
 		}
 		return iss.Token(c)
 	}
-	var issued []string // every ID token handed out, to scan the logs for
+	issued := contracttest.Run(t, contracttest.Target{URL: b.url, Audience: brokerAudience, Issuer: iss, API: a.Server, Account: a.fx.Account.ID, Caller: "127.0.0.1", Log: b.log}).Secrets
 	token := func(extra oidctest.Claims) string { s := idt(extra); issued = append(issued, s); return s }
 
-	// A mint: 201 with a token pinned to the caller's address, for the run.
-	first := token(nil)
-	res := b.do(t, "POST", "/v1/tokens", first, map[string]string{"preset": "workers-deploy", "ttl": "10m", "nonce": "abcdef0123456789"})
+	// A minted token works at Cloudflare from the caller's address, and from no other.
+	res := b.do(t, "POST", "/v1/tokens", token(nil), map[string]string{"preset": "workers-deploy"})
 	if res.Status != http.StatusCreated {
 		t.Fatalf("mint: %d %s\n%s", res.Status, res.Raw, b.log())
 	}
 	secret, _ := res.Body["token"].(string)
-	tid, _ := res.Body["id"].(string)
-	name, _ := res.Body["name"].(string)
-	if res.Body["rule"] != "site-deploy" || res.Body["account_id"] != a.fx.Account.ID || secret == "" {
-		t.Errorf("mint answered %s", strings.ReplaceAll(res.Raw, secret, "<SECRET>"))
-	}
-	if !regexp.MustCompile(`^cfmint-broker:[0-9a-f]{6}:892345611:9876543210\.1:abcdef0123456789:site-deploy:octo-org/octo-repo$`).MatchString(name) {
-		t.Errorf("name = %q, want it to record the repository id, run, attempt, nonce and rule", name)
-	}
-	if f, _ := res.Body["ip_filter"].([]any); len(f) != 1 || f[0] != "127.0.0.1/32" {
-		t.Errorf("ip_filter = %v, want the caller's address", res.Body["ip_filter"])
-	}
+	issued = append(issued, secret)
 	scripts := "/accounts/" + a.fx.Account.ID + "/workers/scripts"
 	if got := a.call(t, secret, "GET", scripts, ""); got.Status != 200 {
 		t.Errorf("the minted token on Workers: %+v", got)
@@ -198,91 +174,18 @@ func TestBrokerServe(t *testing.T) {
 	if got := a.call(t, secret, "GET", scripts, "127.0.0.2"); got.Status != 403 {
 		t.Errorf("the minted token from another address: %+v, want 403", got)
 	}
-	creates := a.creates()
-
-	// The same ID token again: refused, nothing minted.
-	if r := b.do(t, "POST", "/v1/tokens", first, map[string]string{"preset": "workers-deploy"}); r.Status != 401 || !strings.Contains(r.Raw, "already used") {
-		t.Errorf("replay: %d %s", r.Status, r.Raw)
-	}
-	// Every forged token: 401, nothing minted.
-	for _, f := range oidctest.Forgeries() {
-		forged := iss.Forge(f, oidctest.Claims{"aud": brokerAudience})
-		if r := b.do(t, "POST", "/v1/tokens", forged, map[string]string{"preset": "workers-deploy"}); r.Status != 401 {
-			t.Errorf("forgery %s: %d %s", f, r.Status, r.Raw)
-		}
-	}
-	// Denials: what the rule does not allow, and a repository no rule knows.
-	denials := []struct {
-		name   string
-		claims oidctest.Claims
-		body   map[string]string
-		status int
-		want   string
-	}{
-		{"permission", nil, map[string]string{"permissions": "DNS Write", "zones": "example.com"}, 403, "DNS Write"},
-		{"zone", nil, map[string]string{"permissions": "DNS Read", "zones": "example.net"}, 403, "example.net"},
-		{"ttl", nil, map[string]string{"preset": "workers-deploy", "ttl": "2h"}, 403, "30m"},
-		{"ip-filter", nil, map[string]string{"preset": "workers-deploy", "ip-filter": "198.51.100.0/24"}, 403, "ip"},
-		{"pattern", oidctest.Claims{"ref": "refs/heads/feature"}, map[string]string{"preset": "workers-deploy"}, 403, "refs/heads/feature"},
-		// Another owner id than the rule pins: a stranger, told only that no rule trusts it.
-		{"claims", oidctest.Claims{"repository_owner_id": "1234"}, map[string]string{"preset": "workers-deploy"}, 403, "no rule of this broker trusts this repository"},
-		{"bucket", nil, map[string]string{"preset": "r2-upload", "r2-buckets": "logs"}, 403, "logs"},
-		{"unknown repository", oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}, map[string]string{"preset": "workers-deploy"}, 403, "evil/repo"},
-		{"bad request key", nil, map[string]string{"bootstrap-token": "x"}, 400, "not a request key"},
-		{"bad ttl", nil, map[string]string{"preset": "workers-deploy", "ttl": "90"}, 400, "ttl"},
-	}
-	for _, d := range denials {
-		r := b.do(t, "POST", "/v1/tokens", token(d.claims), d.body)
-		if r.Status != d.status || !strings.Contains(strings.ToLower(r.Raw), strings.ToLower(d.want)) {
-			t.Errorf("%s: %d %s, want %d naming %q", d.name, r.Status, r.Raw, d.status, d.want)
-		}
-	}
-	if n := a.creates(); n != creates {
-		t.Errorf("refused requests created %d tokens", n-creates)
-	}
-
-	// Revokes: another run may not; the run itself may, and again is still 204.
-	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(oidctest.Claims{"run_id": "1111"}), nil); r.Status != 403 {
-		t.Errorf("revoke by another run: %d %s", r.Status, r.Raw)
-	}
-	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(oidctest.Claims{"run_attempt": "2"}), nil); r.Status != 403 {
-		t.Errorf("revoke by another attempt of the run: %d %s", r.Status, r.Raw)
-	}
-	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}), nil); r.Status != 403 {
-		t.Errorf("revoke by another repository: %d %s", r.Status, r.Raw)
-	}
-	if len(a.tokensNamed(name)) != 1 {
-		t.Fatalf("the token went after another run's revoke")
-	}
-	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(nil), nil); r.Status != 204 {
+	if r := b.do(t, "DELETE", "/v1/tokens/"+res.Body["id"].(string), token(nil), nil); r.Status != 204 {
 		t.Errorf("revoke: %d %s", r.Status, r.Raw)
-	}
-	if len(a.tokensNamed(name)) != 0 {
-		t.Errorf("the token is still there after its revoke")
-	}
-	if r := b.do(t, "DELETE", "/v1/tokens/"+tid, token(nil), nil); r.Status != 204 {
-		t.Errorf("revoke of a gone token: %d %s", r.Status, r.Raw)
-	}
-	// By nonce: what main never learned the id of.
-	r2 := b.do(t, "POST", "/v1/tokens", token(nil), map[string]string{"preset": "workers-deploy", "nonce": "feedface00000001"})
-	if r2.Status != 201 {
-		t.Fatalf("second mint: %d %s", r2.Status, r2.Raw)
-	}
-	if r := b.do(t, "DELETE", "/v1/tokens?nonce=feedface00000001", token(nil), nil); r.Status != 200 || r.Body["deleted"] != float64(1) {
-		t.Errorf("revoke by nonce: %d %s", r.Status, r.Raw)
-	}
-	if n := len(a.tokensNamed(r2.Body["name"].(string))); n != 0 {
-		t.Errorf("%d tokens left after the revoke by nonce", n)
 	}
 
 	// Metrics moved.
 	m := b.do(t, "GET", "/metrics", "", nil)
 	for _, want := range []string{
-		`cfmint_exchanges_total{outcome="minted",rule="site-deploy"} 2`,
-		`cfmint_denials_total{reason="replay"} 1`,
+		`cfmint_exchanges_total{outcome="minted",rule="site-deploy"} 6`,
+		`cfmint_denials_total{reason="replay"} 4`, // the ID token replayed, and three of four sent at once
 		`cfmint_denials_total{reason="permission"}`,
-		`cfmint_revokes_total{outcome="revoked",rule="site-deploy"} 2`,
-		`cfmint_cloudflare_calls_total{operation="create",status="200"} 2`,
+		`cfmint_revokes_total{outcome="revoked",rule="site-deploy"} 6`,
+		`cfmint_cloudflare_calls_total{operation="create",status="200"} 6`,
 		`cfmint_ratelimit_budget_remaining`,
 		`cfmint_build_info`,
 	} {
@@ -325,7 +228,7 @@ func TestBrokerServe(t *testing.T) {
 
 	// No secret in the log: minted tokens, the bootstrap token, ID tokens.
 	logs := b.log()
-	for _, s := range append([]string{secret, a.fx.AccountBootstrap.Secret, r2.Body["token"].(string)}, issued...) {
+	for _, s := range append([]string{a.fx.AccountBootstrap.Secret}, issued...) {
 		if s != "" && strings.Contains(logs, s) {
 			t.Errorf("the broker's log holds a secret")
 		}

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cfmint/cfmint/internal/broker/contracttest"
 	"github.com/cfmint/cfmint/internal/broker/storetest"
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/oidctest"
@@ -73,22 +74,7 @@ func newWorld(t *testing.T) *world {
 }
 
 func (w *world) policy(account string) string {
-	return fmt.Sprintf(`audience: %s
-rules:
-  - name: site-deploy
-    issuer: %s
-    claims:
-      repository_id: "892345611"
-      repository_owner_id: "9919"
-    claim_patterns:
-      ref: refs/heads/(main|release-.*)
-    account_id: %s
-    allow:
-      presets: [workers-deploy, r2-upload]
-      permissions: [DNS Read]
-      zones: [example.com]
-    max_ttl: 30m
-`, audience, w.iss.URL(), account)
+	return contracttest.Policy(audience, w.iss.URL(), account)
 }
 
 // token is a fresh ID token for the policy's repository, with extra claims.
@@ -324,98 +310,26 @@ func TestWorker(t *testing.T) {
 	// the memory and Redis stores do; run first, on the empty store.
 	t.Run("store", func(t *testing.T) { storetest.Run(t, worker.Store{Call: l.store}) })
 
-	// The contract's liveness answer, and no /metrics: counts are in the logs.
-	if r := l.do(t, "GET", "/healthz", "", callerIP, nil); r.Status != 200 || r.Raw != "ok\n" {
-		t.Fatalf("healthz: %d %q\n%s", r.Status, r.Raw, l.out)
-	}
+	// No /metrics: counts are in the logs.
 	if r := l.do(t, "GET", "/metrics", "", callerIP, nil); r.Status != 404 {
 		t.Errorf("metrics: %d, want 404", r.Status)
 	}
-
-	// A mint, pinned to the caller's address as CF-Connecting-IP gives it.
-	first := w.token(nil)
+	// The isolate's first mint fetches the issuer's discovery document and keys.
 	start := time.Now()
-	res := l.do(t, "POST", "/v1/tokens", first, callerIP, map[string]string{"preset": "workers-deploy", "ttl": "10m", "nonce": "abcdef0123456789"})
+	r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy"})
 	t.Logf("first mint: %v", time.Since(start))
-	if res.Status != http.StatusCreated {
-		t.Fatalf("mint: %d %s\n%s", res.Status, res.Raw, l.out)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("first mint: %d %s\n%s", r.Status, r.Raw, l.out)
 	}
-	secret, _ := res.Body["token"].(string)
-	tid, _ := res.Body["id"].(string)
-	name, _ := res.Body["name"].(string)
-	if res.Body["rule"] != "site-deploy" || secret == "" || w.named(name) != 1 {
-		t.Errorf("mint answered %s", strings.ReplaceAll(res.Raw, secret, "<SECRET>"))
-	}
-	if f, _ := res.Body["ip_filter"].([]any); len(f) != 1 || f[0] != callerIP+"/32" {
-		t.Errorf("ip_filter = %v, want the caller's address %s/32", res.Body["ip_filter"], callerIP)
-	}
-	if tk, ok := w.cf.Token(tid); !ok || len(tk.IPIn) != 1 || tk.IPIn[0] != callerIP+"/32" {
-		t.Errorf("the token at Cloudflare: %+v, want it pinned to %s", tk.IPIn, callerIP)
+	firstSecret := r.Body["token"].(string)
+	if d := l.do(t, "DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil); d.Status != 204 {
+		t.Fatalf("revoke: %d %s", d.Status, d.Raw)
 	}
 
-	// Without CF-Connecting-IP: refused, whatever the token.
-	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), "", map[string]string{"preset": "workers-deploy"}); r.Status != 400 || !strings.Contains(r.Raw, "CF-Connecting-IP") {
-		t.Errorf("no CF-Connecting-IP: %d %s", r.Status, r.Raw)
-	}
-	creates := len(w.cf.Tokens())
-	// Single use: the same ID token again is refused.
-	if r := l.do(t, "POST", "/v1/tokens", first, callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 401 || !strings.Contains(r.Raw, "already used") {
-		t.Errorf("replay: %d %s", r.Status, r.Raw)
-	}
-	// Every forged token: 401.
-	for _, f := range oidctest.Forgeries() {
-		forged := w.iss.Forge(f, oidctest.Claims{"aud": audience})
-		if r := l.do(t, "POST", "/v1/tokens", forged, callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 401 {
-			t.Errorf("forgery %s: %d %s", f, r.Status, r.Raw)
-		}
-	}
-	// Denials.
-	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"permissions": "DNS Write", "zones": "example.com"}); r.Status != 403 || !strings.Contains(r.Raw, "DNS Write") {
-		t.Errorf("a permission the rule does not allow: %d %s", r.Status, r.Raw)
-	}
-	if r := l.do(t, "POST", "/v1/tokens", w.token(oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}), callerIP, map[string]string{"preset": "workers-deploy"}); r.Status != 403 {
-		t.Errorf("a repository no rule knows: %d %s", r.Status, r.Raw)
-	}
-	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"bootstrap-token": "x"}); r.Status != 400 || !strings.Contains(r.Raw, "not a request key") {
-		t.Errorf("a bad request key: %d %s", r.Status, r.Raw)
-	}
-	if r := l.do(t, "POST", "/v1/tokens", w.token(nil), "not-an-address", map[string]string{"preset": "workers-deploy"}); r.Status != 400 {
-		t.Errorf("a CF-Connecting-IP that is no address: %d %s", r.Status, r.Raw)
-	}
-	if n := len(w.cf.Tokens()); n != creates {
-		t.Errorf("refused requests created %d tokens", n-creates)
-	}
-
-	// Revoke by id: another run may not; the run may, and again is still 204.
-	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"run_id": "1111"}), callerIP, nil); r.Status != 403 {
-		t.Errorf("revoke by another run: %d %s", r.Status, r.Raw)
-	}
-	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"run_attempt": "2"}), callerIP, nil); r.Status != 403 {
-		t.Errorf("revoke by another attempt of the run: %d %s", r.Status, r.Raw)
-	}
-	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(oidctest.Claims{"repository_id": "1", "repository": "evil/repo"}), callerIP, nil); r.Status != 403 {
-		t.Errorf("revoke by another repository: %d %s", r.Status, r.Raw)
-	}
-	if w.named(name) != 1 {
-		t.Fatal("the token went after another run's revoke")
-	}
-	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(nil), callerIP, nil); r.Status != 204 || w.named(name) != 0 {
-		t.Errorf("revoke: %d %s; %d tokens left", r.Status, r.Raw, w.named(name))
-	}
-	if r := l.do(t, "DELETE", "/v1/tokens/"+tid, w.token(nil), callerIP, nil); r.Status != 204 {
-		t.Errorf("revoke of a gone token: %d %s", r.Status, r.Raw)
-	}
-	// Revoke by nonce.
-	r2 := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy", "nonce": "feedface00000001"})
-	if r2.Status != 201 {
-		t.Fatalf("second mint: %d %s", r2.Status, r2.Raw)
-	}
-	if r := l.do(t, "DELETE", "/v1/tokens?nonce=feedface00000001", w.token(nil), callerIP, nil); r.Status != 200 || r.Body["deleted"] != float64(1) {
-		t.Errorf("revoke by nonce: %d %s", r.Status, r.Raw)
-	}
-	if n := w.named(r2.Body["name"].(string)); n != 0 {
-		t.Errorf("%d tokens left after the revoke by nonce", n)
-	}
+	// The broker's HTTP contract, as `cfmint serve` passes it, the caller's address from
+	// CF-Connecting-IP.
+	contract := contracttest.Run(t, contracttest.Target{URL: l.url, Audience: audience, Issuer: w.iss, API: w.cf, Account: w.fx.Account.ID,
+		Caller: callerIP, CallerHeader: "CF-Connecting-IP", Log: l.out.String})
 
 	// Warm mints: latency and workerd's CPU per exchange (mint and revoke), measured, not asserted.
 	const rounds = 10
@@ -455,33 +369,6 @@ func TestWorker(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
-	}
-
-	// One ID token sent four times at once: the Durable Object lets exactly one through.
-	same := w.token(nil)
-	answers := make(chan answer, 4)
-	for i := range 4 {
-		go func() {
-			r, err := l.try("POST", "/v1/tokens", same, callerIP, map[string]string{"preset": "workers-deploy", "nonce": fmt.Sprintf("d0d0d0d0%08d", i)})
-			if err != nil {
-				r.Raw = err.Error()
-			}
-			answers <- r
-		}()
-	}
-	minted := 0
-	for range 4 {
-		r := <-answers
-		switch {
-		case r.Status == 201:
-			minted++
-			l.do(t, "DELETE", "/v1/tokens/"+r.Body["id"].(string), w.token(nil), callerIP, nil)
-		case r.Status != 401:
-			t.Errorf("one ID token at once: %d %s", r.Status, r.Raw)
-		}
-	}
-	if minted != 1 {
-		t.Errorf("one ID token sent four times at once minted %d tokens, want 1", minted)
 	}
 
 	// The cron sweep: a token left behind that has expired is deleted; a live one stays.
@@ -546,7 +433,7 @@ func TestWorker(t *testing.T) {
 			t.Errorf("the log lacks %s:\n%s", want, logs)
 		}
 	}
-	for _, s := range append([]string{secret, r2.Body["token"].(string), w.fx.AccountBootstrap.Secret}, w.seen...) {
+	for _, s := range append(append([]string{w.fx.AccountBootstrap.Secret, firstSecret}, contract.Secrets...), w.seen...) {
 		if strings.Contains(logs, s) {
 			t.Errorf("the Worker's log holds a secret")
 		}
