@@ -10,7 +10,8 @@ import (
 )
 
 // Store is the broker's store on Workers: the single use of ID tokens, the fair shares
-// (max_mints, max_active, revokes of tokens not the caller's) and the sweep lock, all in one
+// (max_mints, max_active, revokes of tokens not the caller's), the sweep lock and the tokens
+// each nonce minted (so that a revoke by nonce in any isolate deletes them by id), all in one
 // Durable Object with SQLite storage (ReplayStore in deploy/cloudflare/src/index.js). A Durable
 // Object runs one call at a time and each call is one SQLite transaction, so every isolate sees
 // the same counts, as every replica of `cfmint serve` does in Redis.
@@ -25,6 +26,7 @@ type Store struct {
 var (
 	_ broker.ReplayStore = Store{}
 	_ broker.ShareStore  = Store{}
+	_ broker.NonceStore  = Store{}
 )
 
 // call runs method with args and decodes its answer into out (nil: none expected). Every error
@@ -112,4 +114,16 @@ func (s Store) TryLock(ctx context.Context, name, holder string, ttl time.Durati
 	var got bool
 	err := s.call(ctx, "tryLock", map[string]any{"name": name, "holder": holder, "ttl": msOf(ttl), "now": ms(now)}, &got)
 	return got, err
+}
+
+// RememberNonce implements broker.NonceStore.
+func (s Store) RememberNonce(ctx context.Context, key, ref string, until time.Time) error {
+	return s.call(ctx, "rememberNonce", map[string]any{"key": key, "ref": ref, "until": ms(until), "now": ms(time.Now())}, nil)
+}
+
+// NonceRefs implements broker.NonceStore.
+func (s Store) NonceRefs(ctx context.Context, key string) ([]string, error) {
+	var refs []string
+	err := s.call(ctx, "nonceRefs", map[string]any{"key": key, "now": ms(time.Now())}, &refs)
+	return refs, err
 }

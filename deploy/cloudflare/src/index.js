@@ -96,7 +96,8 @@ export default {
 
 // ReplayStore is the broker's store (internal/worker/store.go): each ID token's single use until
 // it expires, each repository's fair shares under each rule (mints in a sliding window, live
-// tokens), its revokes of tokens not its own, and the sweep lock. A Durable Object runs one call
+// tokens), its revokes of tokens not its own, the sweep lock, and which tokens each step's nonce
+// minted. A Durable Object runs one call
 // at a time and each call here is one SQLite transaction, so two requests can never both claim
 // one ID token or one last slot, whichever isolates they reach. Times are Unix milliseconds, as
 // the broker gives them; every row carries when it may go, and each call drops what has gone.
@@ -114,6 +115,8 @@ export class ReplayStore extends DurableObject {
       "CREATE INDEX IF NOT EXISTS active_until ON active (until)",
       "CREATE TABLE IF NOT EXISTS strangers (key TEXT PRIMARY KEY, n INTEGER NOT NULL, end_at INTEGER NOT NULL)",
       "CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until INTEGER NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS nonces (key TEXT NOT NULL, ref TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (key, ref))",
+      "CREATE INDEX IF NOT EXISTS nonces_until ON nonces (until)",
     ]) {
       this.sql.exec(stmt);
     }
@@ -183,6 +186,20 @@ const storeMethods = {
     const n = (w.n ?? 0) + add;
     if (n > 0) sql.exec("INSERT OR REPLACE INTO strangers (key, n, end_at) VALUES (?, ?, ?)", key, n, end);
     return { count: n, left: end - now };
+  },
+
+  // rememberNonce adds ref to the nonce key's set, which lives until the latest until given.
+  rememberNonce(sql, { key, ref, until, now }) {
+    sql.exec("DELETE FROM nonces WHERE until <= ?", now);
+    const last = Math.max(until, one(sql.exec("SELECT MAX(until) AS until FROM nonces WHERE key = ?", key)).until ?? 0);
+    sql.exec("INSERT OR REPLACE INTO nonces (key, ref, until) VALUES (?, ?, ?)", key, ref, last);
+    sql.exec("UPDATE nonces SET until = ? WHERE key = ?", last, key);
+    return true;
+  },
+
+  // nonceRefs is the nonce key's set, empty once it has lapsed.
+  nonceRefs(sql, { key, now }) {
+    return sql.exec("SELECT ref FROM nonces WHERE key = ? AND until > ? ORDER BY ref", key, now).toArray().map((r) => r.ref);
   },
 
   // tryLock takes the lock name for holder until now+ttl, unless anyone holds it.

@@ -6,6 +6,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +31,48 @@ func Run(t *testing.T, s Store) {
 	t.Run("claims", func(t *testing.T) { claims(t, s) })
 	t.Run("shares", func(t *testing.T) { shares(t, s) })
 	t.Run("lock", func(t *testing.T) { lock(t, s) })
+	if ns, ok := s.(broker.NonceStore); ok {
+		t.Run("nonces", func(t *testing.T) { nonces(t, ns) })
+	}
+}
+
+// nonces checks a store that keeps the nonce map: a nonce's set holds every ref added to it
+// (once each) until the latest until it was given, and is then forgotten whole.
+func nonces(t *testing.T, s broker.NonceStore) {
+	ctx := context.Background()
+	refs := func(key string) string {
+		t.Helper()
+		r, err := s.NonceRefs(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(r)
+		return strings.Join(r, ",")
+	}
+	remember := func(key, ref string, until time.Time) {
+		t.Helper()
+		if err := s.RememberNonce(ctx, key, ref, until); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until := time.Now().Add(time.Minute)
+	remember("run:nonce1", "account|a1|t1|deploy", until)
+	remember("run:nonce1", "?", until)
+	remember("run:nonce1", "account|a1|t1|deploy", until)
+	if got := refs("run:nonce1"); got != "?,account|a1|t1|deploy" {
+		t.Fatalf("the nonce's refs: %q", got)
+	}
+	if got := refs("run:nonce2"); got != "" {
+		t.Fatalf("a nonce never written: %q", got)
+	}
+	remember("run:brief", "account|a1|t2|deploy", time.Now().Add(lapse))
+	if got := refs("run:brief"); got != "account|a1|t2|deploy" {
+		t.Fatalf("a brief nonce's refs: %q", got)
+	}
+	time.Sleep(2 * lapse)
+	if got := refs("run:brief"); got != "" {
+		t.Fatalf("a nonce's refs after their until: %q", got)
+	}
 }
 
 // lapse is how long the checks of a store's own clock wait past a lapse: enough for a store that
