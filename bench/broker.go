@@ -94,7 +94,7 @@ rules:
 `, brokerAudOK, iss.URL(), fx.Account.ID)), 0o600); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--policy", policy)
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "", "--policy", policy)
 	cmd.Env = []string{"CLOUDFLARE_BOOTSTRAP_TOKEN=" + fx.AccountBootstrap.Secret, "CLOUDFLARE_API_BASE_URL=" + base}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -695,6 +695,23 @@ func TestGracePeriods(t *testing.T) {
 	if fflags["client-ip-header"] != "Fly-Client-IP" {
 		t.Errorf("deploy/fly/fly.toml: --client-ip-header %q; Fly's proxy writes Fly-Client-IP", fflags["client-ip-header"])
 	}
+	// The metrics (rule names, the rate budget left) are never on the port callers reach.
+	for _, m := range []struct {
+		where string
+		flags map[string]string
+		want  string
+	}{
+		{"deploy/kubernetes/broker.yaml", kflags, ":9464"},
+		{"deploy/cloudrun/service.yaml", rflags, "127.0.0.1:9464"},
+		{"deploy/fly/fly.toml", fflags, ":" + fly["metrics.port"]},
+	} {
+		if got := m.flags["metrics-listen"]; got != m.want || got == m.flags["listen"] {
+			t.Errorf("%s: --metrics-listen %q; want %s, a port callers do not reach", m.where, got, m.want)
+		}
+	}
+	if fly["metrics.path"] != "/metrics" {
+		t.Errorf("deploy/fly/fly.toml: [metrics] path %q; want /metrics", fly["metrics.path"])
+	}
 
 	// docs/broker.md's table of grace periods says what the manifests set.
 	broker := read(t, "docs/broker.md")
@@ -739,13 +756,22 @@ func TestKustomization(t *testing.T) {
 		all = append(all, docs(t, "deploy/kubernetes/"+f)...)
 	}
 	svc := find(t, all, "Service", "cfmint")
-	port := get(svc, "spec", "ports", 0, "name")
+	port, metricsPort := get(svc, "spec", "ports", 0, "name"), get(svc, "spec", "ports", 1, "name")
+	if port != "http" || metricsPort != "metrics" {
+		t.Fatalf("the Service's ports are %v; want http (the API) and metrics", get(svc, "spec", "ports"))
+	}
 	sm := find(t, all, "ServiceMonitor", "cfmint")
 	if !reflect.DeepEqual(get(sm, "spec", "selector", "matchLabels"), get(svc, "metadata", "labels")) {
 		t.Errorf("the ServiceMonitor selects %v; the Service is labelled %v", get(sm, "spec", "selector", "matchLabels"), get(svc, "metadata", "labels"))
 	}
-	if get(sm, "spec", "endpoints", 0, "port") != port || get(sm, "spec", "endpoints", 0, "path") != "/metrics" {
-		t.Errorf("the ServiceMonitor scrapes port %v path %v; want the Service's port %v, /metrics", get(sm, "spec", "endpoints", 0, "port"), get(sm, "spec", "endpoints", 0, "path"), port)
+	if get(sm, "spec", "endpoints", 0, "port") != metricsPort || get(sm, "spec", "endpoints", 0, "path") != "/metrics" {
+		t.Errorf("the ServiceMonitor scrapes port %v path %v; want the Service's port %v, /metrics", get(sm, "spec", "endpoints", 0, "port"), get(sm, "spec", "endpoints", 0, "path"), metricsPort)
+	}
+	// The API's port admits the ingress alone (it may write the client-IP header); Prometheus
+	// reaches the metrics port alone.
+	np := find(t, all, "NetworkPolicy", "cfmint")
+	if p0, p1 := get(np, "spec", "ingress", 0, "ports", 0, "port"), get(np, "spec", "ingress", 1, "ports", 0, "port"); p0 != 8080 || p1 != 9464 || len(get(np, "spec", "ingress").([]any)) != 2 {
+		t.Errorf("the NetworkPolicy admits the ingress on %v and Prometheus on %v; want 8080 (the API) and 9464 (the metrics) alone", p0, p1)
 	}
 	ing := find(t, all, "Ingress", "cfmint")
 	for _, p := range get(ing, "spec", "rules", 0, "http", "paths").([]any) {
@@ -753,7 +779,7 @@ func TestKustomization(t *testing.T) {
 			t.Errorf("the Ingress routes %v to %v", get(p, "path"), get(p, "backend"))
 		}
 		if path, _ := get(p, "path").(string); !strings.HasPrefix(path, "/v1/") {
-			t.Errorf("the Ingress routes %s from outside; route only /v1/ (/metrics and /readyz list the rules and the budget)", path)
+			t.Errorf("the Ingress routes %s from outside; route only /v1/ (/readyz says whether the bootstrap token works)", path)
 		}
 	}
 	redis := find(t, all, "NetworkPolicy", "cfmint-redis")

@@ -310,10 +310,6 @@ func TestWorker(t *testing.T) {
 	// the memory and Redis stores do; run first, on the empty store.
 	t.Run("store", func(t *testing.T) { storetest.Run(t, worker.Store{Call: l.store}) })
 
-	// No /metrics: counts are in the logs.
-	if r := l.do(t, "GET", "/metrics", "", callerIP, nil); r.Status != 404 {
-		t.Errorf("metrics: %d, want 404", r.Status)
-	}
 	// The isolate's first mint fetches the issuer's discovery document and keys.
 	start := time.Now()
 	r := l.do(t, "POST", "/v1/tokens", w.token(nil), callerIP, map[string]string{"preset": "workers-deploy"})

@@ -22,12 +22,14 @@ import (
 
 // served is a broker run by broker.Serve against a fake Cloudflare API of its own.
 type served struct {
-	cf   *cfapitest.Server
-	fx   cfapitest.Fixture
-	iss  *oidctest.Issuer
-	url  string
-	logs *logBuffer
-	cfg  broker.Config
+	cf  *cfapitest.Server
+	fx  cfapitest.Fixture
+	iss *oidctest.Issuer
+	url string
+	// metrics is the base URL of --metrics-listen's port.
+	metrics string
+	logs    *logBuffer
+	cfg     broker.Config
 }
 
 // cfWorld is the fake Cloudflare API and issuer, and a config that serves the test policy
@@ -45,6 +47,7 @@ func cfWorld(t *testing.T) *served {
 	}
 	return &served{cf: cf, fx: fx, iss: iss, logs: &logBuffer{}, cfg: broker.Config{
 		Listen:          "127.0.0.1:0",
+		MetricsListen:   "127.0.0.1:0",
 		PolicyFile:      file,
 		PolicyPoll:      10 * time.Millisecond,
 		BootstrapToken:  fx.AccountBootstrap.Secret,
@@ -61,8 +64,8 @@ func cfWorld(t *testing.T) *served {
 func (s *served) start(t *testing.T) {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	addr := make(chan net.Addr, 1)
-	s.cfg.Log, s.cfg.Listening = s.logs, func(a net.Addr) { addr <- a }
+	addr, maddr := make(chan net.Addr, 1), make(chan net.Addr, 1)
+	s.cfg.Log, s.cfg.Listening, s.cfg.MetricsListening = s.logs, func(a net.Addr) { addr <- a }, func(a net.Addr) { maddr <- a }
 	done := make(chan error, 1)
 	go func() { done <- broker.Serve(ctx, s.cfg) }()
 	t.Cleanup(func() {
@@ -77,7 +80,11 @@ func (s *served) start(t *testing.T) {
 	select {
 	case a := <-addr:
 		s.url = "http://" + a.String()
+		if s.cfg.MetricsListen != "" {
+			s.metrics = "http://" + (<-maddr).String()
+		}
 	case err := <-done:
+		done <- nil // for the clean-up, which waits for Serve to end
 		t.Fatalf("Serve ended before it listened: %v\n%s", err, s.logs)
 	}
 }
@@ -123,7 +130,13 @@ func (s *served) get(t *testing.T, path string) (int, string) {
 // series returns the /metrics lines that start with prefix.
 func (s *served) series(t *testing.T, prefix string) []string {
 	t.Helper()
-	_, out := s.get(t, "/metrics")
+	resp, err := http.Get(s.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := string(b)
 	var got []string
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, prefix) {

@@ -26,6 +26,7 @@ import (
 // field named after its flag, and what a front end or a test gives it besides.
 type Config struct {
 	Listen             string        // --listen
+	MetricsListen      string        // --metrics-listen: where GET /metrics is served; empty: nowhere
 	PolicyFile         string        // --policy
 	PolicyPoll         time.Duration // --policy-poll: how often the policy file's content is checked; 0: only on SIGHUP
 	BootstrapToken     string        // $CLOUDFLARE_BOOTSTRAP_TOKEN; BootstrapTokenFile wins
@@ -52,8 +53,8 @@ type Config struct {
 	// Hangup reloads the policy file on each value (SIGHUP).
 	Hangup <-chan os.Signal
 	// Listening, when set, is told the address once the broker listens (a test listens on
-	// 127.0.0.1:0).
-	Listening func(net.Addr)
+	// 127.0.0.1:0), and MetricsListening the metrics' address.
+	Listening, MetricsListening func(net.Addr)
 }
 
 // loaded is a Config read and parsed: the token, the API base, the policy.
@@ -79,6 +80,13 @@ func (c Config) load() (*loaded, error) {
 	}
 	if c.PolicyFile == "" {
 		bad = append(bad, errors.New("--policy: is empty; name the trust policy file (see docs/broker.md)"))
+	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad = append(bad, fmt.Errorf("--metrics-listen: %q is not HOST:PORT (:9464 for every address, 127.0.0.1:9464 for this host only); write \"\" to serve no metrics", c.MetricsListen))
+		} else if c.MetricsListen == c.Listen && port != "0" {
+			bad = append(bad, fmt.Errorf("--metrics-listen: %q is --listen's address; the metrics need a port of their own, which the callers' ingress does not reach", c.MetricsListen))
+		}
 	}
 	if c.ShutdownTimeout < time.Second || c.ShutdownTimeout > 5*time.Minute {
 		bad = append(bad, fmt.Errorf("--shutdown-timeout: %s is outside 1s to 5m", c.ShutdownTimeout))
@@ -235,11 +243,33 @@ func Serve(ctx context.Context, cfg Config) error {
 		MaxHeaderBytes:    256 << 10, // room for an oversized ID token to be refused with 401, not cut off
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// The metrics say which rules exist and how much of the rate budget is left: they are
+	// served on a port of their own, for Prometheus, never on the callers' one.
+	var ms *http.Server
+	var maddr net.Addr
+	metricsAddr := ""
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		maddr, metricsAddr = mln.Addr(), mln.Addr().String()
+		go func() { _ = ms.Serve(mln) }()
+		defer ms.Close()
+	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	logger.Info("listening", "event", "start", "addr", ln.Addr().String(), "rules", len(pol.Rules()), "issuers", pol.Issuers(), "replay_store", RedactReplayStore(cfg.ReplayStore))
+	logger.Info("listening", "event", "start", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "rules", len(pol.Rules()), "issuers", pol.Issuers(), "replay_store", RedactReplayStore(cfg.ReplayStore))
 	if cfg.Listening != nil {
 		cfg.Listening(ln.Addr())
+	}
+	if maddr != nil && cfg.MetricsListening != nil {
+		cfg.MetricsListening(maddr)
 	}
 	wctx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()

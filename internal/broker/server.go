@@ -137,7 +137,8 @@ func (s *Server) Reload(p *trust.Policy, v IDVerifier) {
 // Policy is the policy in force.
 func (s *Server) Policy() *trust.Policy { return s.state.Load().policy }
 
-// Routes is the broker's HTTP API.
+// Routes is the broker's HTTP API, which callers reach. It holds no /metrics: they say which
+// rules exist and how much of the rate budget is left (MetricsHandler).
 func (s *Server) Routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/tokens", s.exchange)
@@ -145,9 +146,11 @@ func (s *Server) Routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/tokens", s.revokeNonce)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", s.metrics.Handler())
 	return mux
 }
+
+// MetricsHandler serves the broker's metrics (Prometheus' text format), for a port of their own.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.Handler() }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sort"
 	"strings"
@@ -91,7 +92,7 @@ func TestSweeper(t *testing.T) {
 			t.Errorf("no audit line for %s (%s) in\n%s", id, reason, log)
 		}
 	}
-	metrics := scrapeURL(t, r.url)
+	metrics := scrape(t, r.srv)
 	for _, reason := range []string{"expired", "revoked", "abandoned"} {
 		if line := `cfmint_swept_tokens_total{reason="` + reason + `"} 1`; !strings.Contains(metrics, line) {
 			t.Errorf("metrics lack %s", line)
@@ -99,23 +100,15 @@ func TestSweeper(t *testing.T) {
 	}
 }
 
-func scrapeURL(t *testing.T, base string) string {
+// scrape is what the broker's metrics port answers.
+func scrape(t *testing.T, srv *broker.Server) string {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	rec := httptest.NewRecorder()
+	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", rec.Code)
 	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return b.String()
+	return rec.Body.String()
 }
 
 // TestSweepLock: of two replicas sweeping at once on one store, one sweeps and the other leaves

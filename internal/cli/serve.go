@@ -21,7 +21,8 @@ points it at another API host.
   POST   /v1/tokens           exchange an ID token for a Cloudflare token
   DELETE /v1/tokens/{id}      revoke a token minted for the caller's run
   DELETE /v1/tokens?nonce=N   revoke what was minted for the caller's run and nonce
-  GET    /healthz /readyz /metrics
+  GET    /healthz /readyz
+  GET    /metrics on --metrics-listen's port (:9464), not the API's
 
 The policy reloads when its file's content changes (checked every --policy-poll,
 which follows a ConfigMap's symlink swap) and on SIGHUP; a policy that does not
@@ -47,6 +48,7 @@ func serveCmd(ctx context.Context, e Env, args []string) int {
 		cfg.Transport = e.HTTPClient.Transport
 	}
 	fs.StringVar(&cfg.Listen, "listen", ":8080", "the address to listen on")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", ":9464", "the address GET /metrics is served on, for Prometheus: a port of its own, never the callers' (the metrics name the rules and the rate budget left); \"\": no metrics")
 	fs.StringVar(&cfg.PolicyFile, "policy", "", "the trust policy (YAML); required")
 	fs.StringVar(&cfg.BootstrapTokenFile, "bootstrap-token-file", "", "a file holding the bootstrap token (default $CLOUDFLARE_BOOTSTRAP_TOKEN)")
 	fs.StringVar(&cfg.ClientIPHeader, "client-ip-header", "", "the header a trusted proxy puts the caller's address in: CF-Connecting-IP behind Cloudflare, X-Forwarded-For (its last entry) behind a load balancer; empty: the connection's address")

@@ -205,10 +205,6 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		refuse(rw, "the broker's configuration is bad, so it refuses every request; its operator finds why in the Worker's logs (event start)")
 		return
 	}
-	if r.URL.Path == "/metrics" {
-		http.NotFound(rw, r)
-		return
-	}
 	if err := w.prepare(r.Context()); err != nil {
 		refuse(rw, "the broker's policy did not check out against Cloudflare, so it refuses every request; its operator finds why in the Worker's logs (event prepare)")
 		return

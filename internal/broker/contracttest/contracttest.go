@@ -181,6 +181,10 @@ func (s *suite) run() {
 	if r := s.do("GET", "/healthz", "", nil); r.Status != 200 || r.Raw != "ok\n" {
 		t.Fatalf("healthz: %d %q\n%s", r.Status, r.Raw, s.tg.Log())
 	}
+	// The metrics name the rules and the rate budget left: never on the callers' port.
+	if r := s.do("GET", "/metrics", "", nil); r.Status != 404 || strings.Contains(r.Raw, "cfmint_") {
+		t.Errorf("the API's port answers /metrics: %d %.200s", r.Status, r.Raw)
+	}
 
 	// A mint: 201 with a token of the rule's, named for the run, pinned to the caller.
 	first := s.token(nil)
