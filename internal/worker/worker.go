@@ -179,8 +179,8 @@ func parseRate(limit, reserve string) (rate, error) {
 	return r, errors.Join(bad...)
 }
 
-// rateLimit logs Cloudflare's count when little is left, at most once a minute: Cloudflare's
-// headers are every isolate's truth, so the Worker keeps no count of its own.
+// rateLimit logs Cloudflare's count when little is left, at most once a minute, for the
+// operator: the budget (broker.Instrument) is what keeps the isolate within it.
 func (w *Worker) rateLimit(rl cftoken.RateLimit) {
 	if rl.Quota == 0 || rl.Remaining*10 > rl.Quota {
 		return
