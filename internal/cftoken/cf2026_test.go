@@ -194,7 +194,7 @@ func TestPermissionGroupsShortList(t *testing.T) {
 	c, _ := serve(t, Options{Attempts: 1}, reply{status: 200, body: `{"success":true,"errors":[],"messages":[],"result":[{"id":"4755a26eedb94da69e1066d98aa820be","name":"DNS Write","scopes":["com.cloudflare.api.account.zone"]}],"result_info":{"page":1,"per_page":500,"count":1,"total_count":2,"total_pages":1}}`})
 	_, _, err := c.PermissionGroups(context.Background(), OwnerAccount, testAccount)
 	var te *TransportError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), "counted 2 groups") {
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "counted 2 groups but 1 pages held only 1") {
 		t.Errorf("err = %v, want a short list refused", err)
 	}
 }

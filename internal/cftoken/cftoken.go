@@ -205,16 +205,35 @@ func (c *Client) retry(ctx context.Context, call func() error) error {
 // is the whole list. A list shorter than its own total_count fails rather than leave a group
 // unknown.
 func (c *Client) PermissionGroups(ctx context.Context, owner Owner, accountID string) ([]policy.Group, ServerClock, error) {
-	const op = "list permission groups"
-	var out []policy.Group
+	var info pageInfo
+	read := 0
+	out, clock, err := pages(ctx, c, maxGroupPages, func(page int, raw **http.Response) ([]policy.Group, bool, error) {
+		got, i, err := c.groupPage(ctx, owner, accountID, page, raw)
+		info, read = i, page
+		return got, info.TotalPages > page && len(got) > 0, err
+	})
+	if err != nil {
+		return nil, ServerClock{}, err
+	}
+	if info.TotalCount > len(out) {
+		return nil, ServerClock{}, &TransportError{Op: "list permission groups", Err: fmt.Errorf("Cloudflare counted %d groups but %d pages held only %d", info.TotalCount, read, len(out))}
+	}
+	return out, clock, nil
+}
+
+// pages reads a list page after page, each page with its retries, until fetch says there is no
+// more or maxPages were read (against an answer that never says it is the last), and returns
+// Cloudflare's clock as of the first page's answer.
+func pages[T any](ctx context.Context, c *Client, maxPages int, fetch func(page int, raw **http.Response) (got []T, more bool, err error)) ([]T, ServerClock, error) {
+	var out []T
 	var clock ServerClock
 	for page := 1; ; page++ {
-		var got []policy.Group
-		var info pageInfo
+		var got []T
+		var more bool
 		var raw *http.Response
 		err := c.retry(ctx, func() error {
 			var err error
-			got, info, err = c.groupPage(ctx, owner, accountID, page, &raw)
+			got, more, err = fetch(page, &raw)
 			return err
 		})
 		if err != nil {
@@ -224,10 +243,7 @@ func (c *Client) PermissionGroups(ctx context.Context, owner Owner, accountID st
 			clock = newServerClock(raw)
 		}
 		out = append(out, got...)
-		if info.TotalPages <= page || len(got) == 0 || page >= maxGroupPages {
-			if info.TotalCount > len(out) {
-				return nil, ServerClock{}, &TransportError{Op: op, Err: fmt.Errorf("Cloudflare counted %d groups but %d pages held only %d", info.TotalCount, page, len(out))}
-			}
+		if !more || page >= maxPages {
 			return out, clock, nil
 		}
 	}
@@ -593,33 +609,20 @@ type Listed struct {
 // the first page's answer (its Date header), so that a sweep can tell expired and old tokens on
 // Cloudflare's clock rather than the runner's.
 func (c *Client) List(ctx context.Context, owner Owner, accountID string) ([]Listed, ServerClock, error) {
-	var out []Listed
-	var clock ServerClock
-	for page := 1; ; page++ {
-		var got []shared.Token
-		var more bool
-		var raw *http.Response
-		err := c.retry(ctx, func() error {
-			var err error
-			got, more, err = c.listPage(ctx, owner, accountID, page, &raw)
-			return err
-		})
-		if err != nil {
-			return nil, ServerClock{}, err
-		}
-		if page == 1 {
-			clock = newServerClock(raw)
-		}
-		for _, t := range got {
-			if !ValidID(t.ID) {
-				continue // never put an id Cloudflare did not form into a path or a file command
-			}
-			out = append(out, Listed{ID: t.ID, Name: t.Name, Status: string(t.Status), IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn})
-		}
-		if !more || page >= 1000 {
-			return out, clock, nil
-		}
+	ts, clock, err := pages(ctx, c, 1000, func(page int, raw **http.Response) ([]shared.Token, bool, error) {
+		return c.listPage(ctx, owner, accountID, page, raw)
+	})
+	if err != nil {
+		return nil, ServerClock{}, err
 	}
+	var out []Listed
+	for _, t := range ts {
+		if !ValidID(t.ID) {
+			continue // never put an id Cloudflare did not form into a path or a file command
+		}
+		out = append(out, Listed{ID: t.ID, Name: t.Name, Status: string(t.Status), IssuedOn: t.IssuedOn, ExpiresOn: t.ExpiresOn})
+	}
+	return out, clock, nil
 }
 
 // includeExpired asks the list for expired tokens too (the API's default leaves them out, and
