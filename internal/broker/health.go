@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cfmint/cfmint/internal/cftoken"
+	"github.com/cfmint/cfmint/internal/mint"
 )
 
 // BootstrapCheckEvery is how often a broker asks Cloudflare whether its bootstrap token still
@@ -90,37 +91,14 @@ func (s *Server) CheckBootstrap(ctx context.Context) (valid bool, err error) {
 }
 
 // verifyBootstrap asks the verify of the first rule's owner kind and, only when that answers
-// 1000, the other kind's.
+// 1000, the other kind's (mint.Engine.BootstrapDead), each once.
 func (s *Server) verifyBootstrap(ctx context.Context) (dead bool, err error) {
 	owners := ownersOf(s.Policy())
 	if len(owners) == 0 {
 		return false, errors.New("the policy has no rules to verify the bootstrap token for")
 	}
 	k := owners[0]
-	status, err := s.o.Once.Verify(ctx, k.owner, k.account, "")
-	if !says1000(err) {
-		if err != nil {
-			return false, err
-		}
-		return status != "" && status != "active", nil
-	}
-	other := cftoken.OwnerUser
-	if k.owner == cftoken.OwnerUser {
-		other = cftoken.OwnerAccount
-	}
-	status, err = s.o.Once.Verify(ctx, other, k.account, "")
-	switch {
-	case says1000(err):
-		return true, nil
-	case err != nil:
-		return false, err
-	}
-	return status != "" && status != "active", nil
-}
-
-func says1000(err error) bool {
-	var ae *cftoken.APIError
-	return errors.As(err, &ae) && ae.Has(1000)
+	return (&mint.Engine{Tokens: s.o.Once}).BootstrapDead(ctx, k.owner, k.account)
 }
 
 // setBootstrap records the token's state, with one log line when it changes.

@@ -163,6 +163,7 @@ func (e *Engine) Zones(ctx context.Context, names, ids []string, accountID strin
 type bootstrapAnswers struct {
 	groups, verify, other error
 	otherAsked            bool
+	otherStatus           string // the other kind's verify's status, when it answered
 }
 
 // askOther asks the other owner kind's verify when the first answered 1000, the one answer that
@@ -181,7 +182,29 @@ func (e *Engine) askOther(ctx context.Context, b *bootstrapAnswers, r Request) {
 		other = cftoken.OwnerAccount
 	}
 	b.otherAsked = true
-	_, b.other = e.Tokens.Verify(ctx, other, r.AccountID, "")
+	b.otherStatus, b.other = e.Tokens.Verify(ctx, other, r.AccountID, "")
+}
+
+// BootstrapDead reports whether Cloudflare no longer accepts the bootstrap token: its verify of
+// owner's kind answers 1000 and so does the other kind's (or the other cannot be asked: a user
+// token's account verify needs an account id), or the kind that knows it says it is not active.
+// err is a verify's failure that says neither. It is the broker's periodic check, asked with
+// the same rule for telling a dead token from one of the other kind that Plan uses.
+func (e *Engine) BootstrapDead(ctx context.Context, owner cftoken.Owner, accountID string) (dead bool, err error) {
+	status, err := e.Tokens.Verify(ctx, owner, accountID, "")
+	b := bootstrapAnswers{verify: err}
+	var ae *cftoken.APIError
+	if errors.As(err, &ae) && ae.Has(1000) {
+		e.askOther(ctx, &b, Request{Owner: owner, AccountID: accountID})
+		if !b.otherAsked || errors.As(b.other, &ae) && ae.Has(1000) {
+			return true, nil
+		}
+		status, err = b.otherStatus, b.other
+	}
+	if err != nil {
+		return false, err
+	}
+	return status != "" && status != "active", nil
 }
 
 // DeadBootstrap is the sentence for a bootstrap token Cloudflare no longer knows: it never
