@@ -108,7 +108,7 @@ func repoPart(repo string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(repo)))
 	tail := "~" + hex.EncodeToString(sum[:8])
 	head := Sanitize(repo, true)
-	if max := partMax - len(tail); len(head) > max {
+	if max := partMax - len(tail); len(head) > max { // (>= would cut a head of max bytes to itself)
 		head = head[:max]
 	}
 	return head + tail

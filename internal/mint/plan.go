@@ -45,7 +45,7 @@ func (e *Engine) Plan(ctx context.Context, r Request) (*Plan, error) {
 		_, boot.verify = e.Tokens.Verify(ctx, r.Owner, r.AccountID, "")
 		e.askOther(ctx, &boot, r)
 	})
-	if len(r.ZoneNames)+len(r.ZoneIDs) > 0 {
+	if len(r.ZoneNames)+len(r.ZoneIDs) > 0 { // (>= 0 would look up no zone, and find none)
 		wg.Go(func() {
 			zs, err := e.Zones(ctx, r.ZoneNames, r.ZoneIDs, r.AccountID)
 			if err != nil {
