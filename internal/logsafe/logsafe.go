@@ -48,7 +48,7 @@ func String(s string) string {
 			b.WriteString(`\t`)
 		case r < 0x80 && needsEscape(r):
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case r <= 0xffff && needsEscape(r):
+		case r <= 0xffff && needsEscape(r): // < would do too: U+FFFF is no character needsEscape takes
 			fmt.Fprintf(&b, `\u%04x`, r)
 		case needsEscape(r):
 			fmt.Fprintf(&b, `\U%08x`, r)
@@ -119,14 +119,14 @@ func JSON(b []byte) []byte {
 // counts as one character and is kept as it is. n below 4 keeps the first n characters without
 // the dots.
 func Clip(s string, n int) string {
-	if n < 0 {
+	if n < 0 { // <= would do too: it sets a 0 to 0
 		n = 0
 	}
 	keep := n - len("...")
 	if keep < 1 {
 		keep = n
 	}
-	cut := -1 // the byte offset after keep characters
+	var cut int // the byte offset after keep characters, set when count reaches keep, before it reaches n
 	count := 0
 	for i := 0; i < len(s); {
 		if count == keep {

@@ -46,10 +46,13 @@ func TestString(t *testing.T) {
 		{"###[", `###\[`},
 		{"# #[", "# #["},
 		{`a\b`, `a\\b`},
+		{`\`, `\\`},
+		{`\n`, `\\n`},
 		{"a\nb\rc\td", `a\nb\rc\td`},
 		{"\x00\x1b\x7f", `\x00\x1b\x7f`},
 		{"\xff", `\xff`},
 		{"\u0085\u200b\u2028\u202e", `\u0085\u200b\u2028\u202e`},
+		{"\u0080", `\u0080`}, // the first character past ASCII: \x80 would read back as a byte
 		{"\U000e0001", `\U000e0001`},
 	}
 	for _, tc := range cases {

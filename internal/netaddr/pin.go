@@ -31,7 +31,7 @@ func Pin(ctx context.Context, hc *http.Client, apiBase, fallback string, ui UI) 
 	if err != nil {
 		return nil, field.Errorf("ip-filter", "could not find the runner's public address (%v); no token was minted, because cfmint never falls back to an unfiltered token. Retry, or set ip-filter to the runner's CIDRs", err)
 	}
-	if fellBack != nil && len(addrs) > 0 {
+	if fellBack != nil {
 		if fallback == "" {
 			fallback = DefaultFallback
 		}

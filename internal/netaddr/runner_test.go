@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -159,14 +161,35 @@ func TestRunnerGrace(t *testing.T) {
 		}
 		return nil, errors.New("i/o timeout")
 	}
+	// The transport hands each trace request to Proxy, which keeps its context: the IPv6 one must
+	// end cancelled, when the grace is over, not at its own LookupTimeout.
+	hc := dialer(blackhole)
+	var mu sync.Mutex
+	var requests []context.Context
+	hc.Transport.(*http.Transport).Proxy = func(r *http.Request) (*url.URL, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		requests = append(requests, r.Context())
+		return nil, nil
+	}
 	const grace = 200 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	start := time.Now()
-	got, err := Runner(ctx, dialer(blackhole), "http://dual.test:"+port+"/client/v4", Options{Grace: grace})
+	got, err := Runner(ctx, hc, "http://dual.test:"+port+"/client/v4", Options{Grace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
+	for _, rc := range requests {
+		if err := rc.Err(); !errors.Is(err, context.Canceled) {
+			t.Errorf("a trace request's context ended with %v, want it cancelled when Runner returned after the grace", err)
+		}
+	}
+	if len(requests) != 2 {
+		t.Errorf("%d trace requests, want one per family", len(requests))
+	}
+	mu.Unlock()
 	if took := time.Since(start); took < grace {
 		t.Errorf("returned after %v, before the grace of %v", took, grace)
 	}

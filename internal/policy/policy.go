@@ -428,9 +428,9 @@ func Suggest(name string, available []Group, n int) []string {
 	}
 	sort.Slice(cs, func(i, j int) bool {
 		if cs[i].d != cs[j].d {
-			return cs[i].d < cs[j].d
+			return cs[i].d < cs[j].d // <= would do too: the distances differ here
 		}
-		return cs[i].name < cs[j].name
+		return cs[i].name < cs[j].name // <= would do too: seen keeps each name once
 	})
 	var out []string
 	for i := 0; i < len(cs) && i < n; i++ {

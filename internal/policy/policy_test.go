@@ -2,10 +2,14 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cfmint/cfmint/internal/field"
 )
 
 // groups loads the real permission groups the built-in API is seeded with.
@@ -263,5 +267,130 @@ func TestPresetsResolve(t *testing.T) {
 				t.Errorf("preset %s (buckets %v): %v", name, buckets, err)
 			}
 		}
+	}
+}
+
+// TestBuildErrorInputs checks the exact inputs Build blames, one entry per problem: a check that
+// fires when it should not, or stays quiet when it should fire, changes the list.
+func TestBuildErrorInputs(t *testing.T) {
+	t.Parallel()
+	all := groups(t)
+	cases := []struct {
+		name string
+		w    Wanted
+		want []string // nil: Build succeeds
+	}{
+		{"zone group without account", Wanted{Lines: []string{"DNS Write"}, Zones: []Zone{{ID: "z"}}}, nil},
+		{"every zone without account", Wanted{Lines: []string{"DNS Write"}, AllZones: true}, []string{"account-id"}},
+		{"every zone without account or zone group", Wanted{Lines: []string{"Workers Scripts Write"}, AllZones: true}, []string{"account-id", "zones"}},
+		{"bucket group without account", Wanted{Lines: []string{"Workers R2 Storage Bucket Item Write"}, Buckets: []Bucket{{Name: "assets"}}}, []string{"account-id"}},
+		{"bucket group without buckets or account", Wanted{Lines: []string{"Workers R2 Storage Bucket Item Write"}}, []string{"r2-buckets", "account-id"}},
+		// A name at two scopes is ambiguous without zones, not taken at zone scope.
+		{"two scopes without zones", Wanted{Lines: []string{"Logs Write"}, AccountID: acct}, []string{"permissions"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Build(tc.w, all)
+			var got []string
+			if err != nil {
+				errs := []error{err}
+				if j, ok := err.(interface{ Unwrap() []error }); ok {
+					errs = j.Unwrap()
+				}
+				for _, e := range errs {
+					var fe *field.Error
+					if !errors.As(e, &fe) {
+						t.Fatalf("error %q names no input", e)
+					}
+					got = append(got, fe.Name)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Build blames %q, want %q; error: %v", got, tc.want, err)
+			}
+		})
+	}
+}
+
+// TestExpandPreset: named buckets pick a preset's bucket groups only when it has them; a preset
+// without any keeps its groups.
+func TestExpandPreset(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		buckets bool
+		want    []string
+	}{
+		{"r2-upload", true, []string{"Workers R2 Storage Bucket Item Write"}},
+		{"r2-upload", false, []string{"Workers R2 Storage Write"}},
+		{"dns-edit", true, []string{"DNS Write"}},
+		{"workers-deploy-routes", true, []string{"Workers Scripts Write", "Workers Routes Write", "Zone Read"}},
+	} {
+		if got := ExpandPreset(tc.name, tc.buckets); !slices.Equal(got, tc.want) {
+			t.Errorf("ExpandPreset(%q, %v) = %q, want %q", tc.name, tc.buckets, got, tc.want)
+		}
+	}
+}
+
+// TestDropdown: a group is written as the dashboard's three dropdowns, the last word being the
+// level; a name with no word before its last space has no level to split off.
+func TestDropdown(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		g    Group
+		want string
+	}{
+		{Group{Name: "DNS Write", Scopes: []string{ScopeZone}}, "Zone / DNS / Edit"},
+		{Group{Name: "Logs Read", Scopes: []string{ScopeAccount, ScopeZone}}, "Zone / Logs / Read"},
+		{Group{Name: "Memberships Read", Scopes: []string{ScopeUser}}, "User / Memberships / Read"},
+		{Group{Name: "Workers Scripts Write", Scopes: []string{ScopeAccount}}, "Account / Workers Scripts / Edit"},
+		{Group{Name: "Admin", Scopes: []string{ScopeAccount}}, "Account / Admin / "},
+		{Group{Name: " Write", Scopes: []string{ScopeAccount}}, "Account /  Write / "},
+	} {
+		if got := dropdown(tc.g); got != tc.want {
+			t.Errorf("dropdown(%q) = %q, want %q", tc.g.Name, got, tc.want)
+		}
+	}
+}
+
+// TestSuggest: names at most half the typed name's length plus one edits away are suggested,
+// nearest first and then by name, at most n of them, each name once; farther ones are not.
+func TestSuggest(t *testing.T) {
+	t.Parallel()
+	gs := []Group{
+		{Name: "wxyz"},                        // 4 edits from "abcd": too far
+		{Name: "axyz"},                        // 3: the farthest suggested (4/2+1)
+		{Name: "abcx", Scopes: []string{"a"}}, // 1
+		{Name: "abcx", Scopes: []string{"b"}}, // the same name at another scope
+		{Name: "abxy"},                        // 2
+		{Name: "abcy"},                        // 1, after abcx by name
+	}
+	if got, want := Suggest("ABCD", gs, 10), []string{"abcx", "abcy", "abxy", "axyz"}; !slices.Equal(got, want) {
+		t.Errorf("Suggest = %q, want %q", got, want)
+	}
+	if got, want := Suggest("abcd", gs, 2), []string{"abcx", "abcy"}; !slices.Equal(got, want) {
+		t.Errorf("Suggest(n=2) = %q, want %q", got, want)
+	}
+}
+
+// TestIndexCache: the name index is remembered per group list, so a list with other groups, or a
+// shorter list over the same array, is indexed afresh. Not parallel: other tests' lists could
+// push an entry out of the cache between the calls.
+func TestIndexCache(t *testing.T) {
+	first := []Group{{ID: "1", Name: "DNS Write", Scopes: []string{ScopeZone}}, {ID: "2", Name: "Zone Read", Scopes: []string{ScopeZone}}}
+	other := []Group{{ID: "3", Name: "DNS Write", Scopes: []string{ScopeZone}}, {ID: "4", Name: "Zone Read", Scopes: []string{ScopeZone}}}
+	h := Hints{ZonesGiven: true, Owner: "account"}
+	for _, tc := range []struct {
+		list []Group
+		want string
+	}{{first, "1"}, {other, "3"}, {first, "1"}} {
+		got, err := Resolve([]string{"DNS Write"}, tc.list, h)
+		if err != nil || len(got) != 1 || got[0].ID != tc.want {
+			t.Fatalf("Resolve(DNS Write) in the list of %s = %+v, %v; want group %s", tc.want, got, err, tc.want)
+		}
+	}
+	if _, err := Resolve([]string{"Zone Read"}, first[:1], h); err == nil {
+		t.Error("Resolve(Zone Read) in a list holding only DNS Write found it: the longer list's index answered")
 	}
 }

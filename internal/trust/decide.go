@@ -138,7 +138,7 @@ type problem struct {
 
 // allow decides ask against one rule: a decision, or the reason and a message.
 func (r *Rule) allow(ask Ask, groups []policy.Group, caller netip.Addr) (*Decision, Reason, string) {
-	zonesGiven := ask.AllZones || len(ask.Zones) > 0
+	zonesGiven := ask.AllZones || len(ask.Zones) > 0 // >= would do too: Build resolves again with the hint Wanted gives, and refuses the same names
 	var lines []string
 	if ask.Preset != "" {
 		if _, ok := policy.Presets[ask.Preset]; !ok {

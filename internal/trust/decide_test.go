@@ -56,6 +56,8 @@ func TestDecideAllows(t *testing.T) {
 			}, CIDRs: pinned, TTL: 15 * time.Minute}},
 		{"r2-upload on a named bucket is the bucket-level grant", Ask{Preset: "r2-upload", Buckets: []policy.Bucket{{Jurisdiction: "default", Name: "assets"}}, TTL: 10 * time.Minute}, caller,
 			Decision{Policies: []policy.Policy{{Groups: []policy.Group{items}, Resources: map[string]any{policy.BucketKey(acct, policy.Bucket{Jurisdiction: "default", Name: "assets"}): "*"}}}, CIDRs: pinned, TTL: 10 * time.Minute}},
+		{"the shortest ttl", Ask{Preset: "workers-deploy", TTL: time.Minute}, caller,
+			Decision{Policies: []policy.Policy{{Groups: []policy.Group{scripts}, Resources: map[string]any{policy.AccountKey(acct): "*"}}}, CIDRs: pinned, TTL: time.Minute}},
 		{"an IPv6 caller is pinned alone", Ask{Preset: "workers-deploy", IPFilter: ipAsked("runner")}, netip.MustParseAddr("2001:db8::7"),
 			Decision{Policies: []policy.Policy{{Groups: []policy.Group{scripts}, Resources: map[string]any{policy.AccountKey(acct): "*"}}}, CIDRs: []netip.Prefix{netip.MustParsePrefix("2001:db8::7/128")}, TTL: 15 * time.Minute}},
 		{"an IPv4-mapped caller is pinned as IPv4", Ask{Preset: "workers-deploy", IPFilter: ipAsked("")}, netip.MustParseAddr("::ffff:203.0.113.9"),
@@ -103,6 +105,8 @@ func TestDecideDenies(t *testing.T) {
 			"the zones were looked up in ffffffffffffffffffffffffffffffff, not in the rule's account " + acct},
 		{"zones looked up nowhere", Ask{Permissions: []string{"Zone Read"}, Zones: []policy.Zone{exZone}}, ReasonZone,
 			"the zones were looked up in no account, not in the rule's account " + acct},
+		{"a bucket permission the rule does not allow, on its bucket", Ask{Permissions: []string{"Workers R2 Storage Bucket Item Read"}, Buckets: []policy.Bucket{{Jurisdiction: "default", Name: "assets"}}}, ReasonPermission,
+			"Workers R2 Storage Bucket Item Read on bucket assets is not allowed"},
 		{"a bucket in another jurisdiction", Ask{Preset: "r2-upload", Buckets: []policy.Bucket{{Jurisdiction: "eu", Name: "assets"}}}, ReasonBucket,
 			"bucket eu:assets is not allowed"},
 		{"a ttl above max_ttl", Ask{Preset: "workers-deploy", TTL: time.Hour}, ReasonTTL,
@@ -342,5 +346,42 @@ func TestDecideWithEachRulesOwnList(t *testing.T) {
 	}
 	if p.Rules()[0].AllowsZone("example.org") || !p.Rules()[0].AllowsZone("Example.COM.") || p.Rules()[1].AllowsZone("example.com") {
 		t.Errorf("AllowsZone does not follow the rules' zone lists")
+	}
+}
+
+// TestDecideR2UploadWithoutBuckets: a rule of preset r2-upload without r2_buckets allows the
+// preset's account-wide grant, which a request without buckets asks for; the bucket-level grant
+// is for rules and requests that name buckets.
+func TestDecideR2UploadWithoutBuckets(t *testing.T) {
+	t.Parallel()
+	p := mustParse(t, ruleYAML("allow: {presets: [r2-upload]}"))
+	if err := p.Check(realGroups(t)); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	d, err := p.Decide(github, shopClaims(), Ask{Preset: "r2-upload"}, realGroups(t), caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage := policy.Group{ID: groupID(t, "Workers R2 Storage Write", policy.ScopeAccount), Name: "Workers R2 Storage Write", Scopes: []string{policy.ScopeAccount}}
+	if want := []policy.Policy{{Groups: []policy.Group{storage}, Resources: map[string]any{policy.AccountKey(acct): "*"}}}; !reflect.DeepEqual(d.Policies, want) {
+		t.Errorf("Policies =\n%#v\nwant\n%#v", d.Policies, want)
+	}
+}
+
+// TestDecideTTLBounds: a ttl of exactly 1m or 6h is within the allowed range; past them the
+// request is refused whatever the rule allows.
+func TestDecideTTLBounds(t *testing.T) {
+	t.Parallel()
+	p := mustParse(t, ruleYAML("max_ttl: 6h"))
+	for _, ttl := range []time.Duration{config.MinTTL, config.MaxTTL} {
+		if d, err := p.Decide(github, shopClaims(), Ask{Preset: "workers-deploy", TTL: ttl}, realGroups(t), caller); err != nil || d.TTL != ttl {
+			t.Errorf("ttl %v: Decide = %+v, %v", ttl, d, err)
+		}
+	}
+	for _, ttl := range []time.Duration{config.MinTTL - time.Second, config.MaxTTL + time.Second} {
+		var den *Denial
+		if _, err := p.Decide(github, shopClaims(), Ask{Preset: "workers-deploy", TTL: ttl}, realGroups(t), caller); !errors.As(err, &den) || den.Reason != ReasonRequest {
+			t.Errorf("ttl %v: Decide error = %v, want a request denial", ttl, err)
+		}
 	}
 }

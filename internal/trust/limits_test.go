@@ -17,6 +17,15 @@ func TestParseFairShares(t *testing.T) {
 	if n, w := r.MaxMints(); n != 5 || w != 10*time.Minute || r.MaxActive() != 2 {
 		t.Errorf("max_mints %d/%s, max_active %d; want 5/10m and 2", n, w, r.MaxActive())
 	}
+	// The bounds themselves are allowed.
+	r = mustParse(t, ruleYAML("max_mints: 10000/1m", "max_active: 500")).rules[0]
+	if n, w := r.MaxMints(); n != MaxMaxMints || w != MinMintWindow || r.MaxActive() != MaxMaxActive {
+		t.Errorf("max_mints %d/%s, max_active %d; want 10000/1m and 500", n, w, r.MaxActive())
+	}
+	r = mustParse(t, ruleYAML("max_mints: 1/24h", "max_active: 1")).rules[0]
+	if n, w := r.MaxMints(); n != 1 || w != MaxMintWindow || r.MaxActive() != 1 {
+		t.Errorf("max_mints %d/%s, max_active %d; want 1/24h and 1", n, w, r.MaxActive())
+	}
 }
 
 func TestParseFairSharesErrors(t *testing.T) {

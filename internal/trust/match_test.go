@@ -119,10 +119,26 @@ func TestNoMatch(t *testing.T) {
 			`no rule of this broker trusts this repository (repository octo-org/site (repository_id 690012), ref refs/heads/main, environment (none))`},
 		{"the tenant is trusted: the near miss is named", mustParse(t, ruleYAML("name: shop-env", `claims: {repository_id: "690011", environment: production}`)), github, with(shopClaims(), "ref", "refs/tags/v1", "environment", "staging"), ReasonClaims,
 			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/tags/v1, environment staging; rule shop-env differs only in claim environment: it wants "production", the token has "staging"`},
+		// Two claims missed: no near miss to name, but the rule knows the repository.
+		{"the tenant is trusted, two claims missed", mustParse(t, ruleYAML("name: shop-env", `claims: {repository_id: "690011", environment: production, ref: refs/heads/main}`)), github, with(shopClaims(), "ref", "refs/tags/v1", "environment", "staging"), ReasonClaims,
+			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/tags/v1, environment staging`},
+		// A rule whose repository pin holds is about the token's repository, even when its
+		// pattern on another pin claim misses: it is named.
+		{"a pattern on the owner pin missed", mustParse(t, ruleYAML(`claim_patterns: {repository_owner_id: "43.*"}`)), github, shopClaims(), ReasonPattern,
+			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none); rule shop-deploy differs only in claim repository_owner_id: its pattern 43.* does not match the token's "4200"`},
+		// At most three near misses are named.
+		{"four near misses", mustParse(t, "audience: x\nrules:\n"+
+			ruleItem("name: a", `claims: {repository_id: "690011", environment: a}`)+
+			ruleItem("name: b", `claims: {repository_id: "690011", environment: b}`)+
+			ruleItem("name: c", `claims: {repository_id: "690011", environment: c}`)+
+			ruleItem("name: d", `claims: {repository_id: "690011", environment: d}`)), github, shopClaims(), ReasonClaims,
+			`no rule matches repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none); rule a differs only in claim environment: it wants "a", the token has none; rule b differs only in claim environment: it wants "b", the token has none; rule c differs only in claim environment: it wants "c", the token has none`},
 		{"issuer not trusted", ex, "https://issuer.example.com", shopClaims(), ReasonIssuer,
 			"no rule of this broker trusts issuer https://issuer.example.com (repository octo-org/shop (repository_id 690011), ref refs/heads/main, environment (none))"},
 		{"odd claim values are quoted", ex, github, Claims{"repository": "octo-org/a b", "ref": "refs/heads/\"x\"\n"}, ReasonUnknownRepository,
 			`no rule of this broker trusts this repository (repository "octo-org/a b", ref "refs/heads/\"x\"\n", environment (none))`},
+		{"values starting with a quote or a space are quoted", ex, github, Claims{"repository": `"octo-org/x`, "ref": " refs/heads/x"}, ReasonUnknownRepository,
+			`no rule of this broker trusts this repository (repository "\"octo-org/x", ref " refs/heads/x", environment (none))`},
 		{"another issuer's subject", mustParse(t, ruleYAML("issuer: http://127.0.0.1:9", `claims: {sub: "a"}`, "single_tenant_issuer: true")), "http://127.0.0.1:9", Claims{"sub": "b"}, ReasonClaims,
 			`no rule matches subject b, repository (none), ref (none), environment (none); rule shop-deploy differs only in claim sub: it wants "a", the token has "b"`},
 	}

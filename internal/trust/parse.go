@@ -85,7 +85,7 @@ func ParsePartial(data []byte) (*Policy, error) {
 	}
 	ps := &parser{}
 	p := ps.policy(&doc)
-	if len(ps.errs) > 0 {
+	if len(ps.errs) > 0 { // >= would do too: errors.Join of nothing is nil
 		return p, errors.Join(ps.errs...)
 	}
 	return p, nil
@@ -95,7 +95,7 @@ func ParsePartial(data []byte) (*Policy, error) {
 // recorded as not being a mapping).
 func entries(n *yaml.Node) int {
 	if n.Kind == yaml.MappingNode {
-		return len(n.Content) / 2
+		return len(n.Content) / 2 // * would do too: callers only ask whether the count is 0
 	}
 	return 1
 }
@@ -114,7 +114,7 @@ func yamlError(err error, data []byte) error {
 	n, _ := strconv.Atoi(m[1])
 	lines := strings.Split(string(data), "\n")
 	tabbed := func(i int) bool { // line i (from 1) has a tab in its indentation
-		if i < 1 || i > len(lines) {
+		if i < 1 || i > len(lines) { // <= 1 would do too: yaml.v3 names no line for a scanner error on line 1
 			return false
 		}
 		l := lines[i-1]
@@ -169,7 +169,7 @@ func (ps *parser) pairs(n *yaml.Node, where, key, shape string) ([]pair, bool) {
 	}
 	var out []pair
 	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
+	for i := 0; i+1 < len(n.Content); i += 2 { // <= would do too: a mapping's content is pairs
 		k, v := n.Content[i], n.Content[i+1]
 		full := join(key, k.Value)
 		switch {
@@ -279,7 +279,7 @@ func (ps *parser) list(n *yaml.Node, where, key string, split func(string) []str
 
 func (ps *parser) policy(doc *yaml.Node) *Policy {
 	root := doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 { // >= would do too: yaml.v3 decodes a document with one node, an empty one as io.EOF
 		root = root.Content[0]
 	}
 	if root.Kind == yaml.DocumentNode || root.ShortTag() == "!!null" {
@@ -355,7 +355,7 @@ func (ps *parser) rule(i int, n *yaml.Node, names map[string]int) (_ *Rule, ok b
 
 	// The name labels every other problem of the rule, so it is read first.
 	if n.Kind == yaml.MappingNode {
-		for j := 0; j+1 < len(n.Content); j += 2 {
+		for j := 0; j+1 < len(n.Content); j += 2 { // <= would do too: a mapping's content is pairs
 			if k, v := n.Content[j], n.Content[j+1]; k.Value == "name" && v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" && ruleName.MatchString(v.Value) {
 				if prev, dup := names[v.Value]; dup {
 					ps.errf(where, "name", "%q is already the name of rule #%d; rule names are unique", v.Value, prev)

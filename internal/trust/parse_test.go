@@ -111,6 +111,7 @@ func TestParseForms(t *testing.T) {
 		{"http issuer on ::1", []string{"issuer: http://[::1]:9000/oidc"}, func(r *Rule) bool { return r.issuer == "http://[::1]:9000/oidc" }},
 		{"GHES issuer", []string{"issuer: https://ghes.example.com/_services/token"}, func(r *Rule) bool { return r.issuer == "https://ghes.example.com/_services/token" }},
 		{"max_ttl 6h", []string{"max_ttl: 6h"}, func(r *Rule) bool { return r.maxTTL == 6*time.Hour }},
+		{"max_ttl 1m", []string{"max_ttl: 1m"}, func(r *Rule) bool { return r.maxTTL == time.Minute }},
 		{"explicit string tag", []string{"claims: {repository_id: !!str 690011}"}, func(r *Rule) bool { return r.match[0].value == "690011" }},
 		{"a pattern beside the pin", []string{`claims: {repository_owner_id: "4200"}`, `claim_patterns: {repository: "octo-org/(site|shop)"}`}, func(r *Rule) bool { return r.match[1].re != nil }},
 	}
@@ -207,6 +208,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{`rule "shop-deploy": key "allow.presets": "deploy-all" is not a preset; use one of analytics-read, cache-purge, d1-write, dns-edit, dns-read, kv-write, pages-deploy, r2-upload, workers-deploy, workers-deploy-routes, zone-read`}},
 		{"permission with control characters", ruleYAML("allow: {permissions: [\"DNS\\tWrite\"]}"),
 			[]string{`rule "shop-deploy": key "allow.permissions": "DNS\tWrite" contains control characters; write printable text only`}},
+		{"claim starting with a control character", ruleYAML(`claims: {repository_id: "\x01690011"}`),
+			[]string{`rule "shop-deploy": key "claims.repository_id": "\x01690011" contains control characters; write printable text only`}},
+		{"audience starting with white space", "audience: \" https://cfmint.example.com\"\nrules:\n" + ruleItem(),
+			[]string{`key "audience": " https://cfmint.example.com" contains white space; an audience is one word, usually the broker's URL`}},
 		{"bad zone", ruleYAML("allow: {presets: [dns-edit], zones: [\"not a zone!\"]}"),
 			[]string{
 				`rule "shop-deploy": key "allow.zones": "not" is neither a zone name (example.com), a zone id (32 hex characters) nor * (every zone of the account)`,
@@ -288,6 +293,12 @@ func TestParseSizeLimit(t *testing.T) {
 	if _, err := Parse([]byte(big)); err == nil || !strings.Contains(err.Error(), "a trust policy is at most") {
 		t.Errorf("Parse of %d bytes = %v", len(big), err)
 	}
+	// A policy of exactly the limit is read.
+	exact := ruleYAML() + "#"
+	exact += strings.Repeat("x", MaxPolicySize-len(exact)-1) + "\n"
+	if _, err := Parse([]byte(exact)); len(exact) != MaxPolicySize || err != nil {
+		t.Errorf("Parse of %d bytes = %v", len(exact), err)
+	}
 }
 
 func TestCheck(t *testing.T) {
@@ -313,6 +324,18 @@ func TestCheck(t *testing.T) {
 			[]string{`rule "shop-deploy": key "allow": "Access: Service Tokens Write" ` + lastingAccess(policy.Group{Name: "Access: Service Tokens Write", Scopes: []string{policy.ScopeAccount}}) + `, which outlives the token; the broker does not grant it`}},
 		{"user permission", ruleYAML("token_owner: user", "allow: {permissions: [Memberships Read]}"),
 			[]string{`rule "shop-deploy": key "allow": "Memberships Read" applies to a user, which cfmint does not grant`}},
+		// The lines that resolve alone are still checked; whether a name at two scopes is the zone
+		// one follows the rule's zones, as it does for a rule whose lines all resolve.
+		{"a bad line beside a name at two scopes, no zones", ruleYAML("allow: {permissions: [Nope Write, Logs Write]}"),
+			[]string{
+				`rule "shop-deploy": key "allow.permissions": "Nope Write" is not a permission group this token owner may grant; did you mean "Zone Write" or "Apps Write" or "IOT Write"?`,
+				`rule "shop-deploy": key "allow.permissions": "Logs Write" exists at account and zone scope; say which: write "Account / Logs / Edit" or "Zone / Logs / Edit" (naming zones also picks the zone one)`,
+			}},
+		{"a bad line beside a name at two scopes, with zones", ruleYAML("allow: {permissions: [Nope Write, Logs Write], zones: [example.com]}"),
+			[]string{
+				`rule "shop-deploy": key "allow.permissions": "Nope Write" is not a permission group this token owner may grant; did you mean "Zone Write" or "Apps Write" or "IOT Write"?`,
+				`rule "shop-deploy": key "allow": "Logs Write" ` + lastingAccess(policy.Group{Name: "Logs Write", Scopes: []string{policy.ScopeZone}}) + `, which outlives the token; the broker does not grant it`,
+			}},
 		{"problems of two rules at once", "audience: x\nrules:\n" + ruleItem("allow: {presets: [dns-edit]}") + ruleItem("name: b", "allow: {permissions: [Nope Write]}"),
 			[]string{
 				`rule "shop-deploy": key "allow.zones": is empty, but DNS Write apply to zones; list the zones (example.com), or * for every zone of the account`,
@@ -367,6 +390,9 @@ func TestTabLine(t *testing.T) {
 	for _, tc := range []struct{ yml, want string }{
 		{"audience: a\nrules:\n  - name: a\n\tissuer: https://x\n", "line 4: found a tab character that violates indentation (the line is indented with a tab"},
 		{"audience: a\nrules:\n  - name: a\n    claims:\n\t  repository_id: \"1\"\n", "line 5: "},
+		// The tab on the last line, with no line break after it.
+		{"audience: a\nrules:\n  - name: a\n\tissuer: https://x", "line 4: found a tab character that violates indentation (the line is indented with a tab"},
+		{"audience: a\nrules:\n  - name: a\n    claims:\n\t  repository_id: \"1\"", "line 5: found character that cannot start any token (the line is indented with a tab"},
 	} {
 		_, err := Parse([]byte(tc.yml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
