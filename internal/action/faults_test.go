@@ -111,13 +111,15 @@ func startAPIWith(t *testing.T, mw func(f *fapi) func(http.Handler) http.Handler
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: h}
+	var unused unusedConns
+	hs := &http.Server{Handler: h, ConnState: unused.track}
 	go hs.Serve(ln)
 	a.url = "http://" + ln.Addr().String() + "/client/v4"
 	t.Cleanup(func() {
 		a.Close() // releases requests held by a hang
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		unused.close()
 		hs.Shutdown(ctx)
 		hs.Close()
 		a.mu.Lock()
