@@ -400,6 +400,10 @@ func TestPostNeverMints(t *testing.T) {
 	if !strings.Contains(p.Log, "Nothing to revoke") {
 		t.Errorf("post log does not say there was nothing to revoke:\n%s", p.Log)
 	}
+	// No state at all is no planted state: nothing to warn about.
+	if len(p.Annotations) != 0 {
+		t.Errorf("post with no state annotated %+v", p.Annotations)
+	}
 }
 
 // TestPostAlreadyGone succeeds when the token was deleted elsewhere.
