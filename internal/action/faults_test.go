@@ -425,6 +425,15 @@ func faultCases() []faultCase {
 		{name: "delete 429 with Retry-After in post", between: func(t *testing.T, f *fapi, m *runner.Phase) {
 			f.InjectFault(retryAfter(pathDelete))
 		}, check: gapAtLeast(pathDelete, nil, time.Second)},
+		// Post's deadline is its timeout input: a Retry-After longer than the time left ends
+		// the retries at once, naming the token id.
+		{name: "delete 429 with a Retry-After past post's timeout", with: map[string]string{"timeout": "10s"}, between: func(t *testing.T, f *fapi, m *runner.Phase) {
+			f.InjectFault(cfapitest.Fault{Path: pathDelete, Status: 429, RetryAfter: time.Minute})
+		}, postFails: true, left: 1, errs: []string{"429", "cfmint revoke"}, check: all(requests(pathDelete, nil, 1), func(t *testing.T, f *fapi, r *faultRun) {
+			if want := "token " + r.main.Outputs["token-id"] + " may still be live"; !strings.Contains(errorsOf(r.post), want) {
+				t.Errorf("post's errors do not say %q:\n%s", want, errorsOf(r.post))
+			}
+		})},
 		{name: "delete answer lost in post", between: func(t *testing.T, f *fapi, m *runner.Phase) {
 			f.InjectFault(cfapitest.Fault{Path: pathDelete, Times: 1, LoseAnswer: true})
 		}, check: func(t *testing.T, f *fapi, r *faultRun) {
