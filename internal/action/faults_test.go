@@ -111,13 +111,15 @@ func startAPIWith(t *testing.T, mw func(f *fapi) func(http.Handler) http.Handler
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: h}
+	var unused unusedConns
+	hs := &http.Server{Handler: h, ConnState: unused.track}
 	go hs.Serve(ln)
 	a.url = "http://" + ln.Addr().String() + "/client/v4"
 	t.Cleanup(func() {
 		a.Close() // releases requests held by a hang
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		unused.close()
 		hs.Shutdown(ctx)
 		hs.Close()
 		a.mu.Lock()
@@ -423,6 +425,15 @@ func faultCases() []faultCase {
 		{name: "delete 429 with Retry-After in post", between: func(t *testing.T, f *fapi, m *runner.Phase) {
 			f.InjectFault(retryAfter(pathDelete))
 		}, check: gapAtLeast(pathDelete, nil, time.Second)},
+		// Post's deadline is its timeout input: a Retry-After longer than the time left ends
+		// the retries at once, naming the token id.
+		{name: "delete 429 with a Retry-After past post's timeout", with: map[string]string{"timeout": "10s"}, between: func(t *testing.T, f *fapi, m *runner.Phase) {
+			f.InjectFault(cfapitest.Fault{Path: pathDelete, Status: 429, RetryAfter: time.Minute})
+		}, postFails: true, left: 1, errs: []string{"429", "cfmint revoke"}, check: all(requests(pathDelete, nil, 1), func(t *testing.T, f *fapi, r *faultRun) {
+			if want := "token " + r.main.Outputs["token-id"] + " may still be live"; !strings.Contains(errorsOf(r.post), want) {
+				t.Errorf("post's errors do not say %q:\n%s", want, errorsOf(r.post))
+			}
+		})},
 		{name: "delete answer lost in post", between: func(t *testing.T, f *fapi, m *runner.Phase) {
 			f.InjectFault(cfapitest.Fault{Path: pathDelete, Times: 1, LoseAnswer: true})
 		}, check: func(t *testing.T, f *fapi, r *faultRun) {

@@ -62,16 +62,18 @@ func startAPI(t *testing.T, opts ...cfapitest.Option) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var unused unusedConns
 	hs := &http.Server{Handler: spec.Middleware("/client/v4", a.Handler(), func(v apispec.Violation) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.bad = append(a.bad, v)
-	})}
+	}), ConnState: unused.track}
 	go hs.Serve(ln)
 	a.url = "http://" + ln.Addr().String() + "/client/v4"
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		unused.close()
 		hs.Shutdown(ctx)
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -85,6 +87,39 @@ func startAPI(t *testing.T, opts ...cfapitest.Option) *api {
 		}
 	})
 	return a
+}
+
+// unusedConns tracks a server's connections that have not sent a request. Go's HTTP client
+// dials a connection for a request that an idle one then serves, and keeps it for later;
+// Shutdown waits 5s before it counts such a connection idle. The job is over when a test's
+// cleanup shuts the server down, so those connections can go at once, while Shutdown still waits
+// for requests in flight (whose OpenAPI checks may not have finished).
+type unusedConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]bool
+}
+
+// track is an http.Server's ConnState hook.
+func (u *unusedConns) track(c net.Conn, s http.ConnState) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil {
+		u.m = map[net.Conn]bool{}
+	}
+	if s == http.StateNew {
+		u.m[c] = true
+	} else {
+		delete(u.m, c)
+	}
+}
+
+// close closes the connections that never sent a request.
+func (u *unusedConns) close() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for c := range u.m {
+		c.Close()
+	}
 }
 
 // job is one job on one runner, running the phases in this process.

@@ -268,6 +268,14 @@ func TestIPFilterForms(t *testing.T) {
 			if m.Outputs["ip-filter"] != strings.Join(tc.in, ",") {
 				t.Errorf("ip-filter output %q, want %q", m.Outputs["ip-filter"], strings.Join(tc.in, ","))
 			}
+			// The log says where the token works: the filter, or any address without one.
+			where := "any address"
+			if len(tc.in) > 0 {
+				where = strings.Join(tc.in, ",")
+			}
+			if !strings.Contains(m.Log, "usable from "+where+".") {
+				t.Errorf("the log does not say the token is usable from %s:\n%s", where, m.Log)
+			}
 			res := a.call(t, m.Outputs["token"], http.MethodGet, a.scripts().path, "127.0.0.1")
 			if tc.works != (res.Status == 200) {
 				t.Errorf("call from the runner: %+v, want works=%v", res, tc.works)
@@ -332,6 +340,11 @@ func TestTwoStepsInOneJob(t *testing.T) {
 	if env["CLOUDFLARE_API_TOKEN"] != m1.Outputs["token"] || env["DNS_TOKEN"] != m2.Outputs["token"] {
 		t.Errorf("job env does not hold both tokens under their names")
 	}
+	for m, want := range map[*runner.Phase]string{m1: "CLOUDFLARE_API_TOKEN", m2: "DNS_TOKEN"} {
+		if line := "Exported to later steps: " + want + ", CLOUDFLARE_ACCOUNT_ID."; !strings.Contains(m.Log, line) {
+			t.Errorf("the log does not say %q:\n%s", line, m.Log)
+		}
+	}
 	mustSucceed(t, runPost(t, j, s2, m2))
 	// Each post revokes its own step's token only.
 	if got := a.call(t, m1.Outputs["token"], http.MethodGet, a.scripts().path, "127.0.0.1"); got.Status != 200 {
@@ -346,6 +359,26 @@ func TestTwoStepsInOneJob(t *testing.T) {
 			t.Errorf("left behind: %v", left)
 		}
 	}
+}
+
+// TestExportEnvEmpty: an empty export-env exports nothing, and the log says nothing was.
+func TestExportEnvEmpty(t *testing.T) {
+	t.Parallel()
+	a := startAPI(t)
+	j := a.job(t, nil)
+	s := a.step("cf", map[string]string{"preset": "workers-deploy", "export-env": ""})
+	m := runMain(t, j, s)
+	mustSucceed(t, m)
+	if m.Outputs["token"] == "" {
+		t.Fatal("no token output")
+	}
+	if len(m.Env) != 0 {
+		t.Errorf("exported %v with export-env empty", slices.Collect(maps.Keys(m.Env)))
+	}
+	if strings.Contains(m.Log, "Exported") {
+		t.Errorf("the log says something was exported:\n%s", m.Log)
+	}
+	mustSucceed(t, runPost(t, j, s, m))
 }
 
 // TestPostNeverMints runs only the post entrypoint, as the runner does when main died before
@@ -366,6 +399,10 @@ func TestPostNeverMints(t *testing.T) {
 	}
 	if !strings.Contains(p.Log, "Nothing to revoke") {
 		t.Errorf("post log does not say there was nothing to revoke:\n%s", p.Log)
+	}
+	// No state at all is no planted state: nothing to warn about.
+	if len(p.Annotations) != 0 {
+		t.Errorf("post with no state annotated %+v", p.Annotations)
 	}
 }
 

@@ -347,6 +347,92 @@ func TestRedisReplayStoreTimesOut(t *testing.T) {
 	}
 }
 
+// A claim that Redis recorded but whose answer never came back fails as
+// unavailable: sent again, it would find its own key and call the token's
+// only use a replay.
+func TestRedisReplayStoreLostAnswerIsNotRetried(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lose atomic.Bool // the next claim's answer is lost
+	lose.Store(true)
+	var conns sync.WaitGroup
+	t.Cleanup(func() { l.Close(); conns.Wait() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { loseClaimAnswer(c, srv.Addr(), &lose) })
+		}
+	}()
+
+	s := newTestRedisStore(t, "redis://"+l.Addr().String()+"/0", ReplayStoreOptions{Timeout: 10 * time.Second})
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	if first, err := s.Claim(ctx, "iss#lost", until); first || !errors.Is(err, ErrReplayUnavailable) {
+		t.Fatalf("Claim() whose answer was lost = %v, %v; want false and ErrReplayUnavailable, not a retry that finds its own key", first, err)
+	}
+	if lose.Load() {
+		t.Fatal("the proxy lost no answer")
+	}
+	if first, err := s.Claim(ctx, "iss#next", until); !first || err != nil {
+		t.Errorf("the next Claim() = %v, %v; want true", first, err)
+	}
+}
+
+// loseClaimAnswer relays a client's connection c to Redis at addr, and
+// closes it instead of relaying the answer to the first claim (a command
+// with a replay key) it sees while lose is set.
+func loseClaimAnswer(c net.Conn, addr string, lose *atomic.Bool) {
+	defer c.Close()
+	r, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	var losing atomic.Bool
+	go func() {
+		defer r.Close()
+		var seen []byte // what the client sent, for a key split across reads
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				seen = append(seen, buf[:n]...)
+				if bytes.Contains(seen, []byte(replayKeyPrefix)) && lose.CompareAndSwap(true, false) {
+					losing.Store(true)
+				}
+				if _, err := r.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if losing.Load() {
+				return // Redis has answered the claim: the client never hears it
+			}
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 type discardWriter struct{}
 
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
