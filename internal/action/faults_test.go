@@ -24,6 +24,7 @@ import (
 	"github.com/cfmint/cfmint/internal/apispec"
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/runner"
+	"github.com/cfmint/cfmint/internal/runner/runnertest"
 )
 
 // Fault paths, below /client/v4 (the fixture's bootstrap is account-owned).
@@ -205,8 +206,8 @@ func (f *fapi) leftovers() []cfapitest.TokenInfo {
 // newTokenIDs are the ids the fake's create answers carried, lost answers included.
 func (f *fapi) newTokenIDs() []string {
 	var ids []string
-	for _, m := range created(f.Requests()) {
-		ids = append(ids, m.id)
+	for _, m := range runnertest.Created(f.Requests()) {
+		ids = append(ids, m.ID)
 	}
 	return ids
 }

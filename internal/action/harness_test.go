@@ -19,6 +19,7 @@ import (
 	"github.com/cfmint/cfmint/internal/apispec"
 	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/runner"
+	"github.com/cfmint/cfmint/internal/runner/runnertest"
 )
 
 // noFallback is a trace fallback that refuses connections at once (port 9, discard, is closed
@@ -270,73 +271,8 @@ func (a *api) creates() int {
 	return n
 }
 
-// checkSecrets asserts that the minted secret shows up in the container's streams only inside
-// its ::add-mask:: line, which comes before any other use, and that no bootstrap token shows up
-// anywhere: streams, outputs, env, state, summary.
+// checkSecrets is runnertest.CheckSecrets with the fixture's bootstrap tokens.
 func checkSecrets(t *testing.T, a *api, secret string, phases ...*runner.Phase) {
 	t.Helper()
-	checkCommands(t, phases...)
-	for _, boot := range []string{a.fx.AccountBootstrap.Secret, a.fx.UserBootstrap.Secret} {
-		for _, p := range phases {
-			for what, s := range map[string]string{"stdout": p.Stdout, "stderr": p.Stderr, "summary": p.Summary, "log": p.Log} {
-				if strings.Contains(s, boot) {
-					t.Errorf("%s phase %s holds a bootstrap token", p.Name, what)
-				}
-			}
-			for name, b := range p.Files {
-				if strings.Contains(string(b), boot) {
-					t.Errorf("%s phase file %s holds a bootstrap token", p.Name, name)
-				}
-			}
-		}
-	}
-	if secret == "" {
-		return
-	}
-	masked := false
-	for _, p := range phases {
-		for _, line := range strings.Split(p.Stdout, "\n") {
-			if line == "::add-mask::"+secret {
-				masked = true
-			}
-		}
-		for _, v := range p.State {
-			if strings.Contains(v, secret) {
-				t.Errorf("%s phase state holds the minted secret", p.Name)
-			}
-		}
-		if strings.Contains(p.Summary, secret) || strings.Contains(p.Log, secret) || strings.Contains(p.Stderr, secret) {
-			t.Errorf("%s phase summary, log or stderr holds the minted secret", p.Name)
-		}
-		for i, line := range strings.Split(p.Stdout, "\n") {
-			if !strings.Contains(line, secret) {
-				continue
-			}
-			if line != "::add-mask::"+secret {
-				t.Errorf("%s phase stdout line %d uses the secret outside its mask line: %q", p.Name, i+1, strings.ReplaceAll(line, secret, "<SECRET>"))
-			}
-		}
-	}
-	if !masked {
-		t.Errorf("the minted secret was never masked")
-	}
-}
-
-// logCommands are the workflow commands cfmint issues: masks and annotations. Anything else the
-// runner would read in a line (set-output, save-state, set-env, add-path, stop-commands, in the
-// "::" form or the legacy "##[" one) came from a value cfmint printed.
-var logCommands = map[string]bool{"add-mask": true, "error": true, "warning": true, "notice": true, "debug": true}
-
-// checkCommands runs every line the phases wrote through the runner's own command parsers.
-func checkCommands(t *testing.T, phases ...*runner.Phase) {
-	t.Helper()
-	for _, p := range phases {
-		for what, text := range map[string]string{"stdout": p.Stdout, "stderr": p.Stderr} {
-			for i, line := range strings.Split(text, "\n") {
-				if name, ok := runner.FindCommand(line); ok && !logCommands[name] {
-					t.Errorf("%s phase %s line %d is a %s command: %q", p.Name, what, i+1, name, line)
-				}
-			}
-		}
-	}
+	runnertest.CheckSecrets(t, []string{a.fx.AccountBootstrap.Secret, a.fx.UserBootstrap.Secret}, secret, phases...)
 }

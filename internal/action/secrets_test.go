@@ -6,45 +6,16 @@ package action_test
 // its ::add-mask:: line and in GITHUB_OUTPUT / GITHUB_ENV, where it is handed on).
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/cfmint/cfmint/internal/cfapitest"
 	"github.com/cfmint/cfmint/internal/runner"
+	"github.com/cfmint/cfmint/internal/runner/runnertest"
 )
 
-// mintedToken is a token as the fake's create answered it.
-type mintedToken struct{ id, secret string }
-
-// created reads the fake's create answers from its log, lost answers included: the fake logs
-// what it would have sent, which is how a test learns a secret cfmint never saw.
-func created(reqs []cfapitest.Request) []mintedToken {
-	var out []mintedToken
-	for _, r := range reqs {
-		if r.Method != http.MethodPost || !strings.HasSuffix(r.Path, "/tokens") || r.Status != http.StatusOK {
-			continue
-		}
-		var env struct {
-			Result struct {
-				ID    string `json:"id"`
-				Value string `json:"value"`
-			} `json:"result"`
-		}
-		if json.Unmarshal(r.Response, &env) == nil && env.Result.Value != "" {
-			out = append(out, mintedToken{env.Result.ID, env.Result.Value})
-		}
-	}
-	return out
-}
-
 // reporter is the part of *testing.T a scan reports through.
-type reporter interface {
-	Helper()
-	Errorf(format string, args ...any)
-}
+type reporter = runnertest.Reporter
 
 // caught records what a scan reported, to test the scan itself.
 type caught struct{ msgs []string }
@@ -54,60 +25,10 @@ func (c *caught) Errorf(format string, args ...any) {
 	c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
 }
 
-// scanSecrets fails the test for any secret where it must not be. It returns how many minted
-// secrets it looked for, so a caller can tell a scan that found a secret to look for.
+// scanSecrets is runnertest.ScanSecrets with the fixture's bootstrap tokens and what f minted.
 func scanSecrets(t reporter, f *fapi, phases ...*runner.Phase) int {
 	t.Helper()
-	minted := created(f.Requests())
-	for _, p := range phases {
-		texts := map[string]string{"stdout": p.Stdout, "stderr": p.Stderr, "log": p.Log, "summary": p.Summary}
-		for name, b := range p.Files {
-			texts["file "+name] = string(b)
-		}
-		for k, v := range p.State {
-			texts["state "+k] = v
-		}
-		for k, v := range p.Outputs {
-			texts["output "+k] = v
-		}
-		for k, v := range p.Env {
-			texts["env "+k] = v
-		}
-		for _, e := range p.Errors {
-			texts["runner error"] += e.Error() + "\n"
-		}
-		for _, boot := range []string{f.fx.AccountBootstrap.Secret, f.fx.UserBootstrap.Secret} {
-			for what, s := range texts {
-				if strings.Contains(s, boot) {
-					t.Errorf("%s phase: %s holds a bootstrap token", p.Name, what)
-				}
-			}
-		}
-		for _, m := range minted {
-			handedOn := false
-			for what, s := range texts {
-				if !strings.Contains(s, m.secret) {
-					continue
-				}
-				switch {
-				case what == "stdout":
-					for i, line := range strings.Split(s, "\n") {
-						if strings.Contains(line, m.secret) && line != "::add-mask::"+m.secret {
-							t.Errorf("%s phase: stdout line %d uses the secret of %s outside its mask: %q", p.Name, i+1, m.id, strings.ReplaceAll(line, m.secret, "<SECRET>"))
-						}
-					}
-				case what == "file GITHUB_OUTPUT", what == "file GITHUB_ENV", strings.HasPrefix(what, "output "), strings.HasPrefix(what, "env "):
-					handedOn = true
-				default:
-					t.Errorf("%s phase: %s holds the secret of token %s", p.Name, what, m.id)
-				}
-			}
-			if handedOn && !strings.Contains(p.Stdout, "::add-mask::"+m.secret+"\n") {
-				t.Errorf("%s phase handed on the secret of %s without masking it", p.Name, m.id)
-			}
-		}
-	}
-	return len(minted)
+	return runnertest.ScanSecrets(t, []string{f.fx.AccountBootstrap.Secret, f.fx.UserBootstrap.Secret}, runnertest.Created(f.Requests()), phases...)
 }
 
 // TestSecretsUnderFaults runs every fault case with RUNNER_DEBUG=1 and scans everything. The
